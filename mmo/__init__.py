@@ -1,0 +1,3 @@
+"""mmo: a distributed MMO server on Twisted."""
+
+__version__ = "0.1.0"

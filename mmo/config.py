@@ -1,0 +1,176 @@
+"""
+Configuration keys, shared by the TOML file and the command line.
+
+Every key is a flag (``tick_hz`` is ``--tick-hz``) and a TOML key; flags win
+over the file, the file over the defaults.  Values are checked when the
+process starts: an unknown key or a bad value is a :class:`ConfigError`
+with a sentence that names the key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .world.grid import ZoneSpec
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is wrong; the text says which and why."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its name, parser, default and help text."""
+
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any]
+    repeat: bool = False
+    flag: bool = False
+    short: str | None = None
+
+    @property
+    def option(self) -> str:
+        return self.name.replace("_", "-")
+
+
+def integer(low: int | None = None, high: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("expected an integer")
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError("expected an integer")
+        n = int(value)
+        if low is not None and n < low:
+            raise ValueError(f"must be at least {low}")
+        if high is not None and n > high:
+            raise ValueError(f"must be at most {high}")
+        return n
+
+    return parse
+
+
+def number(low: float | None = None, high: float | None = None) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        x = float(value)
+        if x != x or x in (float("inf"), float("-inf")):
+            raise ValueError("expected a finite number")
+        if low is not None and x < low:
+            raise ValueError(f"must be at least {low:g}")
+        if high is not None and x > high:
+            raise ValueError(f"must be at most {high:g}")
+        return x
+
+    return parse
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def ipv4(value: Any) -> str:
+    value = text(value)
+    try:
+        socket.inet_aton(value)
+    except OSError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+    if value.count(".") != 3:
+        raise ValueError(f"{value!r} is not a dotted IPv4 address")
+    return value
+
+
+def multicast_group(value: Any) -> str:
+    value = ipv4(value)
+    first = int(value.split(".")[0])
+    if not 224 <= first <= 239:
+        raise ValueError(f"{value} is not a multicast address (224.0.0.0/4)")
+    return value
+
+
+def zone(value: Any) -> ZoneSpec:
+    if isinstance(value, ZoneSpec):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            value = f"{value['name']}:{value['width']}x{value['height']}"
+        except KeyError as e:
+            raise ValueError(f"a zone table needs name, width and height (no {e})") from None
+    return ZoneSpec.parse(text(value))
+
+
+def endpoint(value: Any) -> str:
+    value = text(value)
+    if ":" not in value:
+        raise ValueError(f"{value!r} is not an endpoint string such as tcp:4000")
+    return value
+
+
+def default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Schema:
+    """An ordered set of :class:`Key` objects and the merging rules."""
+
+    def __init__(self, keys: Sequence[Key]) -> None:
+        self.keys = {k.name: k for k in keys}
+
+    def __iter__(self) -> Iterable[Key]:
+        return iter(self.keys.values())
+
+    def check(self, name: str, value: Any, origin: str) -> Any:
+        key = self.keys.get(name)
+        if key is None:
+            raise ConfigError(f"{origin}: unknown key {name!r}")
+        try:
+            if key.repeat:
+                if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
+                    value = [value]
+                return [key.parse(v) for v in value]
+            return key.parse(value)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{origin}: bad value for {name!r}: {e}") from None
+
+    def load_file(self, path: str) -> dict[str, Any]:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+        return self.from_mapping(raw, f"config file {path}")
+
+    def from_mapping(self, raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
+        out = {}
+        for name, value in raw.items():
+            out[name.replace("-", "_")] = self.check(name.replace("-", "_"), value, origin)
+        return out
+
+    def resolve(self, given: Mapping[str, Any], path: str | None) -> dict[str, Any]:
+        """Defaults, then the file at ``path``, then the flags in ``given``."""
+        values = {k.name: self.check(k.name, k.default, "default") for k in self}
+        if path:
+            values.update(self.load_file(path))
+        values.update(given)
+        return values

@@ -1,0 +1,1 @@
+"""The node: player sessions over TCP, the tick, the service."""

@@ -1,0 +1,112 @@
+"""
+Accounts: who may log in.
+
+:class:`IAccountStore` is the seam; :class:`MemoryAccountStore` keeps
+accounts for the life of the process.  Password hashes are salted
+PBKDF2-SHA256, computed by the ``hasher`` given (a thread pool in the node)
+so that a slow hash never blocks the reactor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from zope.interface import Interface, implementer
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,24}$")
+
+
+class LoginRefused(Exception):
+    """Login refused; ``code`` is the protocol's error code."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+@dataclass
+class Account:
+    name: str
+    salt: bytes
+    digest: bytes
+    iterations: int
+    #: Persistent player state: zone, x, y, and extensions' keys.
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class IAccountStore(Interface):
+    def authenticate(name: str, password: str, create: bool) -> Deferred:
+        """
+        Fire with the :class:`Account` for ``name`` if ``password`` is right,
+        creating it when unknown and ``create`` is true; fail with
+        :class:`LoginRefused` otherwise.
+        """
+
+    def save_state(name: str, state: dict) -> Deferred:
+        """Store a player's persistent state; fire when it is stored."""
+
+
+Hasher = Callable[[Callable[[], bytes]], Deferred]
+
+
+def hash_password(password: str, salt: bytes, iterations: int) -> bytes:
+    return hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+
+
+def _inline(fn: Callable[[], bytes]) -> Deferred:
+    return succeed(fn())
+
+
+@implementer(IAccountStore)
+class MemoryAccountStore:
+    """Accounts in a dict; ``hasher`` runs the hash (off the reactor)."""
+
+    def __init__(self, iterations: int = 100_000, hasher: Hasher = _inline) -> None:
+        self.iterations = iterations
+        self.hasher = hasher
+        self.accounts: dict[str, Account] = {}
+
+    @inlineCallbacks
+    def authenticate(self, name: str, password: str, create: bool) -> Any:
+        from ..wire.messages import ErrorCode
+
+        if not NAME_RE.match(name):
+            raise LoginRefused(
+                ErrorCode.INVALID,
+                "a name is 1 to 24 letters, digits, '_' or '-'",
+            )
+        account = self.accounts.get(name)
+        if account is None:
+            if not create:
+                raise LoginRefused(
+                    ErrorCode.REGISTRATION_CLOSED,
+                    f"no account named {name!r} and registration is closed",
+                )
+            salt = os.urandom(16)
+            iterations = self.iterations
+            digest = yield self.hasher(lambda: hash_password(password, salt, iterations))
+            # Another login may have created it while we hashed.
+            account = self.accounts.setdefault(
+                name, Account(name, salt, digest, iterations)
+            )
+            if account.digest is digest:
+                return account
+        salt, iterations = account.salt, account.iterations
+        digest = yield self.hasher(lambda: hash_password(password, salt, iterations))
+        if not hmac.compare_digest(digest, account.digest):
+            raise LoginRefused(ErrorCode.AUTH_FAILED, "wrong name or password")
+        return account
+
+    def save_state(self, name: str, state: dict) -> Deferred:
+        account = self.accounts.get(name)
+        if account is not None:
+            account.state = dict(state)
+        return succeed(None)

@@ -1,0 +1,401 @@
+"""
+The game of one node: sessions, the world and the tick.
+
+:class:`Node` owns no socket; the service in :mod:`mmo.server.service` binds
+its factory to endpoints and drives :meth:`Node.tick` with a ``LoopingCall``.
+Tests drive it with a ``Clock`` and ``StringTransport``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from .. import __version__
+from ..wire import fast
+from ..wire import messages as m
+from ..wire.messages import ErrorCode, Kind
+from ..world.grid import Zone
+from ..world.world import World
+from .accounts import IAccountStore, LoginRefused
+from .session import PLAYING, PlayerSession
+
+MAX_CHAT = 500
+MAX_WHO = 200
+
+
+class TickStats:
+    """Tick durations of the last ``size`` ticks, for p50/p99."""
+
+    def __init__(self, size: int = 600) -> None:
+        self.size = size
+        self.samples: list[float] = []
+        self.overruns = 0
+        self.count = 0
+
+    def add(self, seconds: float, budget: float) -> None:
+        self.count += 1
+        if seconds > budget:
+            self.overruns += 1
+        s = self.samples
+        s.append(seconds)
+        if len(s) > self.size:
+            del s[: len(s) - self.size]
+
+    def percentile(self, p: float) -> float:
+        if not self.samples:
+            return 0.0
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(p / 100.0 * len(ordered)))]
+
+
+class Node:
+    """One node's players, world and tick."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        clock: IReactorTime,
+        store: IAccountStore,
+        node_id: str,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.store = store
+        self.node_id = node_id
+        self.rng = rng or random.Random()
+        self.server_string = f"mmo/{__version__}"
+        self.world = World(
+            settings["zone"], settings["cell_size"], settings["max_speed"],
+            settings["hysteresis"],
+        )
+        self.tick_hz = settings["tick_hz"]
+        self.tick_number = 0
+        self.connections: set[PlayerSession] = set()
+        self.per_ip: Counter[str] = Counter()
+        self.players: dict[str, PlayerSession] = {}
+        self.accepting = True
+        self.stats = TickStats()
+        self.events = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.updates_out = 0
+        self.refusals: Counter[str] = Counter()
+        self._closed_waiters: list[Deferred] = []
+        #: Called with ``(channel, sender, text, zone, target)`` for chat that
+        #: other nodes must see (the cluster sets it).
+        self.chat_relay: Callable[..., None] | None = None
+
+    # -- connections ---------------------------------------------------------
+
+    def factory(self) -> Factory:
+        return Factory.forProtocol(lambda: PlayerSession(self))  # type: ignore[arg-type]
+
+    def admit(self, session: PlayerSession) -> tuple[int, str] | None:
+        """Accept a new connection, or return why not."""
+        if not self.accepting:
+            return ErrorCode.SHUTTING_DOWN, "the server is shutting down"
+        limit = self.settings["max_per_ip"]
+        if limit and self.per_ip[session.peer] >= limit:
+            return ErrorCode.TOO_MANY_CONNECTIONS, (
+                f"no more than {limit} connections from one address"
+            )
+        if len(self.connections) >= self.settings["max_players"] + 64:
+            return ErrorCode.SERVER_FULL, "the server is full"
+        self.connections.add(session)
+        self.per_ip[session.peer] += 1
+        return None
+
+    def session_closed(self, session: PlayerSession) -> None:
+        if session in self.connections:
+            self.connections.discard(session)
+            self.per_ip[session.peer] -= 1
+            if self.per_ip[session.peer] <= 0:
+                del self.per_ip[session.peer]
+        if session.entity is not None:
+            self.log.info("player {name} left", name=session.name)
+        self.remove_player(session)
+        if not self.connections and self._closed_waiters:
+            waiters, self._closed_waiters = self._closed_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def count_refusal(self, code: int) -> None:
+        try:
+            self.refusals[ErrorCode(code).name.lower()] += 1
+        except ValueError:
+            self.refusals[str(code)] += 1
+
+    # -- login ---------------------------------------------------------------
+
+    def login(self, session: PlayerSession, name: str, password: str) -> Deferred:
+        d = self.store.authenticate(name, password, self.settings["open_registration"])
+        d.addCallback(self._enter_world, session)
+        return d
+
+    def _enter_world(self, account: Any, session: PlayerSession) -> None:
+        if session.closing_since is not None or session not in self.connections:
+            return
+        if len(self.players) >= self.settings["max_players"]:
+            raise LoginRefused(ErrorCode.SERVER_FULL, "the server is full")
+        name = account.name
+        older = self.players.get(name)
+        if older is not None:
+            # The newest login wins: a player whose connection died can come
+            # straight back without waiting for the old one to time out.
+            older.refuse(ErrorCode.NAME_IN_USE, "logged in again from elsewhere")
+            self.remove_player(older)
+        state = account.state
+        zone = self.world.zones.get(state.get("zone", "")) or self.world.default_zone
+        if "x" in state and "y" in state:
+            x, y = zone.clamp(float(state["x"]), float(state["y"]))
+        else:
+            x, y = self.spawn_point(zone)
+        now = self.clock.seconds()
+        session.name = name
+        session.entity = self.world.spawn(name, zone, x, y, Kind.PLAYER, view=True, now=now)
+        session.entity.data.update(state.get("data", {}))
+        self.players[name] = session
+        self.log.info("player {name} joined zone {zone} from {peer}",
+                      name=name, zone=zone.name, peer=session.peer)
+        session.send(self._enter_world_msg(session))
+
+    def remove_player(self, session: PlayerSession) -> None:
+        """Save a session's player and take it out of the world."""
+        e = session.entity
+        if e is not None:
+            session.entity = None
+            self.store.save_state(session.name, self._state_of(e))
+            self.world.despawn(e)
+        if self.players.get(session.name) is session:
+            del self.players[session.name]
+
+    def _enter_world_msg(self, session: PlayerSession) -> m.EnterWorld:
+        e = session.entity
+        assert e is not None and e.zone is not None
+        z = e.zone
+        return m.EnterWorld(
+            e.id, z.name, e.x, e.y, z.width, z.height, z.cell_size,
+            int(round(self.tick_hz)), self.node_id,
+        )
+
+    def spawn_point(self, zone: Zone) -> tuple[float, float]:
+        """Near the zone's centre, so that new players meet."""
+        r = min(zone.cell_size / 2, zone.width / 2, zone.height / 2)
+        return zone.clamp(
+            zone.width / 2 + self.rng.uniform(-r, r),
+            zone.height / 2 + self.rng.uniform(-r, r),
+        )
+
+    @staticmethod
+    def _state_of(e: Any) -> dict[str, Any]:
+        return {"zone": e.zone.name if e.zone else "", "x": e.x, "y": e.y,
+                "data": dict(e.data)}
+
+    # -- requests from players -----------------------------------------------
+
+    def move(self, session: PlayerSession, msg: m.Move, now: float) -> None:
+        e = session.entity
+        assert e is not None
+        reason = self.world.check_move(e, msg.x, msg.y, now)
+        if reason is not None:
+            self.count_refusal(ErrorCode.INVALID)
+            session.send(m.Correction(msg.seq, e.x, e.y, reason))
+
+    def chat(self, session: PlayerSession, msg: m.Chat) -> None:
+        e = session.entity
+        assert e is not None
+        text = msg.text.strip()
+        if not text:
+            return
+        if len(text) > MAX_CHAT:
+            session.error(ErrorCode.INVALID, f"chat is limited to {MAX_CHAT} characters")
+            return
+        if msg.channel == m.Channel.WHISPER:
+            target = self.players.get(msg.target)
+            if target is None:
+                if self.chat_relay is not None and self.chat_relay(
+                    m.Channel.WHISPER, session.name, text, None, msg.target
+                ):
+                    return
+                session.error(ErrorCode.UNKNOWN_PLAYER, f"no player named {msg.target!r}")
+                return
+            target.send(m.ChatMessage(m.Channel.WHISPER, session.name, text))
+            if target is not session:
+                session.send(m.ChatMessage(m.Channel.WHISPER, f"to {msg.target}", text))
+            return
+        if msg.channel not in (m.Channel.SAY, m.Channel.ZONE, m.Channel.GLOBAL):
+            session.error(ErrorCode.INVALID, f"unknown chat channel {msg.channel}")
+            return
+        zone = e.zone.name if e.zone else ""
+        self.deliver_chat(msg.channel, session.name, text, zone, e)
+        if self.chat_relay is not None:
+            self.chat_relay(msg.channel, session.name, text, zone, None)
+
+    def deliver_chat(
+        self, channel: int, sender: str, text: str, zone: str, near: Any = None,
+    ) -> None:
+        """Give a chat line to the local players who should hear it."""
+        frame = m.ChatMessage(channel, sender, text).encode()
+        if channel == m.Channel.SAY and near is not None:
+            hearers = [self.world.entities.get(eid) for eid in near.viewer.visible] \
+                if near.viewer is not None else []
+            hearers.append(near)
+            sessions = [self.players.get(h.name) for h in hearers
+                        if h is not None and h.viewer is not None]
+        elif channel == m.Channel.ZONE:
+            sessions = [s for s in self.players.values()
+                        if s.entity is not None and s.entity.zone is not None
+                        and s.entity.zone.name == zone]
+        else:
+            sessions = list(self.players.values())
+        for s in sessions:
+            if s is not None and s.closing_since is None:
+                s.transport.write(frame)  # type: ignore[union-attr]
+                self.bytes_out += len(frame)
+
+    def change_zone(self, session: PlayerSession, name: str) -> None:
+        e = session.entity
+        assert e is not None
+        zone = self.world.zones.get(name)
+        if zone is None:
+            session.error(ErrorCode.UNKNOWN_ZONE, f"no zone named {name!r}; zones: "
+                          + ", ".join(self.world.zones))
+            return
+        x, y = self.spawn_point(zone)
+        self.world.teleport(e, zone, x, y)
+        e.last_move = self.clock.seconds()
+        session.send(self._enter_world_msg(session))
+
+    def who(self, session: PlayerSession) -> None:
+        players = [
+            (e.name, e.zone.name if e.zone else "", e.owner or self.node_id)
+            for e in self.world.players()
+        ]
+        players.sort()
+        session.send(m.WhoReply(len(players), tuple(players[:MAX_WHO])))
+
+    # -- the tick ------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Advance the world one step and send every player one update."""
+        started = time.perf_counter()
+        self.tick_number += 1
+        world = self.world
+        world.settle()
+        world.update_views()
+        head = fast.tick_frame(self.tick_number, self.clock.seconds())
+        blobs: dict[tuple[str, int], bytes] = {}
+        enter_cache: dict[int, bytes] = {}
+        updates = 0
+        out = 0
+        for session in self.players.values():
+            e = session.entity
+            if e is None or session.state != PLAYING or session.closing_since is not None:
+                continue
+            if session.paused_since is not None:
+                continue
+            v = e.viewer
+            zone = e.zone
+            parts = [head]
+            if v.resync:
+                v.resync = False
+                parts.append(fast.RESYNC)
+                visible = [world.entities[i] for i in v.visible if i in world.entities]
+                parts.extend(fast.enter_frames(visible, enter_cache))
+                updates += len(visible)
+            else:
+                if v.leaves:
+                    parts.extend(fast.leave_frames(v.leaves))
+                    updates += len(v.leaves)
+                if v.enters:
+                    parts.extend(fast.enter_frames(v.enters, enter_cache))
+                    updates += len(v.enters)
+            moved = zone.moved
+            zname = zone.name
+            for key in v.cells:
+                if key in moved:
+                    blob = blobs.get((zname, key))
+                    if blob is None:
+                        blob = blobs[(zname, key)] = fast.moves_frames(moved[key])
+                    parts.append(blob)
+                    updates += len(moved[key])
+            if len(parts) > 1:
+                data = b"".join(parts)
+                out += len(data)
+                session.transport.write(data)  # type: ignore[union-attr]
+        world.end_tick()
+        self.updates_out += updates
+        self.bytes_out += out
+        self.stats.add(time.perf_counter() - started, 1.0 / self.tick_hz)
+
+    # -- housekeeping --------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Time out connections that never log in, go idle or stop reading."""
+        now = self.clock.seconds()
+        s = self.settings
+        for session in list(self.connections):
+            if session.closing_since is not None:
+                if now - session.closing_since > max(s["shutdown_grace"], 5.0):
+                    session.transport.abortConnection()  # type: ignore[union-attr]
+                continue
+            if session.state != PLAYING:
+                if now - session.connected_at > s["login_timeout"]:
+                    session.refuse(ErrorCode.LOGIN_TIMEOUT, "no login in time")
+                continue
+            if session.paused_since is not None and now - session.paused_since > s["stuck_timeout"]:
+                session.refuse(ErrorCode.SLOW_READER,
+                               "you did not read your updates in time", abort=True)
+                continue
+            if now - session.last_frame > s["idle_timeout"]:
+                session.refuse(ErrorCode.IDLE_TIMEOUT, "idle for too long")
+
+    # -- shutdown ------------------------------------------------------------
+
+    def shutdown(self, text: str = "the server is shutting down") -> Deferred:
+        """Tell every client, close every connection; fire when all are gone."""
+        self.accepting = False
+        notice = m.Notice(m.NoticeKind.SHUTDOWN, text)
+        for session in list(self.connections):
+            if session.closing_since is None:
+                session.send(notice)
+                session.close()
+        if not self.connections:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._closed_waiters.append(d)
+        return d
+
+    # -- numbers -------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The node's numbers now (the metrics datagram and /metrics read it)."""
+        return {
+            "node_id": self.node_id,
+            "connected_clients": len(self.players),
+            "connections": len(self.connections),
+            "entities": len(self.world.entities),
+            "tick": self.tick_number,
+            "tick_hz": self.tick_hz,
+            "tick_ms_p50": self.stats.percentile(50) * 1000,
+            "tick_ms_p99": self.stats.percentile(99) * 1000,
+            "tick_overruns": self.stats.overruns,
+            "events": self.events,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "updates_out": self.updates_out,
+            "refusals": dict(self.refusals),
+        }
+

@@ -1,0 +1,131 @@
+"""
+The node as a Twisted service: listeners, the tick, the sweep, shutdown.
+
+:func:`make_node_service` is the one place where the parts are wired; the
+``twistd mmo`` plugin calls it with the parsed options.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from ..config import default_node_id
+from .accounts import MemoryAccountStore
+from .node import Node
+
+
+class NodeService(MultiService):
+    """Runs a :class:`Node`: listens, ticks, sweeps, and shuts down cleanly."""
+
+    log = Logger()
+
+    def __init__(self, settings: dict[str, Any], reactor: Any) -> None:
+        super().__init__()
+        self.settings = settings
+        self.reactor = reactor
+        self.node_id = settings["node_id"] or default_node_id()
+        self.pool = ThreadPool(minthreads=0, maxthreads=4, name="mmo-blocking")
+        store = MemoryAccountStore(settings["password_iterations"], self.run_blocking)
+        self.node = Node(settings, reactor, store, self.node_id)
+        self.ports: list[Any] = []
+        self._listen_error: str | None = None
+        self._tick = LoopingCall(self._safe_tick)
+        self._tick.clock = reactor
+        self._sweep = LoopingCall(self.node.sweep)
+        self._sweep.clock = reactor
+
+    def run_blocking(self, fn: Any) -> defer.Deferred:
+        """Run ``fn`` in the node's thread pool (never on the reactor)."""
+        return deferToThreadPool(self.reactor, self.pool, fn)
+
+    def endpoints(self) -> list[str]:
+        return list(self.settings["listen"]) or [f"tcp:{self.settings['tcp']}"]
+
+    def startService(self) -> None:
+        data_dir = self.settings["data_dir"]
+        try:
+            os.makedirs(data_dir, mode=0o700, exist_ok=True)
+        except OSError as e:
+            raise SystemExit(f"mmo: cannot create data directory {data_dir}: {e.strerror}")
+        self.pool.start()
+        factory = self.node.factory()
+        for description in self.endpoints():
+            try:
+                ep = serverFromString(self.reactor, description)
+            except (ValueError, TypeError, KeyError) as e:
+                raise SystemExit(f"mmo: bad --listen endpoint {description!r}: {e}")
+            d = ep.listen(factory)
+            d.addCallbacks(self._listening, self._listen_failed,
+                           callbackArgs=(description,), errbackArgs=(description,))
+            # TCP, SSL and systemd endpoints listen at once: a port in use is
+            # known here, and stops the start with a clear message.
+            error = self._listen_error
+            if error:
+                self.pool.stop()
+                raise SystemExit(error)
+        super().startService()
+        self._tick.start(1.0 / self.settings["tick_hz"], now=False).addErrback(
+            self.log.failure, "tick loop stopped")
+        interval = min(1.0, self.settings["login_timeout"] / 4,
+                       self.settings["idle_timeout"] / 4)
+        self._sweep.start(interval, now=False)
+        self.log.info(
+            "node {node} started: {n} zones, {hz} Hz, cell {cell}",
+            node=self.node_id, n=len(self.node.world.zones),
+            hz=self.settings["tick_hz"], cell=self.settings["cell_size"],
+        )
+
+    def _listening(self, port: Any, description: str) -> None:
+        self.ports.append(port)
+        self.log.info("listening for players on {endpoint} ({address})",
+                      endpoint=description, address=port.getHost())
+
+    def _listen_failed(self, f: Failure, description: str) -> None:
+        message = f"mmo: cannot listen on {description}: {f.getErrorMessage()}"
+        if self.running:
+            self.log.critical(message)
+            self.reactor.stop()
+        else:
+            self._listen_error = message
+
+    def _safe_tick(self) -> None:
+        # A bug in one tick must not stop the loop (and with it the game).
+        try:
+            self.node.tick()
+        except Exception:
+            self.log.failure("tick {n} failed", n=self.node.tick_number)
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        self.log.info("shutting down: telling {n} players", n=len(self.node.players))
+        yield defer.gatherResults(
+            [defer.maybeDeferred(p.stopListening) for p in self.ports],
+            consumeErrors=True,
+        )
+        self.ports = []
+        done = self.node.shutdown()
+        timeout = self.reactor.callLater(
+            self.settings["shutdown_grace"], done.cancel)
+        try:
+            yield done
+        except defer.CancelledError:
+            for session in list(self.node.connections):
+                session.transport.abortConnection()
+        else:
+            timeout.cancel()
+        for loop in (self._tick, self._sweep):
+            if loop.running:
+                loop.stop()
+        self.pool.stop()
+        yield super().stopService()
+        self.log.info("node {node} stopped", node=self.node_id)

@@ -1,0 +1,300 @@
+"""
+One player's TCP session: a thin adapter between the transport, the frame
+decoder and the :class:`~mmo.server.node.Node`.
+
+The session checks the order of things (hello, then login, then play) and
+the per-player limits (move and chat rates); the node owns the world and
+decides everything else.  Anything the client does wrong gets an
+:class:`~mmo.wire.messages.Error` frame and, where the connection cannot
+go on, a clean close.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..wire import messages as m
+from ..wire.frames import FrameDecoder
+from ..wire.messages import ErrorCode, ProtocolError
+
+if TYPE_CHECKING:
+    from ..world.grid import Entity
+    from .node import Node
+
+#: Frames a client may send while its login is being checked.
+MAX_PENDING = 64
+
+HELLO, LOGIN, AUTHENTICATING, PLAYING, CLOSED = range(5)
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.stamp = now
+
+    def take(self, now: float) -> bool:
+        tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
+            return True
+        self.tokens = tokens
+        return False
+
+
+@implementer(IPushProducer)
+class PlayerSession(Protocol):
+    """The server side of one client connection."""
+
+    log = Logger()
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.decoder = FrameDecoder.for_server(node.settings["max_frame"])
+        self.state = HELLO
+        self.peer = "?"
+        self.name = ""
+        self.entity: Entity | None = None
+        now = node.clock.seconds()
+        self.connected_at = now
+        self.last_frame = now
+        #: When the transport's buffer filled up (no updates sent since).
+        self.paused_since: float | None = None
+        self.closing_since: float | None = None
+        self.pending: deque[tuple[int, bytes]] = deque()
+        s = node.settings
+        self.moves = TokenBucket(s["move_rate"], s["move_rate"] * 2, now)
+        self.chats = TokenBucket(s["chat_rate"], 5.0, now)
+        self.limited_since: float | None = None
+        self.bytes_in = 0
+
+    # -- connection --------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        self.peer = getattr(peer, "host", str(peer))
+        refusal = self.node.admit(self)
+        if refusal is not None:
+            self.refuse(*refusal)
+            return
+        self.transport.bufferSize = self.node.settings["output_buffer"]  # type: ignore[union-attr]
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.state = CLOSED
+        self.pending.clear()
+        self.node.session_closed(self)
+
+    # -- flow control (IPushProducer): the transport tells us when its buffer
+    # -- is over ``output_buffer`` and when it has drained again.
+
+    def pauseProducing(self) -> None:
+        if self.paused_since is None:
+            self.paused_since = self.node.clock.seconds()
+
+    def resumeProducing(self) -> None:
+        if self.paused_since is not None:
+            self.paused_since = None
+            if self.entity is not None and self.entity.viewer is not None:
+                self.entity.viewer.resync = True
+
+    def stopProducing(self) -> None:
+        pass
+
+    # -- output --------------------------------------------------------------
+
+    def send(self, msg: m.Message) -> None:
+        if self.state != CLOSED and self.closing_since is None:
+            data = msg.encode()
+            self.node.bytes_out += len(data)
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def refuse(self, code: int, text: str, abort: bool = False) -> None:
+        """Send an error frame, log the refusal and close the connection."""
+        if self.closing_since is not None or self.state == CLOSED:
+            return
+        self.node.count_refusal(code)
+        self.log.info(
+            "refused {peer} ({name}): {code} {text}",
+            peer=self.peer, name=self.name or "-",
+            code=ErrorCode(code).name if code in ErrorCode._value2member_map_ else code,
+            text=text,
+        )
+        self.transport.write(m.Error(code, text).encode())  # type: ignore[union-attr]
+        self.close(abort)
+
+    def close(self, abort: bool = False) -> None:
+        if self.closing_since is None:
+            self.closing_since = self.node.clock.seconds()
+        self.pending.clear()
+        if abort:
+            self.transport.abortConnection()  # type: ignore[union-attr]
+        else:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def error(self, code: int, text: str) -> None:
+        """Tell the client a request was refused; the session goes on."""
+        self.node.count_refusal(code)
+        self.send(m.Error(code, text))
+
+    # -- input ---------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closing_since is not None:
+            return
+        self.bytes_in += len(data)
+        self.node.bytes_in += len(data)
+        try:
+            frames = self.decoder.feed_frames(data)
+        except ProtocolError as e:
+            self.refuse(e.code, e.text)
+            return
+        if not frames:
+            return
+        self.last_frame = self.node.clock.seconds()
+        if self.state == AUTHENTICATING or self.pending:
+            self._queue(frames)
+            return
+        for i, (type_, body) in enumerate(frames):
+            self._dispatch(type_, body)
+            if self.state == AUTHENTICATING:
+                self._queue(frames[i + 1 :])
+                return
+            if self.closing_since is not None:
+                return
+
+    def _queue(self, frames: list[tuple[int, bytes]]) -> None:
+        self.pending.extend(frames)
+        if len(self.pending) > MAX_PENDING:
+            self.refuse(ErrorCode.RATE_LIMITED, "too many frames before login completed")
+
+    def _dispatch(self, type_: int, body: bytes) -> None:
+        self.node.events += 1
+        try:
+            msg = self.decoder.decode(type_, body)
+        except ProtocolError as e:
+            if e.code == ErrorCode.INVALID:
+                self.error(e.code, e.text)
+                return
+            self.refuse(e.code, e.text)
+            return
+        handler = _HANDLERS[self.state].get(type(msg))
+        if handler is None:
+            self.refuse(
+                ErrorCode.BAD_STATE,
+                f"{type(msg).__name__} is not allowed {_STATE_NAMES[self.state]}",
+            )
+            return
+        handler(self, msg)
+
+    def _drain_pending(self) -> None:
+        while self.pending and self.state == PLAYING and self.closing_since is None:
+            self._dispatch(*self.pending.popleft())
+
+    # -- handlers ------------------------------------------------------------
+
+    def on_hello(self, msg: m.Hello) -> None:
+        if msg.version != m.PROTOCOL_VERSION:
+            self.refuse(
+                ErrorCode.VERSION_MISMATCH,
+                f"this server speaks protocol {m.PROTOCOL_VERSION}, not {msg.version}",
+            )
+            return
+        self.state = LOGIN
+        self.send(m.Welcome(
+            m.PROTOCOL_VERSION, self.node.node_id, self.node.settings["max_frame"],
+            self.node.server_string,
+        ))
+
+    def on_login(self, msg: m.Login) -> None:
+        self.state = AUTHENTICATING
+        d = self.node.login(self, msg.name, msg.password)
+        d.addCallbacks(self._logged_in, self._login_failed)
+
+    def _logged_in(self, _: Any) -> None:
+        if self.state == CLOSED:
+            return
+        self.state = PLAYING
+        self._drain_pending()
+
+    def _login_failed(self, f: Failure) -> None:
+        if self.state == CLOSED:
+            return
+        from .accounts import LoginRefused
+
+        if f.check(LoginRefused):
+            self.refuse(f.value.code, f.value.text)  # type: ignore[union-attr]
+        else:
+            self.log.failure("login of {name} failed", f, name=self.name)
+            self.refuse(ErrorCode.AUTH_FAILED, "login failed: server error")
+
+    def on_move(self, msg: m.Move) -> None:
+        now = self.node.clock.seconds()
+        if not self.moves.take(now):
+            self._rate_limited(now, "moves")
+            e = self.entity
+            assert e is not None
+            self.send(m.Correction(msg.seq, e.x, e.y, m.CorrectionReason.RATE_LIMITED))
+            return
+        self.node.move(self, msg, now)
+
+    def _rate_limited(self, now: float, what: str) -> None:
+        # One log line and one error frame per burst, not one per message.
+        if self.limited_since is None or now - self.limited_since > 5.0:
+            self.limited_since = now
+            self.error(ErrorCode.RATE_LIMITED, f"too many {what}: slow down")
+        else:
+            self.node.count_refusal(ErrorCode.RATE_LIMITED)
+
+    def on_ping(self, msg: m.Ping) -> None:
+        self.send(m.Pong(msg.token, msg.client_time, self.node.clock.seconds()))
+
+    def on_chat(self, msg: m.Chat) -> None:
+        now = self.node.clock.seconds()
+        if not self.chats.take(now):
+            self._rate_limited(now, "chat messages")
+            return
+        self.node.chat(self, msg)
+
+    def on_change_zone(self, msg: m.ChangeZone) -> None:
+        self.node.change_zone(self, msg.zone)
+
+    def on_who(self, msg: m.Who) -> None:
+        self.node.who(self)
+
+    def on_bye(self, msg: m.Bye) -> None:
+        self.close()
+
+
+_STATE_NAMES = {
+    HELLO: "before Hello", LOGIN: "before Login",
+    AUTHENTICATING: "while logging in", PLAYING: "in play", CLOSED: "after close",
+}
+
+_HANDLERS: dict[int, dict[type, Any]] = {
+    HELLO: {m.Hello: PlayerSession.on_hello},
+    LOGIN: {m.Login: PlayerSession.on_login, m.Bye: PlayerSession.on_bye},
+    AUTHENTICATING: {},
+    PLAYING: {
+        m.Move: PlayerSession.on_move,
+        m.Ping: PlayerSession.on_ping,
+        m.Chat: PlayerSession.on_chat,
+        m.ChangeZone: PlayerSession.on_change_zone,
+        m.Who: PlayerSession.on_who,
+        m.Bye: PlayerSession.on_bye,
+    },
+    CLOSED: {},
+}

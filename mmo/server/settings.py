@@ -1,0 +1,76 @@
+"""The node's configuration keys: each is a TOML key and a ``twistd mmo`` flag."""
+
+from __future__ import annotations
+
+from ..config import (
+    Key,
+    Schema,
+    boolean,
+    endpoint,
+    integer,
+    ipv4,
+    multicast_group,
+    number,
+    text,
+    zone,
+)
+
+NODE_KEYS = [
+    # Listening --------------------------------------------------------------
+    Key("tcp", 4000, "TCP port for players (used when no --listen is given).",
+        integer(0, 65535), short="t"),
+    Key("listen", [], "Endpoint for players, e.g. tcp:4000, "
+        "ssl:4443:privateKey=key.pem, systemd:domain=INET:index=0.",
+        endpoint, repeat=True),
+    Key("node_id", "", "This node's id in the cluster (default: HOSTNAME-PID).",
+        text),
+    Key("data_dir", "mmo-data", "Directory for the node's state (cluster key, "
+        "database).", text),
+    # World ------------------------------------------------------------------
+    Key("tick_hz", 10.0, "Simulation ticks per second.", number(1, 120)),
+    Key("zone", ["world:2000x2000", "arena:500x500"],
+        "A zone as NAME:WIDTHxHEIGHT; the first is where new players start.",
+        zone, repeat=True),
+    Key("cell_size", 100.0, "Area-of-interest radius: the side of a grid cell.",
+        number(1, 100000)),
+    Key("hysteresis", 10.0, "How far past a cell's edge an entity must go to "
+        "change cell (no flicker on borders).", number(0, 100000)),
+    Key("max_speed", 50.0, "Fastest a player may move, in units per second.",
+        number(0.001, 1e6)),
+    # Accounts ---------------------------------------------------------------
+    Key("open_registration", True, "Create an account on the first login of "
+        "an unknown name.", boolean, flag=True),
+    Key("password_iterations", 100_000, "PBKDF2-SHA256 iterations for "
+        "password hashes.", integer(1, 10_000_000)),
+    # Limits -----------------------------------------------------------------
+    Key("max_frame", 16 * 1024, "Largest frame a client may send, in bytes.",
+        integer(64, 16 * 1024 * 1024)),
+    Key("max_players", 10_000, "Players this node accepts at once.",
+        integer(1, 1_000_000)),
+    Key("max_per_ip", 100, "Connections from one IP address (0: no limit).",
+        integer(0, 1_000_000)),
+    Key("login_timeout", 10.0, "Seconds a connection has to log in.",
+        number(0.1, 3600)),
+    Key("idle_timeout", 60.0, "Seconds without a frame before a logged-in "
+        "player is disconnected.", number(0.1, 86400)),
+    Key("move_rate", 30.0, "Moves per second a player may send (burst: "
+        "twice that).", number(0.1, 10000)),
+    Key("chat_rate", 2.0, "Chat messages per second a player may send "
+        "(burst: 5).", number(0.01, 1000)),
+    Key("output_buffer", 256 * 1024, "Unsent bytes a session may hold before "
+        "it gets no more updates until it drains.", integer(4096, 1 << 30)),
+    Key("stuck_timeout", 10.0, "Seconds a session may stay undrained before "
+        "it is disconnected.", number(0.1, 3600)),
+    Key("shutdown_grace", 2.0, "Seconds given to clients to read the shutdown "
+        "notice before their connections are closed.", number(0, 300)),
+    # Cluster ----------------------------------------------------------------
+    Key("mgroup", "239.255.0.1", "Multicast control group (heartbeats, "
+        "metrics, chat).", multicast_group),
+    Key("mport", 30001, "UDP port of every multicast group.", integer(1, 65535)),
+    Key("iface", "127.0.0.1", "Address of the interface that sends and joins "
+        "multicast; 127.0.0.1 keeps the cluster on this host.", ipv4),
+    Key("ttl", 0, "Multicast TTL: 0 stays on this host, 1 reaches the LAN.",
+        integer(0, 255)),
+]
+
+NODE_SCHEMA = Schema(NODE_KEYS)

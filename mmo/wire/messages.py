@@ -1,0 +1,564 @@
+"""
+The client protocol's messages and their byte layout, sans-IO.
+
+Every message is a frozen dataclass with a one-byte ``TYPE``.  A frame on the
+wire is ``u32 length | u8 type | body``, big-endian, where ``length`` counts
+the type byte and the body.  ``docs/PROTOCOL.md`` is the reference; this
+module is its executable form and the two must agree.
+
+Encoding is done with precompiled ``struct.Struct`` objects because the
+server encodes every tick: the per-tick messages (:class:`Moves`,
+:class:`Enter`, :class:`Leave`, :class:`Tick`) also have fast helpers in
+:mod:`mmo.wire.fast` that skip the dataclasses.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import ClassVar
+
+PROTOCOL_VERSION = 1
+
+#: ``u32 length | u8 type``
+HEADER = struct.Struct(">IB")
+_U8 = struct.Struct(">B")
+_U16 = struct.Struct(">H")
+_STR_LEN = _U16
+
+#: Longest string the codec accepts (bytes of UTF-8).
+MAX_STRING = 4096
+
+
+class ProtocolError(Exception):
+    """
+    The peer sent something the protocol does not allow.
+
+    ``code`` is an :class:`ErrorCode`; the server answers with an
+    :class:`Error` frame carrying it and closes the connection.
+    """
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+class ErrorCode(IntEnum):
+    BAD_FRAME = 1
+    FRAME_TOO_LARGE = 2
+    VERSION_MISMATCH = 3
+    BAD_STATE = 4
+    AUTH_FAILED = 5
+    NAME_IN_USE = 6
+    LOGIN_TIMEOUT = 7
+    IDLE_TIMEOUT = 8
+    RATE_LIMITED = 9
+    TOO_MANY_CONNECTIONS = 10
+    UNKNOWN_ZONE = 11
+    UNKNOWN_PLAYER = 12
+    SERVER_FULL = 13
+    SLOW_READER = 14
+    SHUTTING_DOWN = 15
+    INVALID = 16
+    REGISTRATION_CLOSED = 17
+
+
+class Channel(IntEnum):
+    SAY = 0
+    ZONE = 1
+    WHISPER = 2
+    GLOBAL = 3
+    SYSTEM = 4
+
+
+class Kind(IntEnum):
+    PLAYER = 0
+    NPC = 1
+
+
+class CorrectionReason(IntEnum):
+    TOO_FAST = 1
+    OUT_OF_BOUNDS = 2
+    RATE_LIMITED = 3
+    INVALID = 4
+    TELEPORT = 5
+
+
+class NoticeKind(IntEnum):
+    INFO = 0
+    SHUTDOWN = 1
+
+
+# ---------------------------------------------------------------- reading
+
+
+class Reader:
+    """Cursor over one frame's body; every read is bounds-checked."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def unpack(self, st: struct.Struct) -> tuple:
+        end = self.pos + st.size
+        if end > len(self.data):
+            raise ProtocolError(ErrorCode.BAD_FRAME, "frame body is too short")
+        values = st.unpack_from(self.data, self.pos)
+        self.pos = end
+        return values
+
+    def string(self) -> str:
+        (n,) = self.unpack(_STR_LEN)
+        end = self.pos + n
+        if end > len(self.data):
+            raise ProtocolError(ErrorCode.BAD_FRAME, "string runs past the frame")
+        raw = self.data[self.pos : end]
+        self.pos = end
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError(ErrorCode.BAD_FRAME, "string is not UTF-8") from None
+
+    def finish(self) -> None:
+        if self.pos != len(self.data):
+            raise ProtocolError(ErrorCode.BAD_FRAME, "trailing bytes in frame")
+
+
+def pack_string(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    if len(raw) > MAX_STRING:
+        raise ValueError(f"string of {len(raw)} bytes is longer than {MAX_STRING}")
+    return _STR_LEN.pack(len(raw)) + raw
+
+
+def frame(type_: int, body: bytes) -> bytes:
+    """Wrap ``body`` as one complete frame of type ``type_``."""
+    return HEADER.pack(len(body) + 1, type_) + body
+
+
+def _finite(*values: float) -> None:
+    for v in values:
+        if not math.isfinite(v):
+            raise ProtocolError(ErrorCode.INVALID, "coordinates must be finite numbers")
+
+
+# ---------------------------------------------------------------- messages
+
+
+class Message:
+    """Base of every message: ``TYPE``, ``encode_body`` and ``decode_body``."""
+
+    TYPE: ClassVar[int]
+
+    def encode_body(self) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Message:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        return frame(self.TYPE, self.encode_body())
+
+
+class _Empty(Message):
+    def encode_body(self) -> bytes:
+        return b""
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Message:
+        return cls()
+
+
+# Client to server ---------------------------------------------------------
+
+_HELLO = struct.Struct(">H")
+
+
+@dataclass(frozen=True)
+class Hello(Message):
+    TYPE: ClassVar[int] = 0x01
+    version: int = PROTOCOL_VERSION
+    client: str = ""
+
+    def encode_body(self) -> bytes:
+        return _HELLO.pack(self.version) + pack_string(self.client)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Hello:
+        (version,) = r.unpack(_HELLO)
+        return cls(version, r.string())
+
+
+@dataclass(frozen=True)
+class Login(Message):
+    TYPE: ClassVar[int] = 0x02
+    name: str
+    password: str
+
+    def encode_body(self) -> bytes:
+        return pack_string(self.name) + pack_string(self.password)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Login:
+        return cls(r.string(), r.string())
+
+
+_MOVE = struct.Struct(">Iff")
+
+
+@dataclass(frozen=True)
+class Move(Message):
+    TYPE: ClassVar[int] = 0x03
+    seq: int
+    x: float
+    y: float
+
+    def encode_body(self) -> bytes:
+        return _MOVE.pack(self.seq, self.x, self.y)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Move:
+        seq, x, y = r.unpack(_MOVE)
+        _finite(x, y)
+        return cls(seq, x, y)
+
+
+_PING = struct.Struct(">Id")
+
+
+@dataclass(frozen=True)
+class Ping(Message):
+    TYPE: ClassVar[int] = 0x04
+    token: int
+    client_time: float
+
+    def encode_body(self) -> bytes:
+        return _PING.pack(self.token, self.client_time)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Ping:
+        return cls(*r.unpack(_PING))
+
+
+@dataclass(frozen=True)
+class Chat(Message):
+    """``target`` is the recipient's name for whispers and empty otherwise."""
+
+    TYPE: ClassVar[int] = 0x05
+    channel: int
+    text: str
+    target: str = ""
+
+    def encode_body(self) -> bytes:
+        return _U8.pack(self.channel) + pack_string(self.target) + pack_string(self.text)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Chat:
+        (channel,) = r.unpack(_U8)
+        target = r.string()
+        return cls(channel, r.string(), target)
+
+
+@dataclass(frozen=True)
+class ChangeZone(Message):
+    TYPE: ClassVar[int] = 0x06
+    zone: str
+
+    def encode_body(self) -> bytes:
+        return pack_string(self.zone)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> ChangeZone:
+        return cls(r.string())
+
+
+@dataclass(frozen=True)
+class Who(_Empty):
+    TYPE: ClassVar[int] = 0x07
+
+
+@dataclass(frozen=True)
+class Bye(_Empty):
+    TYPE: ClassVar[int] = 0x08
+
+
+# Server to client ---------------------------------------------------------
+
+_WELCOME = struct.Struct(">HI")
+
+
+@dataclass(frozen=True)
+class Welcome(Message):
+    TYPE: ClassVar[int] = 0x81
+    version: int
+    node_id: str
+    max_frame: int
+    server: str = ""
+
+    def encode_body(self) -> bytes:
+        return (
+            _WELCOME.pack(self.version, self.max_frame)
+            + pack_string(self.node_id)
+            + pack_string(self.server)
+        )
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Welcome:
+        version, max_frame = r.unpack(_WELCOME)
+        node_id = r.string()
+        return cls(version, node_id, max_frame, r.string())
+
+
+_ENTER_WORLD = struct.Struct(">IfffffH")
+
+
+@dataclass(frozen=True)
+class EnterWorld(Message):
+    TYPE: ClassVar[int] = 0x82
+    entity_id: int
+    zone: str
+    x: float
+    y: float
+    zone_width: float
+    zone_height: float
+    aoi: float
+    tick_hz: int
+    node_id: str
+
+    def encode_body(self) -> bytes:
+        return (
+            _ENTER_WORLD.pack(
+                self.entity_id, self.x, self.y, self.zone_width, self.zone_height,
+                self.aoi, self.tick_hz,
+            )
+            + pack_string(self.zone)
+            + pack_string(self.node_id)
+        )
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> EnterWorld:
+        eid, x, y, w, h, aoi, hz = r.unpack(_ENTER_WORLD)
+        zone = r.string()
+        return cls(eid, zone, x, y, w, h, aoi, hz, r.string())
+
+
+TICK = struct.Struct(">Id")
+
+
+@dataclass(frozen=True)
+class Tick(Message):
+    """Starts one tick's update; the frames after it belong to this tick."""
+
+    TYPE: ClassVar[int] = 0x83
+    tick: int
+    server_time: float
+
+    def encode_body(self) -> bytes:
+        return TICK.pack(self.tick, self.server_time)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Tick:
+        return cls(*r.unpack(TICK))
+
+
+ENTER_ITEM = struct.Struct(">IBff")
+_COUNT = _U16
+
+
+@dataclass(frozen=True)
+class EntityInfo:
+    entity_id: int
+    kind: int
+    x: float
+    y: float
+    name: str
+
+
+@dataclass(frozen=True)
+class Enter(Message):
+    TYPE: ClassVar[int] = 0x84
+    entities: tuple[EntityInfo, ...] = field(default_factory=tuple)
+
+    def encode_body(self) -> bytes:
+        parts = [_COUNT.pack(len(self.entities))]
+        for e in self.entities:
+            parts.append(ENTER_ITEM.pack(e.entity_id, e.kind, e.x, e.y))
+            parts.append(pack_string(e.name))
+        return b"".join(parts)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Enter:
+        (n,) = r.unpack(_COUNT)
+        out = []
+        for _ in range(n):
+            eid, kind, x, y = r.unpack(ENTER_ITEM)
+            out.append(EntityInfo(eid, kind, x, y, r.string()))
+        return cls(tuple(out))
+
+
+LEAVE_ITEM = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class Leave(Message):
+    TYPE: ClassVar[int] = 0x85
+    entity_ids: tuple[int, ...] = ()
+
+    def encode_body(self) -> bytes:
+        n = len(self.entity_ids)
+        return struct.pack(f">H{n}I", n, *self.entity_ids)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Leave:
+        (n,) = r.unpack(_COUNT)
+        return cls(r.unpack(struct.Struct(f">{n}I")))
+
+
+MOVE_ITEM = struct.Struct(">Iff")
+
+
+@dataclass(frozen=True)
+class Moves(Message):
+    """Positions of entities that moved this tick: ``(id, x, y)`` triples."""
+
+    TYPE: ClassVar[int] = 0x86
+    moves: tuple[tuple[int, float, float], ...] = ()
+
+    def encode_body(self) -> bytes:
+        return _COUNT.pack(len(self.moves)) + b"".join(
+            MOVE_ITEM.pack(*m) for m in self.moves
+        )
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Moves:
+        (n,) = r.unpack(_COUNT)
+        return cls(tuple(r.unpack(MOVE_ITEM) for _ in range(n)))
+
+
+_CORRECTION = struct.Struct(">IffB")
+
+
+@dataclass(frozen=True)
+class Correction(Message):
+    """The server refused move ``seq``; ``(x, y)`` is the true position."""
+
+    TYPE: ClassVar[int] = 0x87
+    seq: int
+    x: float
+    y: float
+    reason: int
+
+    def encode_body(self) -> bytes:
+        return _CORRECTION.pack(self.seq, self.x, self.y, self.reason)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Correction:
+        return cls(*r.unpack(_CORRECTION))
+
+
+_PONG = struct.Struct(">Idd")
+
+
+@dataclass(frozen=True)
+class Pong(Message):
+    TYPE: ClassVar[int] = 0x88
+    token: int
+    client_time: float
+    server_time: float
+
+    def encode_body(self) -> bytes:
+        return _PONG.pack(self.token, self.client_time, self.server_time)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Pong:
+        return cls(*r.unpack(_PONG))
+
+
+@dataclass(frozen=True)
+class ChatMessage(Message):
+    TYPE: ClassVar[int] = 0x89
+    channel: int
+    sender: str
+    text: str
+
+    def encode_body(self) -> bytes:
+        return _U8.pack(self.channel) + pack_string(self.sender) + pack_string(self.text)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> ChatMessage:
+        (channel,) = r.unpack(_U8)
+        sender = r.string()
+        return cls(channel, sender, r.string())
+
+
+@dataclass(frozen=True)
+class WhoReply(Message):
+    """``players`` holds ``(name, zone, node_id)``; ``total`` may exceed it."""
+
+    TYPE: ClassVar[int] = 0x8A
+    total: int
+    players: tuple[tuple[str, str, str], ...] = ()
+
+    def encode_body(self) -> bytes:
+        parts = [struct.pack(">IH", self.total, len(self.players))]
+        for name, zone, node in self.players:
+            parts += [pack_string(name), pack_string(zone), pack_string(node)]
+        return b"".join(parts)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> WhoReply:
+        total, n = r.unpack(struct.Struct(">IH"))
+        return cls(total, tuple((r.string(), r.string(), r.string()) for _ in range(n)))
+
+
+@dataclass(frozen=True)
+class Notice(Message):
+    TYPE: ClassVar[int] = 0x8B
+    kind: int
+    text: str
+
+    def encode_body(self) -> bytes:
+        return _U8.pack(self.kind) + pack_string(self.text)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Notice:
+        (kind,) = r.unpack(_U8)
+        return cls(kind, r.string())
+
+
+@dataclass(frozen=True)
+class Error(Message):
+    TYPE: ClassVar[int] = 0x8C
+    code: int
+    text: str
+
+    def encode_body(self) -> bytes:
+        return _U16.pack(self.code) + pack_string(self.text)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Error:
+        (code,) = r.unpack(_U16)
+        return cls(code, r.string())
+
+
+@dataclass(frozen=True)
+class Resync(_Empty):
+    """Forget every entity you know; :class:`Enter` frames follow."""
+
+    TYPE: ClassVar[int] = 0x8D
+
+
+CLIENT_MESSAGES: tuple[type[Message], ...] = (
+    Hello, Login, Move, Ping, Chat, ChangeZone, Who, Bye,
+)
+SERVER_MESSAGES: tuple[type[Message], ...] = (
+    Welcome, EnterWorld, Tick, Enter, Leave, Moves, Correction, Pong,
+    ChatMessage, WhoReply, Notice, Error, Resync,
+)
+BY_TYPE: dict[int, type[Message]] = {m.TYPE: m for m in CLIENT_MESSAGES + SERVER_MESSAGES}

@@ -1,0 +1,219 @@
+"""
+The world of one node: zones, entities, viewers, and the tick's bookkeeping.
+
+Pure Python with no I/O and no clock of its own: the node passes the time
+in.  Local players, NPCs and mirrors of remote entities all live here alike;
+a :class:`Viewer` is what a player's session sees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from ..wire.messages import CorrectionReason, Kind
+from .grid import Entity, Zone, ZoneSpec
+
+
+class Viewer:
+    """
+    What one entity's player sees: the set of visible entity ids, kept up to
+    date by :meth:`World.update_views`.
+
+    After each update, ``enters`` and ``leaves`` hold that tick's changes and
+    ``cells`` the keys of the cells whose moves this viewer receives.
+    """
+
+    __slots__ = ("entity", "visible", "zone", "center", "cells", "cellset",
+                 "enters", "leaves", "resync")
+
+    def __init__(self, entity: Entity) -> None:
+        self.entity = entity
+        self.visible: set[int] = set()
+        self.zone: Zone | None = None
+        self.center = -1
+        self.cells: tuple[int, ...] = ()
+        self.cellset: frozenset[int] = frozenset()
+        self.enters: list[Entity] = []
+        self.leaves: list[int] = []
+        #: Set to get a full view (``Resync`` then every visible entity).
+        self.resync = False
+
+
+class World:
+    """Every zone, every entity, and the viewers of this node's players."""
+
+    def __init__(
+        self,
+        zones: Iterable[ZoneSpec],
+        cell_size: float = 100.0,
+        max_speed: float = 50.0,
+        hysteresis: float | None = None,
+    ) -> None:
+        self.cell_size = float(cell_size)
+        self.max_speed = float(max_speed)
+        self.zones: dict[str, Zone] = {}
+        for spec in zones:
+            if spec.name in self.zones:
+                raise ValueError(f"zone {spec.name!r} is configured twice")
+            self.zones[spec.name] = Zone(
+                spec.name, spec.width, spec.height, cell_size, hysteresis
+            )
+        if not self.zones:
+            raise ValueError("a world needs at least one zone")
+        self.default_zone = next(iter(self.zones.values()))
+        self.entities: dict[int, Entity] = {}
+        self.viewers: dict[int, Viewer] = {}
+        self._next_id = 1
+
+    # -- entities ------------------------------------------------------------
+
+    def allocate_id(self) -> int:
+        """A node-local entity id, never 0, never one in use."""
+        while True:
+            eid = self._next_id
+            self._next_id = eid + 1 if eid < 0xFFFFFFFF else 1
+            if eid not in self.entities:
+                return eid
+
+    def spawn(
+        self, name: str, zone: Zone, x: float, y: float,
+        kind: int = Kind.PLAYER, owner: str | None = None, view: bool = False,
+        now: float = 0.0,
+    ) -> Entity:
+        e = Entity(self.allocate_id(), name, kind, owner)
+        e.last_move = now
+        self.entities[e.id] = e
+        zone.add(e, x, y)
+        if view:
+            v = Viewer(e)
+            e.viewer = v
+            self.viewers[e.id] = v
+        return e
+
+    def despawn(self, e: Entity) -> None:
+        if self.entities.pop(e.id, None) is None:
+            return
+        if e.zone is not None:
+            e.zone.remove(e)
+        self.viewers.pop(e.id, None)
+        e.viewer = None
+
+    def teleport(self, e: Entity, zone: Zone, x: float, y: float) -> None:
+        """Move ``e`` anywhere, another zone included; views change at tick."""
+        if e.zone is not None:
+            e.zone.remove(e)
+        zone.add(e, x, y)
+
+    def check_move(
+        self, e: Entity, x: float, y: float, now: float
+    ) -> CorrectionReason | None:
+        """
+        Validate a player's move to ``(x, y)`` at time ``now``; apply it and
+        return ``None``, or return why it was refused (the position stays).
+
+        The allowance is the distance ``max_speed`` covers since the last
+        accepted move, capped at one second so that standing still does not
+        bank a teleport, with 25 % and one unit of slack for jitter.
+        """
+        zone = e.zone
+        if zone is None:
+            return CorrectionReason.INVALID
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return CorrectionReason.INVALID
+        if not zone.contains(x, y):
+            return CorrectionReason.OUT_OF_BOUNDS
+        elapsed = min(max(now - e.last_move, 0.0), 1.0)
+        allowed = self.max_speed * elapsed * 1.25 + 1.0
+        dx = x - e.x
+        dy = y - e.y
+        if dx * dx + dy * dy > allowed * allowed:
+            return CorrectionReason.TOO_FAST
+        e.last_move = now
+        zone.move(e, x, y)
+        return None
+
+    # -- the tick ------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Apply this tick's moves to every zone's grid."""
+        for zone in self.zones.values():
+            zone.settle()
+
+    def update_views(self) -> None:
+        """Work out each viewer's enters and leaves for this tick."""
+        for v in self.viewers.values():
+            self._update_view(v)
+
+    def _update_view(self, v: Viewer) -> None:
+        e = v.entity
+        zone = e.zone
+        enters: list[Entity] = []
+        leaves: list[int] = []
+        v.enters = enters
+        v.leaves = leaves
+        if zone is None:
+            return
+        visible = v.visible
+        if v.resync or zone is not v.zone or e.cell != v.center:
+            cells = zone.neighbours(e.cell)
+            now_visible: dict[int, Entity] = {}
+            for key in cells:
+                members = zone.cells.get(key)
+                if members:
+                    now_visible.update(members)
+            now_visible.pop(e.id, None)
+            if v.resync:
+                leaves.extend(visible)
+                enters.extend(now_visible.values())
+            else:
+                leaves.extend(visible.difference(now_visible))
+                enters.extend(
+                    ent for eid, ent in now_visible.items() if eid not in visible
+                )
+            v.visible = set(now_visible)
+            v.zone = zone
+            v.center = e.cell
+            v.cells = cells
+            v.cellset = frozenset(cells)
+            return
+        # Same area as last tick: only the cells' own records matter.
+        # Departures first, so that an entity that left and came back within
+        # one tick (a teleport) is seen to leave and enter again.
+        cellset = v.cellset
+        departed = zone.departed
+        arrived = zone.arrived
+        me = e.id
+        for key in v.cells:
+            gone = departed.get(key)
+            if gone:
+                for eid, to in gone:
+                    if to not in cellset and eid in visible:
+                        visible.discard(eid)
+                        leaves.append(eid)
+        for key in v.cells:
+            came = arrived.get(key)
+            if came:
+                for ent, frm in came:
+                    eid = ent.id
+                    if (
+                        eid != me and eid not in visible and frm not in cellset
+                        and ent.zone is zone and ent.cell == key
+                    ):
+                        visible.add(eid)
+                        enters.append(ent)
+
+    def end_tick(self) -> None:
+        for zone in self.zones.values():
+            zone.clear_tick()
+
+    # -- queries -------------------------------------------------------------
+
+    def players(self) -> Iterable[Entity]:
+        return (e for e in self.entities.values() if e.kind == Kind.PLAYER)
+
+    def find_player(self, name: str) -> Entity | None:
+        for e in self.entities.values():
+            if e.kind == Kind.PLAYER and e.name == name:
+                return e
+        return None
