@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import NodeProcess
+
+
+@pytest.fixture
+def start_node(tmp_path: Path) -> Iterator[Any]:
+    """Start real ``twistd -n mmo`` nodes; every one is stopped at the end."""
+    started: list[NodeProcess] = []
+
+    def start(*args: str, name: str = "node", env: dict[str, str] | None = None) -> NodeProcess:
+        node = NodeProcess(tmp_path / name, *args, name=name, env=env)
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        node.stop()
