@@ -1,0 +1,203 @@
+"""Zones, the grid and area of interest, with no I/O."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmo.world import World, ZoneSpec
+from mmo.world.grid import Zone
+
+
+def make_world(**kw):
+    return World([ZoneSpec("w", 1000, 1000), ZoneSpec("b", 300, 300)], cell_size=100, **kw)
+
+
+def step(world):
+    world.settle()
+    world.update_views()
+    out = {eid: (list(v.enters), list(v.leaves)) for eid, v in world.viewers.items()}
+    world.end_tick()
+    return out
+
+
+def brute_force_visible(world, viewer_entity):
+    """Every other entity in the 3x3 cells around the viewer's cell."""
+    zone = viewer_entity.zone
+    cx, cy = zone.cell_coords(viewer_entity.cell)
+    out = set()
+    for e in world.entities.values():
+        if e is viewer_entity or e.zone is not zone:
+            continue
+        ex, ey = zone.cell_coords(e.cell)
+        if abs(ex - cx) <= 1 and abs(ey - cy) <= 1:
+            out.add(e.id)
+    return out
+
+
+def test_zone_spec_parse():
+    assert ZoneSpec.parse("town:200x300") == ZoneSpec("town", 200, 300)
+    for bad in ["town", "town:0x10", ":10x10", "t:10", "t:axb", "t:2000000x1"]:
+        with pytest.raises(ValueError):
+            ZoneSpec.parse(bad)
+
+
+def test_neighbours_at_corner_and_middle():
+    z = Zone("z", 1000, 1000, 100)
+    assert len(z.neighbours(0)) == 4
+    assert len(z.neighbours(z.cell_at(550, 550))) == 9
+    assert z.cell_at(-5, 2000) == z.cell_at(0, 999)
+
+
+def test_near_players_enter_and_far_player_does_not():
+    w = make_world()
+    zone = w.zones["w"]
+    a = w.spawn("a", zone, 150, 150, view=True)
+    b = w.spawn("b", zone, 250, 150, view=True)
+    far = w.spawn("far", zone, 900, 900, view=True)
+    out = step(w)
+    assert [e.id for e in out[a.id][0]] == [b.id]
+    assert [e.id for e in out[b.id][0]] == [a.id]
+    assert out[far.id] == ([], [])
+
+
+def test_walking_away_gives_leave_and_coming_back_enter():
+    w = make_world(max_speed=1000)
+    zone = w.zones["w"]
+    a = w.spawn("a", zone, 150, 150, view=True)
+    b = w.spawn("b", zone, 160, 150, view=True)
+    step(w)
+    leaves, enters = [], []
+    for t, x in enumerate((300, 450, 600, 450, 300, 200), start=1):
+        assert w.check_move(b, x, 150, now=t) is None
+        out = step(w)
+        leaves.append(out[a.id][1])
+        enters.append([e.id for e in out[a.id][0]])
+    # a sees cell columns 0..2: b leaves on reaching x=300 (column 3) and
+    # comes back at x=200 (column 2).
+    assert leaves == [[b.id], [], [], [], [], []]
+    assert enters == [[], [], [], [], [], [b.id]]
+
+
+def test_hysteresis_no_flicker_on_border():
+    w = make_world(max_speed=1000)
+    zone = w.zones["w"]
+    # a sees cells x 0..2 (cell 1 is its centre); b walks along the x=300 border.
+    a = w.spawn("a", zone, 150, 150, view=True)
+    b = w.spawn("b", zone, 295, 150, view=True)
+    step(w)
+    assert b.id in a.viewer.visible
+    events = []
+    for i in range(20):
+        x = 295 + (i % 2) * 9  # 295 <-> 304: within the 10-unit margin
+        assert w.check_move(b, x, 150, now=i) is None
+        out = step(w)
+        events += out[a.id][0] + out[a.id][1]
+    assert events == []
+    assert w.check_move(b, 315, 150, now=100) is None
+    out = step(w)
+    assert out[a.id][1] == [b.id]
+
+
+def test_move_validation():
+    w = make_world(max_speed=50)
+    zone = w.zones["w"]
+    a = w.spawn("a", zone, 500, 500, view=True, now=0.0)
+    assert w.check_move(a, 560, 500, now=1.0) is None
+    assert w.check_move(a, 700, 500, now=2.0) is not None  # 140 > 50*1.25+1
+    assert (a.x, a.y) == (560, 500)
+    assert w.check_move(a, 1200, 500, now=10.0).name == "OUT_OF_BOUNDS"
+    assert w.check_move(a, float("nan"), 500, now=11.0).name == "INVALID"
+    # Standing still does not bank a teleport: the allowance caps at 1 s.
+    assert w.check_move(a, 700, 500, now=100.0).name == "TOO_FAST"
+
+
+def test_teleport_to_other_zone_leaves_and_enters():
+    w = make_world()
+    a = w.spawn("a", w.zones["w"], 150, 150, view=True)
+    b = w.spawn("b", w.zones["w"], 160, 150, view=True)
+    c = w.spawn("c", w.zones["b"], 150, 150, view=True)
+    step(w)
+    w.teleport(b, w.zones["b"], 140, 140)
+    out = step(w)
+    assert out[a.id][1] == [b.id]
+    assert [e.id for e in out[c.id][0]] == [b.id]
+    assert set(out[b.id][1]) == {a.id}
+    assert [e.id for e in out[b.id][0]] == [c.id]
+
+
+def test_teleport_within_the_area_is_leave_then_enter():
+    w = make_world()
+    zone = w.zones["w"]
+    a = w.spawn("a", zone, 150, 150, view=True)
+    b = w.spawn("b", zone, 160, 150, view=True)
+    step(w)
+    w.teleport(b, zone, 170, 160)
+    out = step(w)
+    assert out[a.id][1] == [b.id] and [e.id for e in out[a.id][0]] == [b.id]
+    assert b.id in a.viewer.visible
+
+
+def test_despawn_gives_leave():
+    w = make_world()
+    zone = w.zones["w"]
+    a = w.spawn("a", zone, 150, 150, view=True)
+    b = w.spawn("b", zone, 160, 150, view=True)
+    step(w)
+    w.despawn(b)
+    out = step(w)
+    assert out[a.id][1] == [b.id]
+    assert a.viewer.visible == set()
+
+
+def test_spawn_and_despawn_in_one_tick_is_invisible():
+    w = make_world()
+    zone = w.zones["w"]
+    a = w.spawn("a", zone, 150, 150, view=True)
+    step(w)
+    b = w.spawn("b", zone, 160, 150)
+    w.despawn(b)
+    assert step(w)[a.id] == ([], [])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_random_walk_views_match_brute_force(seed):
+    """After every tick each viewer sees exactly the 3x3 area, and replaying
+    its enters and leaves gives the same set (what a client reconstructs)."""
+    rng = random.Random(seed)
+    w = World([ZoneSpec("w", 600, 600), ZoneSpec("b", 200, 200)], cell_size=100,
+              max_speed=10_000)
+    zones = list(w.zones.values())
+    ents = [w.spawn(f"p{i}", zones[0], rng.uniform(0, 600), rng.uniform(0, 600),
+                    view=True) for i in range(25)]
+    client_view = {e.id: set() for e in ents}
+    now = 0.0
+    for _ in range(40):
+        now += 1.0
+        for e in list(ents):
+            r = rng.random()
+            if r < 0.03:
+                w.despawn(e)
+                ents.remove(e)
+                client_view.pop(e.id)
+            elif r < 0.06:
+                w.teleport(e, rng.choice(zones), rng.uniform(0, 200), rng.uniform(0, 200))
+            elif r < 0.8 and e.zone is not None:
+                nx, ny = e.zone.clamp(e.x + rng.uniform(-80, 80), e.y + rng.uniform(-80, 80))
+                assert w.check_move(e, nx, ny, now) is None
+        if rng.random() < 0.3:
+            n = w.spawn("new", zones[0], rng.uniform(0, 600), rng.uniform(0, 600), view=True)
+            ents.append(n)
+            client_view[n.id] = set()
+        out = step(w)
+        for e in ents:
+            enters, leaves = out[e.id]
+            view = client_view[e.id]
+            view.difference_update(leaves)
+            view.update(x.id for x in enters)
+            assert e.viewer.visible == brute_force_visible(w, e)
+            assert view == e.viewer.visible
