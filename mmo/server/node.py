@@ -40,9 +40,13 @@ class TickStats:
         self.samples: list[float] = []
         self.overruns = 0
         self.count = 0
+        #: Called with each tick's duration (the metrics histogram).
+        self.observers: list[Callable[[float], None]] = []
 
     def add(self, seconds: float, budget: float) -> None:
         self.count += 1
+        for observe in self.observers:
+            observe(seconds)
         if seconds > budget:
             self.overruns += 1
         s = self.samples

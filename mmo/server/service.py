@@ -21,7 +21,10 @@ from twisted.python.threadpool import ThreadPool
 
 from ..config import default_node_id
 from .accounts import MemoryAccountStore
+from .metrics import TickHistogram
 from .node import Node
+from .systemd import SystemdNotifier
+from .web import http_service
 
 
 class NodeService(MultiService):
@@ -43,6 +46,13 @@ class NodeService(MultiService):
         self._tick.clock = reactor
         self._sweep = LoopingCall(self.node.sweep)
         self._sweep.clock = reactor
+        # Operations: sd_notify, the tick histogram, /metrics and /healthz.
+        self.last_tick_at: float | None = None
+        self.notifier = SystemdNotifier.from_environ(reactor)
+        self.tick_histogram = TickHistogram()
+        self.node.stats.observers.append(self.tick_histogram.observe)
+        if settings["http"] != "none":
+            http_service(self).setServiceParent(self)
 
     def run_blocking(self, fn: Any) -> defer.Deferred:
         """Run ``fn`` in the node's thread pool (never on the reactor)."""
@@ -79,6 +89,8 @@ class NodeService(MultiService):
         interval = min(1.0, self.settings["login_timeout"] / 4,
                        self.settings["idle_timeout"] / 4)
         self._sweep.start(interval, now=False)
+        self.notifier.ready(f"node {self.node_id} listening on "
+                            + ", ".join(self.endpoints()))
         self.log.info(
             "node {node} started: {n} zones, {hz} Hz, cell {cell}",
             node=self.node_id, n=len(self.node.world.zones),
@@ -104,9 +116,14 @@ class NodeService(MultiService):
             self.node.tick()
         except Exception:
             self.log.failure("tick {n} failed", n=self.node.tick_number)
+        else:
+            # Only a good tick feeds the systemd watchdog and /healthz.
+            self.last_tick_at = self.reactor.seconds()
+            self.notifier.ticked()
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
+        self.notifier.stopping(f"draining {len(self.node.players)} players")
         self.log.info("shutting down: telling {n} players", n=len(self.node.players))
         yield defer.gatherResults(
             [defer.maybeDeferred(p.stopListening) for p in self.ports],

@@ -15,6 +15,14 @@ from ..config import (
     zone,
 )
 
+
+def http_endpoint(value: object) -> str:
+    """An endpoint string, or ``none`` for no HTTP listener."""
+    if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+        return "none"
+    return endpoint(value)
+
+
 NODE_KEYS = [
     # Listening --------------------------------------------------------------
     Key("tcp", 4000, "TCP port for players (used when no --listen is given).",
@@ -63,6 +71,9 @@ NODE_KEYS = [
         "it is disconnected.", number(0.1, 3600)),
     Key("shutdown_grace", 2.0, "Seconds given to clients to read the shutdown "
         "notice before their connections are closed.", number(0, 300)),
+    # Operations -------------------------------------------------------------
+    Key("http", "tcp:9100:interface=127.0.0.1", "Endpoint for HTTP /metrics, "
+        "/healthz and /readyz; none turns it off.", http_endpoint),
     # Cluster ----------------------------------------------------------------
     Key("mgroup", "239.255.0.1", "Multicast control group (heartbeats, "
         "metrics, chat).", multicast_group),

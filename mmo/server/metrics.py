@@ -1,0 +1,204 @@
+"""
+The node's numbers in the Prometheus text format.
+
+Nothing here is updated on the hot path: the tick and the sessions keep
+plain integer counters on the :class:`~mmo.server.node.Node` (and the
+cluster on its own object), and a scrape reads them once, through
+``snapshot()``, into metric families.  A scrape costs the same whether the
+node carries ten players or ten thousand.
+
+To export a new number, add a :class:`Spec` to :data:`NODE_METRICS` or
+:data:`CLUSTER_METRICS` naming the key of the snapshot it comes from; a key
+that the snapshot does not have is left out, so a spec may land before the
+counter it reads.  A key whose value is a mapping becomes one series per
+entry, with the spec's label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.process_collector import ProcessCollector
+
+from .. import __version__
+
+#: Upper bounds of the tick duration histogram, in seconds: fine below a
+#: 50 ms budget (20 Hz), coarse past a second.
+TICK_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
+    0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5,
+)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One exported metric: where its value is in the snapshot, and its kind."""
+
+    key: str
+    name: str
+    help: str
+    kind: str = "counter"  # or "gauge"
+    label: str = ""
+    scale: float = 1.0
+
+
+NODE_METRICS: tuple[Spec, ...] = (
+    Spec("connected_clients", "mmo_players", "Players logged in on this node.", "gauge"),
+    Spec("connections", "mmo_connections", "Open player TCP connections, logged in or not.",
+         "gauge"),
+    Spec("entities", "mmo_entities", "Entities in this node's world, local and mirrored.",
+         "gauge"),
+    Spec("max_players", "mmo_max_players", "Players this node accepts at once.", "gauge"),
+    Spec("accepting", "mmo_accepting", "1 while the node accepts players, 0 while draining.",
+         "gauge"),
+    Spec("tick_hz", "mmo_tick_rate_hertz", "Configured simulation ticks per second.", "gauge"),
+    Spec("tick", "mmo_ticks", "Simulation ticks run."),
+    Spec("tick_overruns", "mmo_tick_overruns", "Ticks that took longer than their budget."),
+    Spec("events", "mmo_player_messages_received", "Messages received from players."),
+    Spec("updates_out", "mmo_entity_updates_sent",
+         "Entity updates (enter, move, leave) sent to players."),
+    Spec("bytes_in", "mmo_player_received_bytes", "Bytes received from players."),
+    Spec("bytes_out", "mmo_player_sent_bytes", "Bytes written to players."),
+    Spec("refusals", "mmo_refusals", "Requests and connections refused, by reason.",
+         label="reason"),
+)
+
+#: Read from the cluster's ``snapshot()`` when the node runs one.
+CLUSTER_METRICS: tuple[Spec, ...] = (
+    Spec("peers", "mmo_cluster_peers", "Other nodes heard from recently.", "gauge"),
+    Spec("mirrors", "mmo_cluster_mirrored_entities", "Entities mirrored from other nodes.",
+         "gauge"),
+    Spec("groups", "mmo_cluster_joined_groups", "Multicast groups joined.", "gauge"),
+    Spec("datagrams_sent", "mmo_cluster_datagrams_sent", "Multicast datagrams sent."),
+    Spec("datagrams_received", "mmo_cluster_datagrams_received",
+         "Multicast datagrams received and accepted."),
+    Spec("datagrams_dropped", "mmo_cluster_datagrams_dropped",
+         "Multicast datagrams received and dropped, by reason.", label="reason"),
+    Spec("bytes_sent", "mmo_cluster_sent_bytes", "Multicast payload bytes sent."),
+    Spec("bytes_received", "mmo_cluster_received_bytes", "Multicast payload bytes received."),
+    Spec("gaps", "mmo_cluster_sequence_gaps", "Gaps seen in other nodes' datagram sequences."),
+    Spec("lost", "mmo_cluster_datagrams_lost",
+         "Datagrams missing from other nodes' sequences."),
+    Spec("auth_failures", "mmo_cluster_authentication_failures",
+         "Datagrams whose authentication failed."),
+    Spec("replays", "mmo_cluster_replays", "Datagrams rejected as replays."),
+    Spec("keyframes_sent", "mmo_cluster_keyframes_sent", "Keyframes sent."),
+    Spec("expired", "mmo_cluster_expired_entities",
+         "Mirrored entities expired for silence."),
+)
+
+
+def families(specs: Iterable[Spec], snapshot: Mapping[str, Any]) -> Iterator[Metric]:
+    """The metric families of ``specs`` whose keys ``snapshot`` has."""
+    for spec in specs:
+        if spec.key not in snapshot:
+            continue
+        value = snapshot[spec.key]
+        if value is None:
+            continue
+        labels = [spec.label] if spec.label else []
+        family: CounterMetricFamily | GaugeMetricFamily
+        if spec.kind == "counter":
+            family = CounterMetricFamily(spec.name, spec.help, labels=labels)
+        else:
+            family = GaugeMetricFamily(spec.name, spec.help, labels=labels)
+        if spec.label and isinstance(value, Mapping):
+            for label_value, n in sorted(value.items()):
+                family.add_metric([str(label_value)], float(n) * spec.scale)
+        elif not spec.label:
+            family.add_metric([], float(value) * spec.scale)
+        else:
+            continue
+        yield family
+
+
+class TickHistogram:
+    """Cumulative tick durations in fixed buckets (the node observes each tick)."""
+
+    def __init__(self, bounds: tuple[float, ...] = TICK_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        # A linear scan: 17 bounds, most ticks stop in the first few.
+        i = 0
+        bounds = self.bounds
+        n = len(bounds)
+        while i < n and seconds > bounds[i]:
+            i += 1
+        self.counts[i] += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """``(le, count)`` pairs, ending with ``+Inf``, as Prometheus wants them."""
+        out = []
+        running = 0
+        for bound, count in zip(self.bounds, self.counts, strict=False):
+            running += count
+            out.append((repr(bound), float(running)))
+        running += self.counts[-1]
+        out.append(("+Inf", float(running)))
+        return out
+
+
+class NodeCollector:
+    """
+    A prometheus_client collector over one node service.
+
+    ``snapshot`` returns the node's numbers (:meth:`Node.snapshot` plus a few
+    from the service); ``cluster`` returns the cluster's snapshot, or
+    ``None`` while the node runs without one.  Both are called on the
+    reactor thread, once per scrape.
+    """
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Mapping[str, Any]],
+        histogram: TickHistogram | None = None,
+        cluster: Callable[[], Mapping[str, Any] | None] | None = None,
+    ) -> None:
+        self.snapshot = snapshot
+        self.histogram = histogram
+        self.cluster = cluster
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.snapshot()
+        info = InfoMetricFamily("mmo_node", "This node's id and version.")
+        info.add_metric([], {"node_id": str(snap.get("node_id", "")), "version": __version__})
+        yield info
+        yield from families(NODE_METRICS, snap)
+        h = self.histogram
+        if h is not None:
+            hist = HistogramMetricFamily(
+                "mmo_tick_duration_seconds", "Time one simulation tick took.")
+            hist.add_metric([], h.cumulative(), sum_value=h.total)
+            yield hist
+        if self.cluster is not None:
+            cluster = self.cluster()
+            if cluster:
+                yield from families(CLUSTER_METRICS, cluster)
+
+
+def make_registry(collector: NodeCollector, process: bool = True) -> CollectorRegistry:
+    """A registry of this node's own (never the global one: tests run many nodes)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)  # type: ignore[arg-type]
+    if process:
+        ProcessCollector(registry=registry)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text exposition of ``registry``."""
+    return generate_latest(registry)
