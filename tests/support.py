@@ -115,10 +115,19 @@ class NodeProcess(Process):
                 "--password-iterations", "1000", *args]
         if "--mport" not in args:
             argv += cluster_args()
+        if "--http" not in args:
+            # Nodes run side by side: each serves /metrics on a port of its own.
+            argv += ["--http", "tcp:0:interface=127.0.0.1"]
         super().__init__(argv, workdir, name, env)
         match = self.wait_for(r"listening for players on \S+ \(IPv4Address\(type='TCP', "
                               r"host='[\d.]+', port=(\d+)\)\)")
         self.port = int(match.group(1))
+        #: The port of /metrics and /healthz, or None with ``--http none``.
+        self.http_port: int | None = None
+        if "--http" not in args or args[args.index("--http") + 1] != "none":
+            http = self.wait_for(r"serving metrics and health on \S+ \(IPv4Address\("
+                                 r"type='TCP', host='[\d.]+', port=(\d+)\)\)")
+            self.http_port = int(http.group(1))
 
 
 class WireClient:

@@ -15,6 +15,9 @@ from ..config import (
     zone,
 )
 
+#: /metrics and /healthz on this host only (9100 is also node_exporter's port).
+DEFAULT_HTTP = "tcp:9100:interface=127.0.0.1"
+
 
 def http_endpoint(value: object) -> str:
     """An endpoint string, or ``none`` for no HTTP listener."""
@@ -72,7 +75,7 @@ NODE_KEYS = [
     Key("shutdown_grace", 2.0, "Seconds given to clients to read the shutdown "
         "notice before their connections are closed.", number(0, 300)),
     # Operations -------------------------------------------------------------
-    Key("http", "tcp:9100:interface=127.0.0.1", "Endpoint for HTTP /metrics, "
+    Key("http", DEFAULT_HTTP, "Endpoint for HTTP /metrics, "
         "/healthz and /readyz; none turns it off.", http_endpoint),
     # Cluster ----------------------------------------------------------------
     Key("mgroup", "239.255.0.1", "Multicast control group (heartbeats, "

@@ -27,6 +27,7 @@ from twisted.web.server import Request, Site
 
 from ..wire.messages import ErrorCode
 from .metrics import NodeCollector, make_registry, render
+from .settings import DEFAULT_HTTP
 
 #: A tick this many tick periods (and at least this many seconds) late means
 #: the loop is stuck.
@@ -161,8 +162,12 @@ class HTTPService(Service):
 
     log = Logger()
 
-    def __init__(self, description: str, site: Site, reactor: Any) -> None:
+    def __init__(self, description: str, site: Site, reactor: Any,
+                 required: bool = True) -> None:
         self.description = description
+        #: False for the default endpoint: a second node on one host then
+        #: runs without HTTP (with a warning) instead of refusing to start.
+        self.required = required
         self.site = site
         self.reactor = reactor
         self.port: Any = None
@@ -176,8 +181,11 @@ class HTTPService(Service):
         d = ep.listen(self.site)
         d.addCallbacks(self._listening, self._failed)
         if self._error:
-            # TCP endpoints listen at once: a port in use stops the start here.
-            raise SystemExit(self._error)
+            # TCP endpoints listen at once: a port in use is known here.
+            if self.required:
+                raise SystemExit(self._error)
+            self.log.warn("{error}; running without HTTP (set --http to another "
+                          "endpoint, or --http none)", error=self._error)
         super().startService()
 
     def _listening(self, port: Any) -> None:
@@ -225,4 +233,6 @@ def http_service(service: Any) -> HTTPService:
         lambda: cluster_snapshot(service),
     )
     site = make_site(service, make_registry(collector))
-    return HTTPService(service.settings["http"], site, service.reactor)
+    description = service.settings["http"]
+    return HTTPService(description, site, service.reactor,
+                       required=description != DEFAULT_HTTP)
