@@ -8,6 +8,7 @@ The node as a Twisted service: listeners, the tick, the sweep, shutdown.
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -19,6 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from ..cluster.service import ClusterService
 from ..config import default_node_id
 from .accounts import MemoryAccountStore
 from .metrics import TickHistogram
@@ -53,6 +55,11 @@ class NodeService(MultiService):
         self.node.stats.observers.append(self.tick_histogram.observe)
         if settings["http"] != "none":
             http_service(self).setServiceParent(self)
+        # The cluster: multicast state sharing with the other nodes.
+        self.cluster: ClusterService | None = None
+        if settings["cluster"]:
+            self.cluster = ClusterService(self.node, settings, reactor)
+            self.cluster.setServiceParent(self)
 
     def run_blocking(self, fn: Any) -> defer.Deferred:
         """Run ``fn`` in the node's thread pool (never on the reactor)."""
@@ -91,14 +98,29 @@ class NodeService(MultiService):
         self._sweep.start(interval, now=False)
         self.notifier.ready(f"node {self.node_id} listening on "
                             + ", ".join(self.endpoints()))
+        self.reactor.callWhenRunning(self._install_sigterm)
         self.log.info(
             "node {node} started: {n} zones, {hz} Hz, cell {cell}",
             node=self.node_id, n=len(self.node.world.zones),
             hz=self.settings["tick_hz"], cell=self.settings["cell_size"],
         )
 
+    def _install_sigterm(self) -> None:
+        # twistd re-raises SIGTERM after a clean shutdown, so the process
+        # would end "killed by signal 15"; a graceful stop is a success, so
+        # SIGTERM here stops the reactor and twistd exits 0.
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_IGN, None):
+            return
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.log.info("SIGTERM received, shutting down")
+        self.reactor.callFromThread(self.reactor.stop)
+
     def _listening(self, port: Any, description: str) -> None:
         self.ports.append(port)
+        if self.cluster is not None and len(self.ports) == 1:
+            self.cluster.tcp_port = port.getHost().port  # for heartbeats
         self.log.info("listening for players on {endpoint} ({address})",
                       endpoint=description, address=port.getHost())
 
