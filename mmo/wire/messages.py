@@ -136,6 +136,14 @@ def pack_string(value: str) -> bytes:
     return _STR_LEN.pack(len(raw)) + raw
 
 
+def _cut(value: str, limit: int) -> str:
+    """``value`` cut to at most ``limit`` bytes of UTF-8, on a character boundary."""
+    raw = value.encode("utf-8")
+    if len(raw) <= limit:
+        return value
+    return raw[:limit].decode("utf-8", "ignore")
+
+
 def frame(type_: int, body: bytes) -> bytes:
     """Wrap ``body`` as one complete frame of type ``type_``."""
     return HEADER.pack(len(body) + 1, type_) + body
@@ -539,7 +547,10 @@ class Error(Message):
     text: str
 
     def encode_body(self) -> bytes:
-        return _U16.pack(self.code) + pack_string(self.text)
+        # The text often quotes what the client sent (a whisper's target, a
+        # zone name), which may be longer than a string may be: cut it rather
+        # than fail to refuse.
+        return _U16.pack(self.code) + pack_string(_cut(self.text, MAX_STRING))
 
     @classmethod
     def decode_body(cls, r: Reader) -> Error:
