@@ -73,38 +73,50 @@ NODE_METRICS: tuple[Spec, ...] = (
          label="reason"),
 )
 
-#: Read from the cluster's ``snapshot()`` when the node runs one.
+#: The cluster's numbers (``ClusterService.numbers()``), read from the
+#: node's snapshot or the cluster's, whichever has them.
 CLUSTER_METRICS: tuple[Spec, ...] = (
-    Spec("peers", "mmo_cluster_peers", "Other nodes heard from recently.", "gauge"),
-    Spec("mirrors", "mmo_cluster_mirrored_entities", "Entities mirrored from other nodes.",
-         "gauge"),
-    Spec("groups", "mmo_cluster_joined_groups", "Multicast groups joined.", "gauge"),
+    Spec("cluster_nodes", "mmo_cluster_nodes", "Other nodes heard from recently.", "gauge"),
+    Spec("owned_entities", "mmo_cluster_owned_entities",
+         "Entities this node owns and publishes.", "gauge"),
+    Spec("mirrored_entities", "mmo_cluster_mirrored_entities",
+         "Entities mirrored from other nodes.", "gauge"),
+    Spec("groups_joined", "mmo_cluster_joined_groups", "Multicast groups joined.", "gauge"),
     Spec("datagrams_sent", "mmo_cluster_datagrams_sent", "Multicast datagrams sent."),
     Spec("datagrams_received", "mmo_cluster_datagrams_received",
-         "Multicast datagrams received and accepted."),
+         "Multicast datagrams received."),
     Spec("datagrams_dropped", "mmo_cluster_datagrams_dropped",
-         "Multicast datagrams received and dropped, by reason.", label="reason"),
-    Spec("bytes_sent", "mmo_cluster_sent_bytes", "Multicast payload bytes sent."),
-    Spec("bytes_received", "mmo_cluster_received_bytes", "Multicast payload bytes received."),
-    Spec("gaps", "mmo_cluster_sequence_gaps", "Gaps seen in other nodes' datagram sequences."),
-    Spec("lost", "mmo_cluster_datagrams_lost",
-         "Datagrams missing from other nodes' sequences."),
+         "Multicast datagrams received and dropped, for any reason.", label="reason"),
+    Spec("datagrams_dropped", "mmo_cluster_datagrams_dropped",
+         "Multicast datagrams received and dropped, for any reason."),
+    Spec("cluster_bytes_out", "mmo_cluster_sent_bytes", "Multicast bytes sent."),
+    Spec("cluster_bytes_in", "mmo_cluster_received_bytes", "Multicast bytes received."),
     Spec("auth_failures", "mmo_cluster_authentication_failures",
-         "Datagrams whose authentication failed."),
-    Spec("replays", "mmo_cluster_replays", "Datagrams rejected as replays."),
+         "Datagrams dropped because their authentication failed."),
+    Spec("replays", "mmo_cluster_replays", "Datagrams dropped as replays."),
+    Spec("malformed", "mmo_cluster_malformed_datagrams", "Datagrams dropped as malformed."),
+    Spec("dropped_on_purpose", "mmo_cluster_datagrams_dropped_on_purpose",
+         "Datagrams dropped by the loss simulation."),
+    Spec("send_errors", "mmo_cluster_send_errors", "Datagrams the kernel refused to send."),
+    Spec("gaps", "mmo_cluster_sequence_gaps", "Gaps seen in other nodes' datagram sequences."),
+    Spec("stale_updates", "mmo_cluster_stale_updates", "Updates older than what was applied."),
     Spec("keyframes_sent", "mmo_cluster_keyframes_sent", "Keyframes sent."),
-    Spec("expired", "mmo_cluster_expired_entities",
+    Spec("expired_entities", "mmo_cluster_expired_entities",
          "Mirrored entities expired for silence."),
+    Spec("expired_nodes", "mmo_cluster_expired_nodes", "Other nodes expired for silence."),
+    Spec("joins", "mmo_cluster_group_joins", "Multicast group joins."),
+    Spec("leaves", "mmo_cluster_group_leaves", "Multicast group leaves."),
+    Spec("join_failures", "mmo_cluster_group_join_failures", "Multicast group joins refused."),
 )
 
 
 def families(specs: Iterable[Spec], snapshot: Mapping[str, Any]) -> Iterator[Metric]:
     """The metric families of ``specs`` whose keys ``snapshot`` has."""
     for spec in specs:
-        if spec.key not in snapshot:
-            continue
-        value = snapshot[spec.key]
-        if value is None:
+        value = snapshot.get(spec.key)
+        # A labelled spec reads a mapping, a plain one a number: one key may
+        # have both, and the one that does not fit its value is skipped.
+        if value is None or bool(spec.label) != isinstance(value, Mapping):
             continue
         labels = [spec.label] if spec.label else []
         family: CounterMetricFamily | GaugeMetricFamily
@@ -112,13 +124,11 @@ def families(specs: Iterable[Spec], snapshot: Mapping[str, Any]) -> Iterator[Met
             family = CounterMetricFamily(spec.name, spec.help, labels=labels)
         else:
             family = GaugeMetricFamily(spec.name, spec.help, labels=labels)
-        if spec.label and isinstance(value, Mapping):
+        if isinstance(value, Mapping):
             for label_value, n in sorted(value.items()):
                 family.add_metric([str(label_value)], float(n) * spec.scale)
-        elif not spec.label:
-            family.add_metric([], float(value) * spec.scale)
         else:
-            continue
+            family.add_metric([], float(value) * spec.scale)
         yield family
 
 
@@ -184,10 +194,10 @@ class NodeCollector:
                 "mmo_tick_duration_seconds", "Time one simulation tick took.")
             hist.add_metric([], h.cumulative(), sum_value=h.total)
             yield hist
+        merged = dict(snap)
         if self.cluster is not None:
-            cluster = self.cluster()
-            if cluster:
-                yield from families(CLUSTER_METRICS, cluster)
+            merged.update(self.cluster() or {})
+        yield from families(CLUSTER_METRICS, merged)
 
 
 def make_registry(collector: NodeCollector, process: bool = True) -> CollectorRegistry:

@@ -221,8 +221,12 @@ def service_snapshot(service: Any) -> dict[str, Any]:
 
 def cluster_snapshot(service: Any) -> Any:
     """The cluster's numbers, when the service runs a cluster that has them."""
-    snapshot = getattr(getattr(service, "cluster", None), "snapshot", None)
-    return snapshot() if callable(snapshot) else None
+    cluster = getattr(service, "cluster", None)
+    for name in ("numbers", "snapshot"):
+        method = getattr(cluster, name, None)
+        if callable(method):
+            return method()
+    return None
 
 
 def http_service(service: Any) -> HTTPService:
