@@ -97,6 +97,10 @@ class ClientConnection(Protocol):
     def connectionMade(self) -> None:
         self.connected_at = self.clock.seconds()
         self.state = LOGGING_IN
+        # A game sends small frames and wants them now, not batched by Nagle.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         self.write(
             m.Hello(m.PROTOCOL_VERSION, self.client_string).encode()
             + m.Login(self.name, self.password).encode(),

@@ -1,0 +1,259 @@
+"""
+The bots of one process, driven by one ``LoopingCall``.
+
+:class:`Fleet` launches its bots at the ramp rate, calls each bot that has
+something due from a single loop (never a timer per bot), hands out a
+progress snapshot every second, and at the end closes every connection
+and fires with the :class:`~mmo.loadgen.stats.Stats` of the run.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..client.base import PLAYING, connect_failure_reason
+from .bot import Bot
+from .settings import targets_of
+from .stats import Interval, Stats
+
+#: Seconds the bots get to close cleanly at the end, then the rest are dropped.
+CLOSE_GRACE = 5.0
+
+
+class Fleet:
+    """
+    Bots ``first, first + step, first + 2 * step, ...`` below ``clients``
+    (one worker's slice of a run; all of them when there is one worker).
+    """
+
+    log = Logger()
+
+    def __init__(self, values: dict[str, Any], reactor: Any, *, first: int = 0,
+                 step: int = 1, seed: int = 1,
+                 progress: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.values = values
+        self.reactor = reactor
+        self.targets = targets_of(values)
+        self.indices = range(first, values["clients"], step)
+        self.ramp = values["ramp"] / step
+        self.rng = random.Random(seed)
+        self.zone = values["zone"]
+        self.spread = values["spread"]
+        self.speed = values["speed"]
+        rate = values["rate"]
+        self.move_period = 1.0 / rate if rate > 0 else 0.0
+        self.ping_interval = values["ping_interval"]
+        self.chat_rate = values["chat_rate"]
+        self.progress = progress
+        self.stats = Stats()
+        self.interval = Interval()
+        self.bots: list[Bot] = []
+        self.pending: dict[Bot, Deferred] = {}
+        self.playing: dict[Bot, None] = {}
+        self.live = 0
+        self.started_at = 0.0
+        self.stopping = False
+        self.done: Deferred = Deferred()
+        self._driver = LoopingCall(self._drive)
+        self._driver.clock = reactor
+        self._second = LoopingCall(self._each_second)
+        self._second.clock = reactor
+        self._stop_call: Any = None
+
+    # -- the run ------------------------------------------------------------------
+
+    def start(self) -> Deferred:
+        """Run until ``--duration`` (or until every bot is gone); fire with Stats."""
+        self.started_at = self.reactor.seconds()
+        self._driver.start(1.0 / self.values["drive_hz"], now=True)
+        self._second.start(1.0, now=False)
+        self._stop_call = self.reactor.callLater(self.values["duration"], self.stop)
+        return self.done
+
+    def _drive(self) -> None:
+        now = self.reactor.seconds()
+        if not self.stopping:
+            self._launch(now)
+        for bot in self.playing:
+            if now >= bot.next_due:
+                bot.act(now)
+
+    def _launch(self, now: float) -> None:
+        launched = len(self.bots)
+        total = len(self.indices)
+        if launched >= total:
+            return
+        due = min(total, int((now - self.started_at) * self.ramp) + 1)
+        for i in range(launched, due):
+            self._start_bot(self.indices[i], now)
+
+    def _start_bot(self, index: int, now: float) -> None:
+        v = self.values
+        host, port = self.targets[index % len(self.targets)]
+        bot = Bot(index, f"{v['name_prefix']}{index}", v["password"], self, self.reactor,
+                  random.Random(self.rng.random()))
+        bot.started_at = now
+        self.bots.append(bot)
+        self.live += 1
+        self.stats.counters["bots_started"] += 1
+        endpoint = TCP4ClientEndpoint(self.reactor, host, port,
+                                      timeout=v["connect_timeout"])
+        d = connectProtocol(endpoint, bot)
+        self.pending[bot] = d
+        d.addErrback(self._connect_failed, bot)
+
+    def _connect_failed(self, f: Failure, bot: Bot) -> None:
+        self.pending.pop(bot, None)
+        if f.check(CancelledError) and self.stopping:
+            reason = "stopped_while_connecting"
+        else:
+            reason = connect_failure_reason(f)
+            self.error(reason)
+        bot.connect_failed(reason)
+
+    # -- what bots report -------------------------------------------------------
+
+    def bot_connected(self, bot: Bot, seconds: float) -> None:
+        self.pending.pop(bot, None)
+        self.stats.counters["connected"] += 1
+        self.stats.histograms["connect_time"].add(seconds)
+
+    def bot_logged_in(self, bot: Bot, seconds: float) -> None:
+        self.stats.counters["logged_in"] += 1
+        self.stats.histograms["login_time"].add(seconds)
+        self.playing[bot] = None
+
+    def bot_ended(self, bot: Bot, reason: str) -> None:
+        self.pending.pop(bot, None)
+        self.playing.pop(bot, None)
+        self.live -= 1
+        if reason != "closed_by_client" and bot.connect_reason is None:
+            self.stats.disconnects[reason] += 1
+            self.interval.disconnects += 1
+        if not self.stopping and self.live == 0 and len(self.bots) == len(self.indices):
+            # Nothing left to drive (every bot failed or was dropped): end now.
+            self.reactor.callLater(0, self.stop)
+        elif self.stopping and self.live == 0:
+            self._finish()
+
+    def update_age(self, seconds: float) -> None:
+        self.stats.histograms["update_age"].add(seconds)
+        self.interval.update_age.add(seconds)
+
+    def rtt(self, seconds: float) -> None:
+        self.stats.histograms["rtt"].add(seconds)
+        self.interval.rtt.add(seconds)
+
+    def error(self, name: str) -> None:
+        self.stats.errors[name] += 1
+        self.interval.errors += 1
+
+    # -- every second ------------------------------------------------------------
+
+    def _each_second(self) -> None:
+        now = self.reactor.seconds()
+        seen = self.stats.histograms["entities_seen"]
+        for bot in self.playing:
+            seen.add(bot.visible)
+        limit = self.values["login_timeout"]
+        for bot in self.bots:
+            if bot.state not in (PLAYING, "closed") and not bot.closing \
+                    and bot.connected_at is not None and now - bot.connected_at > limit:
+                self.error("login_timeout")
+                bot.close(abort=True)
+        if self.progress is not None:
+            self.progress(self.snapshot(now))
+        self.interval = Interval()
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """Where the run is: bots and this second's traffic."""
+        return {
+            "elapsed": now - self.started_at,
+            "planned": len(self.indices),
+            "started": len(self.bots),
+            "playing": len(self.playing),
+            "live": self.live,
+            "interval": self.interval,
+        }
+
+    # -- the end -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop driving, close every connection, then fire ``done``."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.stopped_at = self.reactor.seconds()
+        if self._stop_call is not None and self._stop_call.active():
+            self._stop_call.cancel()
+        for loop in (self._driver, self._second):
+            if loop.running:
+                loop.stop()
+        for d in list(self.pending.values()):
+            d.cancel()
+        for bot in list(self.bots):
+            if bot.state != "closed":
+                bot.close()
+        if self.live == 0:
+            self._finish()
+            return
+        self._abort_call = self.reactor.callLater(CLOSE_GRACE, self._abort_rest)
+
+    def _abort_rest(self) -> None:
+        for bot in self.bots:
+            if bot.state != "closed" and bot.transport is not None:
+                bot.transport.abortConnection()
+        # Aborted connections report their end on the next turns of the reactor.
+        self._abort_call = self.reactor.callLater(1.0, self._finish)
+
+    def _finish(self) -> None:
+        if self.done.called:
+            return
+        call = getattr(self, "_abort_call", None)
+        if call is not None and call.active():
+            call.cancel()
+        self.done.callback(self.collect())
+
+    def collect(self) -> Stats:
+        """The run's Stats: the shared histograms plus each bot's counters."""
+        stats = self.stats
+        end = getattr(self, "stopped_at", self.reactor.seconds())
+        per_sec = stats.histograms["updates_per_sec"]
+        bytes_per_sec = stats.histograms["bytes_in_per_sec"]
+        for bot in self.bots:
+            stats.counters.update(bot.counters())
+            if bot.entered_at is not None:
+                ended = min(bot.ended_at or end, end)
+                played = ended - bot.entered_at
+                if played >= 0.5:
+                    per_sec.add(bot.ticks / played)
+                    bytes_per_sec.add(bot.bytes_in / played)
+            failure = self._failure_of(bot)
+            if failure is not None:
+                stats.failures[failure] += 1
+        stats.failures["not_started"] += len(self.indices) - len(self.bots)
+        if not stats.failures["not_started"]:
+            del stats.failures["not_started"]
+        return stats
+
+    @staticmethod
+    def _failure_of(bot: Bot) -> str | None:
+        """Why ``bot`` failed, or None if it played until we closed it."""
+        if bot.connect_reason is not None:
+            return bot.connect_reason
+        if not bot.logged_in:
+            if bot.reason in (None, "closed_by_client"):
+                return "login_unfinished"
+            return bot.reason
+        if bot.reason not in (None, "closed_by_client"):
+            return bot.reason
+        return None
+

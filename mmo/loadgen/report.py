@@ -1,0 +1,149 @@
+"""
+The load generator's outputs: the progress line, the final summary and the
+JSON report, all from a :class:`~mmo.loadgen.stats.Stats`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from .. import __version__
+from .settings import targets_of
+from .stats import Interval, Stats
+
+#: Top-level keys of the JSON report (a test checks every one is there).
+REPORT_FIELDS = (
+    "tool", "version", "started_at", "elapsed_s", "settings", "seed", "workers",
+    "targets", "bots", "failures", "max_failures", "ok", "exit_code", "traffic",
+    "actions", "corrections", "errors", "disconnects", "latency_ms", "per_bot", "raw",
+)
+LATENCIES = {"connect": "connect_time", "login": "login_time", "rtt": "rtt",
+             "update_age": "update_age"}
+PER_BOT = ("updates_per_sec", "bytes_in_per_sec", "entities_seen")
+
+
+def _by(counter: dict[str, int]) -> dict[str, Any]:
+    items = {k: v for k, v in sorted(counter.items()) if v}
+    return {"total": sum(items.values()), "by_reason": items}
+
+
+def build_report(stats: Stats, values: dict[str, Any], *, seed: int, started_at: float,
+                 elapsed: float) -> dict[str, Any]:
+    """The JSON report of a run: every measure with p50/p90/p99/max."""
+    c = stats.counters
+    span = max(elapsed, 1e-9)
+    failures = _by(stats.failures)
+    ok = failures["total"] <= values["max_failures"]
+    settings = {k: v for k, v in values.items() if k != "worker"}
+    settings["targets"] = [f"{h}:{p}" for h, p in values["targets"]]
+    errors = _by(stats.errors)
+    errors["by_code"] = errors.pop("by_reason")
+    return {
+        "tool": "mmo-loadgen",
+        "version": __version__,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
+        "elapsed_s": round(elapsed, 3),
+        "settings": settings,
+        "seed": seed,
+        "workers": values["workers"],
+        "targets": [f"{h}:{p}" for h, p in targets_of(values)],
+        "bots": {
+            "planned": values["clients"],
+            "started": c["bots_started"],
+            "connected": c["connected"],
+            "logged_in": c["logged_in"],
+            "failed": failures["total"],
+        },
+        "failures": failures,
+        "max_failures": values["max_failures"],
+        "ok": ok,
+        "exit_code": 0 if ok else 1,
+        "traffic": {
+            "frames_in": c["frames_in"], "frames_out": c["frames_out"],
+            "bytes_in": c["bytes_in"], "bytes_out": c["bytes_out"],
+            "frames_in_per_sec": round(c["frames_in"] / span, 1),
+            "frames_out_per_sec": round(c["frames_out"] / span, 1),
+            "bytes_in_per_sec": round(c["bytes_in"] / span, 1),
+            "bytes_out_per_sec": round(c["bytes_out"] / span, 1),
+        },
+        "actions": {k: c[k] for k in ("moves_sent", "pings_sent", "pongs", "chats_sent",
+                                      "chats_received", "ticks", "entity_updates")},
+        "corrections": _by(stats.corrections),
+        "errors": errors,
+        "disconnects": _by(stats.disconnects),
+        "latency_ms": {name: stats.histograms[key].summary(1000.0)
+                       for name, key in LATENCIES.items()},
+        "per_bot": {name: stats.histograms[name].summary(1.0, 2) for name in PER_BOT},
+        "raw": stats.to_dict(),
+    }
+
+
+def write_report(report: dict[str, Any], path: str) -> None:
+    """Write ``report`` to ``path`` whole or not at all (rename into place)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _rate(n: float) -> str:
+    if n >= 10_000_000:
+        return f"{n / 1_000_000:.0f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n:.0f}"
+
+
+def progress_line(snap: dict[str, Any]) -> str:
+    """One line about the last second: bots, traffic, RTT, update age, errors."""
+    iv: Interval = snap["interval"]
+    rtt, age = iv.rtt, iv.update_age
+    connecting = snap["live"] - snap["playing"]
+    return (
+        f"[{snap['elapsed']:5.0f}s] bots {snap['playing']}/{snap['planned']} playing"
+        f" ({connecting} logging in, {snap['started'] - snap['live']} gone)"
+        f" | in {_rate(iv.frames_in)} msg/s {_rate(iv.bytes_in / 1000)} kB/s"
+        f" | out {_rate(iv.frames_out)} msg/s"
+        f" | rtt p50 {rtt.percentile(50) * 1000:.1f} p99 {rtt.percentile(99) * 1000:.1f} ms"
+        f" | age p50 {age.percentile(50) * 1000:.1f} p99 {age.percentile(99) * 1000:.1f} ms"
+        f" | errors {iv.errors} disconnects {iv.disconnects}"
+    )
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The final summary: what a person reads at the end of a run."""
+    b = report["bots"]
+    t = report["traffic"]
+    lines = [
+        f"mmo-loadgen: {report['elapsed_s']:.1f}s, {b['planned']} bots over "
+        f"{len(report['targets'])} target(s), {report['workers']} worker(s), "
+        f"seed {report['seed']}",
+        f"  bots: {b['started']} started, {b['connected']} connected, "
+        f"{b['logged_in']} logged in, {b['failed']} failed "
+        f"(allowed {report['max_failures']})",
+        f"  traffic: in {t['frames_in_per_sec']:.0f} msg/s {t['bytes_in_per_sec'] / 1000:.0f} kB/s,"
+        f" out {t['frames_out_per_sec']:.0f} msg/s {t['bytes_out_per_sec'] / 1000:.0f} kB/s",
+        f"  {'measure':<22}{'count':>9}{'p50':>10}{'p90':>10}{'p99':>10}{'max':>10}",
+    ]
+    rows = [(f"{name} (ms)", s) for name, s in report["latency_ms"].items()]
+    rows += [(name, s) for name, s in report["per_bot"].items()]
+    for name, s in rows:
+        lines.append(f"  {name:<22}{s['count']:>9}{s['p50']:>10}{s['p90']:>10}"
+                     f"{s['p99']:>10}{s['max']:>10}")
+    a = report["actions"]
+    lines.append(f"  moves {a['moves_sent']}, corrections {report['corrections']['total']}, "
+                 f"pings {a['pings_sent']}/{a['pongs']} answered, chat {a['chats_sent']} "
+                 f"said / {a['chats_received']} heard")
+    for title, key, sub in (("errors", "errors", "by_code"),
+                            ("disconnects", "disconnects", "by_reason"),
+                            ("failures", "failures", "by_reason")):
+        part = report[key]
+        detail = ", ".join(f"{k} {v}" for k, v in part[sub].items()) or "none"
+        lines.append(f"  {title}: {part['total']} ({detail})")
+    lines.append("  result: " + ("OK" if report["ok"] else
+                                 f"FAILED ({b['failed']} bots failed)"))
+    return lines

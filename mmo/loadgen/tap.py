@@ -1,0 +1,43 @@
+"""``twistd mmo-loadgen``: the load generator's options and ``makeService``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import IService
+
+from ..config import ConfigError
+from ..options import SchemaOptions, options_for
+from .settings import LOADGEN_SCHEMA
+
+
+class _LoadGenOptions(SchemaOptions):
+    synopsis = "[options]"
+    longdesc = (
+        "Drive simulated players (bots) at mmo nodes and report what they see: "
+        "connect and login time, RTT, update age, traffic, corrections, errors "
+        "and disconnects. The run stops by itself after --duration, closes every "
+        "connection and exits non-zero when more than --max-failures bots failed. "
+        "Bots connect only to --targets (or --host/--port). Every option is also a "
+        "key of the TOML file given with --config; flags win."
+    )
+
+    def check_values(self, values: dict[str, Any]) -> None:
+        if values["worker"] and values["workers"] != 1:
+            raise ConfigError("--worker is for the children of a --workers run")
+        if values["workers"] > values["clients"]:
+            raise ConfigError(f"--workers {values['workers']} is more than "
+                              f"--clients {values['clients']}")
+
+
+Options = options_for(LOADGEN_SCHEMA, _LoadGenOptions)
+
+
+def makeService(options: Any, reactor: Any = None) -> IService:
+    if reactor is None:
+        from twisted.internet import reactor as _reactor
+
+        reactor = _reactor
+    from .run import LoadGenService
+
+    return LoadGenService(options.values, reactor, exit_at_end=True)
