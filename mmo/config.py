@@ -174,3 +174,29 @@ class Schema:
             values.update(self.load_file(path))
         values.update(given)
         return values
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as a TOML literal (the types configuration uses)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def sample_toml(schema: Schema, title: str) -> str:
+    """A TOML file that sets every key of ``schema`` to its default, with help."""
+    import textwrap
+
+    lines = [f"# {title}", "#", "# Every key is also a command-line flag (tick_hz is --tick-hz);",
+             "# flags win over this file. Generated from the schema: keep in step.", ""]
+    for key in schema:
+        for line in textwrap.wrap(key.help, 76):
+            lines.append(f"# {line}")
+        default = [str(v) for v in key.default] if key.repeat else key.default
+        lines.append(f"{key.name} = {toml_value(default)}")
+        lines.append("")
+    return "\n".join(lines)

@@ -153,7 +153,7 @@ class WireClient:
         self.sock.settimeout(max(timeout, 0.001))
         try:
             data = self.sock.recv(1 << 20)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return
         except ConnectionResetError:
             data = b""
