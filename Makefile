@@ -1,0 +1,39 @@
+# One command to set up and run the demo, one to set up and run the tests.
+#   make demo    a small cluster, bots, and the monitor (or a text view)
+#   make test    lint, type-check and every test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup setup-gui system-deps test demo lint typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# The package installed as a user gets it (not editable), so tests run what
+# `pip install .` ships, twistd dropins included.
+setup: $(BIN)/python
+	$(BIN)/python -m pip install -q '.[test]'
+	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+
+setup-gui: setup
+	$(BIN)/python -m pip install -q '.[gui,test]'
+
+system-deps:
+	bash scripts/system-deps.sh
+
+lint: setup
+	$(BIN)/ruff check mmo tests twisted benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+test: system-deps setup-gui lint typecheck
+	$(BIN)/pytest
+
+demo: setup-gui
+	$(BIN)/python -m mmo.demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache mmo-data

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System packages some tests use (promtool, systemd-analyze, PostgreSQL, a
+# virtual screen). Installed with apt-get when running as root on a Debian
+# machine that lacks them; elsewhere the tests that need them skip and say why.
+set -euo pipefail
+want=()
+command -v promtool >/dev/null || want+=(prometheus)
+command -v systemd-analyze >/dev/null || want+=(systemd)
+command -v systemd-socket-activate >/dev/null || want+=(systemd)
+command -v ip >/dev/null || want+=(iproute2)
+[ -x /usr/lib/postgresql/*/bin/postgres ] 2>/dev/null || want+=(postgresql)
+dpkg -s libxkbcommon-x11-0 >/dev/null 2>&1 || want+=(libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3)
+if [ ${#want[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "system-deps: not root or no apt-get; tests needing ${want[*]} will skip" >&2
+    exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
