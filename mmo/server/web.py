@@ -144,6 +144,13 @@ class _Root(Resource):
         return b"mmo node: /metrics /healthz /readyz\n"
 
 
+class _QuietSite(Site):
+    """A site without an access log: a scrape every few seconds is not news."""
+
+    def log(self, request: Request) -> None:
+        pass
+
+
 def make_site(service: Any, registry: Any) -> Site:
     """The ``twisted.web`` site of a node service."""
     root = _Root()
@@ -151,7 +158,7 @@ def make_site(service: Any, registry: Any) -> Site:
     root.putChild(b"metrics", _Metrics(registry))
     root.putChild(b"healthz", _Check(service, liveness))
     root.putChild(b"readyz", _Check(service, readiness))
-    site = Site(root)
+    site = _QuietSite(root)
     site.displayTracebacks = False
     site.noisy = False
     return site
