@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,7 +135,7 @@ class Schema:
     def __init__(self, keys: Sequence[Key]) -> None:
         self.keys = {k.name: k for k in keys}
 
-    def __iter__(self) -> Iterable[Key]:
+    def __iter__(self) -> Iterator[Key]:
         return iter(self.keys.values())
 
     def check(self, name: str, value: Any, origin: str) -> Any:
