@@ -15,8 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import fail, succeed
+from twisted.internet.error import CannotListenError, MulticastJoinError
+from twisted.internet.interfaces import IMulticastTransport, IReactorMulticast
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from zope.interface import implementer
 
 from .config import Schema
 from .server.accounts import MemoryAccountStore
@@ -112,3 +116,170 @@ class FakePlayer:
 
     def disconnect(self) -> None:
         self.session.connectionLost(None)
+
+
+# -- multicast -------------------------------------------------------------------
+#
+# ``MemoryReactor`` has no UDP: :class:`FakeMulticast` is an in-memory network
+# with ``listenMulticast``, for testing the cluster (or anything else that
+# speaks multicast) with no sockets.  Datagrams wait in a queue until
+# :meth:`FakeMulticast.flush`, so that tests choose when, and whether, each is
+# delivered.
+
+
+@implementer(IMulticastTransport)
+class FakeMulticastPort:
+    """One socket on a :class:`FakeMulticast` network (an ``IMulticastTransport``)."""
+
+    def __init__(self, network: FakeMulticast, port: int, protocol: Any,
+                 interface: str, address: str) -> None:
+        self.network = network
+        self.port = port
+        self.protocol = protocol
+        self.interface = interface
+        #: The source address of what this port sends.
+        self.address = address
+        self.joined: set[str] = set()
+        self.ttl = 1
+        self.loopback = True
+        self.outgoing = "0.0.0.0"
+        self.broadcast = False
+        self.listening = True
+        #: Every (datagram, (group, port)) this port wrote.
+        self.written: list[tuple[bytes, tuple[str, int]]] = []
+
+    # IMulticastTransport
+    def getOutgoingInterface(self) -> str:
+        return self.outgoing
+
+    def setOutgoingInterface(self, addr: str) -> Any:
+        self.outgoing = addr
+        return succeed(1)
+
+    def getLoopbackMode(self) -> bool:
+        return self.loopback
+
+    def setLoopbackMode(self, mode: int) -> None:
+        self.loopback = bool(mode)
+
+    def getTTL(self) -> int:
+        return self.ttl
+
+    def setTTL(self, ttl: int) -> None:
+        self.ttl = ttl
+
+    def joinGroup(self, addr: str, interface: str = "") -> Any:
+        limit = self.network.max_memberships
+        if addr not in self.joined and len(self.joined) >= limit:
+            return fail(MulticastJoinError(addr, interface, "too many memberships"))
+        self.joined.add(addr)
+        return succeed(None)
+
+    def leaveGroup(self, addr: str, interface: str = "") -> Any:
+        self.joined.discard(addr)
+        return succeed(None)
+
+    # IUDPTransport
+    def write(self, packet: bytes, addr: tuple[str, int]) -> None:
+        if not self.listening:
+            raise RuntimeError("write on a port that stopped listening")
+        if len(packet) > 65507:
+            raise ValueError("datagram larger than UDP allows")
+        self.written.append((packet, addr))
+        self.network.queue.append((self, packet, addr))
+
+    def connect(self, host: str, port: int) -> None:
+        raise NotImplementedError("the fake is for multicast: no connected mode")
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("UDP", self.interface or "0.0.0.0", self.port)
+
+    def stopListening(self) -> Any:
+        if self.listening:
+            self.listening = False
+            self.network.ports.remove(self)
+            self.protocol.doStop()
+        return succeed(None)
+
+    def setBroadcastAllowed(self, enabled: bool) -> None:
+        self.broadcast = bool(enabled)
+
+    def getBroadcastAllowed(self) -> bool:
+        return self.broadcast
+
+
+@implementer(IReactorMulticast)
+class FakeMulticast:
+    """
+    An in-memory multicast network: an ``IReactorMulticast`` for tests.
+
+        net = FakeMulticast()
+        port = net.listenMulticast(30001, protocol, listenMultiple=True)
+        port.joinGroup("239.255.0.1")
+        ...
+        net.flush()   # deliver what was written since the last flush
+
+    A datagram reaches every listening port bound to its UDP port that
+    joined its group (with ``multicast_all``, every port bound to the UDP
+    port if any port joined the group, as Linux's IP_MULTICAST_ALL does for
+    sockets of one host); the sender gets its own copy only in loopback
+    mode.  ``drop`` (a function of datagram, sender and receiver) lets a
+    test lose datagrams on purpose.
+    """
+
+    def __init__(self, multicast_all: bool = False, max_memberships: int = 20) -> None:
+        self.ports: list[FakeMulticastPort] = []
+        self.queue: list[tuple[FakeMulticastPort, bytes, tuple[str, int]]] = []
+        self.multicast_all = multicast_all
+        self.max_memberships = max_memberships
+        self.drop: Any = None
+        self.delivered = 0
+        self.dropped = 0
+        self.largest = 0
+        self._next_host = 1
+
+    def listenMulticast(self, port: int, protocol: Any, interface: str = "",
+                        maxPacketSize: int = 8192, listenMultiple: bool = False,
+                        address: str | None = None) -> FakeMulticastPort:
+        if not listenMultiple and any(p.port == port for p in self.ports):
+            raise CannotListenError(interface, port, OSError("address in use"))
+        if address is None:
+            address = f"127.0.0.{self._next_host}"
+            self._next_host += 1
+        p = FakeMulticastPort(self, port, protocol, interface, address)
+        self.ports.append(p)
+        protocol.makeConnection(p)
+        return p
+
+    def flush(self, limit: int = 100_000) -> int:
+        """Deliver queued datagrams (and any they cause), at most ``limit``."""
+        count = 0
+        while self.queue and count < limit:
+            batch, self.queue = self.queue, []
+            for sender, packet, (group, port) in batch:
+                count += 1
+                self.largest = max(self.largest, len(packet))
+                self._deliver(sender, packet, group, port)
+        return count
+
+    def _deliver(self, sender: FakeMulticastPort, packet: bytes, group: str,
+                 port: int) -> None:
+        bound = [p for p in self.ports if p.port == port]
+        if self.multicast_all and any(group in p.joined for p in bound):
+            targets = bound
+        else:
+            targets = [p for p in bound if group in p.joined]
+        for p in targets:
+            if p is sender and not sender.loopback:
+                continue
+            if self.drop is not None and self.drop(packet, sender, p):
+                self.dropped += 1
+                continue
+            self.delivered += 1
+            p.protocol.datagramReceived(packet, (sender.address, sender.port))
+
+    def inject(self, packet: bytes, group: str, port: int,
+               source: str = "127.0.0.99") -> None:
+        """Deliver ``packet`` now, as if a stranger at ``source`` sent it."""
+        for p in [p for p in self.ports if p.port == port and group in p.joined]:
+            p.protocol.datagramReceived(packet, (source, port))

@@ -100,6 +100,12 @@ class Node:
         #: Called with ``(channel, sender, text, zone, target)`` for chat that
         #: other nodes must see (the cluster sets it).
         self.chat_relay: Callable[..., None] | None = None
+        #: Called with the world once per tick, after the grid settled and the
+        #: players were sent their updates, before the tick's records are
+        #: cleared (the cluster publishes owned changes from them).
+        self.tick_observers: list[Callable[[World], None]] = []
+        #: Each returns numbers merged into :meth:`snapshot` (the cluster's).
+        self.snapshot_sources: list[Callable[[], dict[str, Any]]] = []
 
     # -- connections ---------------------------------------------------------
 
@@ -254,7 +260,7 @@ class Node:
         frame = m.ChatMessage(channel, sender, text).encode()
         if channel == m.Channel.SAY and near is not None:
             hearers = [self.world.entities.get(eid) for eid in near.viewer.visible] \
-                if near.viewer is not None else []
+                if near.viewer is not None else self._seers(near)
             hearers.append(near)
             sessions = [self.players.get(h.name) for h in hearers
                         if h is not None and h.viewer is not None]
@@ -268,6 +274,14 @@ class Node:
             if s is not None and s.closing_since is None:
                 s.transport.write(frame)  # type: ignore[union-attr]
                 self.bytes_out += len(frame)
+
+    def _seers(self, e: Any) -> list[Any]:
+        """The local players who see ``e`` (a mirror, which sees nothing itself)."""
+        zone = e.zone
+        if zone is None:
+            return []
+        return [p for key in zone.neighbours(e.cell) for p in zone.cells.get(key, {}).values()
+                if p.viewer is not None and e.id in p.viewer.visible]
 
     def change_zone(self, session: PlayerSession, name: str) -> None:
         e = session.entity
@@ -339,6 +353,8 @@ class Node:
                 data = b"".join(parts)
                 out += len(data)
                 session.transport.write(data)  # type: ignore[union-attr]
+        for observer in self.tick_observers:
+            observer(world)
         world.end_tick()
         self.updates_out += updates
         self.bytes_out += out
@@ -386,7 +402,7 @@ class Node:
 
     def snapshot(self) -> dict[str, Any]:
         """The node's numbers now (the metrics datagram and /metrics read it)."""
-        return {
+        out = {
             "node_id": self.node_id,
             "connected_clients": len(self.players),
             "connections": len(self.connections),
@@ -402,4 +418,7 @@ class Node:
             "updates_out": self.updates_out,
             "refusals": dict(self.refusals),
         }
+        for source in self.snapshot_sources:
+            out.update(source())
+        return out
 

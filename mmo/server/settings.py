@@ -26,6 +26,11 @@ def http_endpoint(value: object) -> str:
     return endpoint(value)
 
 
+def group_or_auto(value: object) -> str:
+    """``auto`` or a multicast group address."""
+    return "auto" if value == "auto" else multicast_group(value)
+
+
 NODE_KEYS = [
     # Listening --------------------------------------------------------------
     Key("tcp", 4000, "TCP port for players (used when no --listen is given).",
@@ -85,6 +90,24 @@ NODE_KEYS = [
         "multicast; 127.0.0.1 keeps the cluster on this host.", ipv4),
     Key("ttl", 0, "Multicast TTL: 0 stays on this host, 1 reaches the LAN.",
         integer(0, 255)),
+    Key("cluster", True, "Share the world with other nodes over multicast "
+        "(--no-cluster: this node alone).", boolean, flag=True),
+    Key("cluster_key_file", "", "File with the cluster's HMAC key, shared by "
+        "every node (default: DATA_DIR/cluster.key, created mode 0600 when "
+        "absent).", text),
+    Key("keyframe_interval", 1.0, "Seconds between full keyframes of a cell "
+        "stream; entities and nodes not heard for 3 of them expire.",
+        number(0.05, 60)),
+    Key("heartbeat_interval", 1.0, "Seconds between node heartbeats on the "
+        "control group.", number(0.05, 60)),
+    Key("cell_group_base", "auto", "First multicast group of the block hashed "
+        "over (zone, cell); auto: the address after --mgroup.", group_or_auto),
+    Key("cell_group_count", 16, "Groups in the cell block (Linux joins at "
+        "most net.ipv4.igmp_max_memberships, default 20, per socket).",
+        integer(1, 4096)),
+    Key("testing_drop_received", 0.0, "TESTING ONLY: fraction of received "
+        "cluster datagrams dropped on purpose, to exercise loss recovery.",
+        number(0, 1)),
 ]
 
 NODE_SCHEMA = Schema(NODE_KEYS)

@@ -1,0 +1,385 @@
+"""
+The cluster's datagrams, sans-IO: bytes in, messages out, and back.
+
+``docs/CLUSTER.md`` describes every byte.  A datagram is a header (magic,
+version, type, the sender's epoch and sequence number, its id), a body whose
+layout depends on the type, and a MAC (:mod:`mmo.cluster.auth`).  Decoding
+anything malformed raises :class:`DatagramError` and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .auth import MAC_SIZE, sign
+
+MAGIC = b"MC"
+VERSION = 1
+#: Largest datagram sent (MAC included): under the path MTU of any network.
+MAX_DATAGRAM = 1200
+
+CELL_DELTA = 1
+CELL_KEYFRAME = 2
+HEARTBEAT = 3
+METRICS = 4
+CHAT = 5
+WHISPER_RECEIPT = 6
+KEYFRAME_REQUEST = 7
+BYE = 8
+TYPES = {CELL_DELTA, CELL_KEYFRAME, HEARTBEAT, METRICS, CHAT, WHISPER_RECEIPT,
+         KEYFRAME_REQUEST, BYE}
+
+_HEAD = struct.Struct(">2sBBQQB")
+_CELL_HEAD = struct.Struct(">IIBBHHH")
+FULL_ITEM = struct.Struct(">IBffB")
+MOVE_ITEM = struct.Struct(">Iff")
+GONE_ITEM = struct.Struct(">II")
+#: The ``to`` of a departure that left the zone (or the world).
+NOWHERE = 0xFFFFFFFF
+_HEARTBEAT = struct.Struct(">HIIfI")
+_CHAT = struct.Struct(">BII")
+_U32 = struct.Struct(">I")
+
+
+class DatagramError(Exception):
+    """A datagram that is not one of ours, or is malformed."""
+
+
+def pack_str8(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    if len(raw) > 255:
+        raise ValueError(f"{value[:20]!r}... is longer than 255 bytes of UTF-8")
+    return bytes((len(raw),)) + raw
+
+
+def truncate_utf8(value: str, limit: int) -> bytes:
+    """``value`` as UTF-8, cut to at most ``limit`` bytes on a character boundary."""
+    raw = value.encode("utf-8")
+    if len(raw) <= limit:
+        return raw
+    return raw[:limit].decode("utf-8", "ignore").encode("utf-8")
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data = data
+        self.pos = pos
+
+    def take(self, n: int) -> bytes:
+        end = self.pos + n
+        if end > len(self.data):
+            raise DatagramError("datagram is truncated")
+        out = self.data[self.pos : end]
+        self.pos = end
+        return out
+
+    def unpack(self, st: struct.Struct) -> tuple[Any, ...]:
+        if self.pos + st.size > len(self.data):
+            raise DatagramError("datagram is truncated")
+        out = st.unpack_from(self.data, self.pos)
+        self.pos += st.size
+        return out
+
+    def str8(self) -> str:
+        (n,) = self.take(1)
+        return self.text(n)
+
+    def text(self, n: int) -> str:
+        try:
+            return self.take(n).decode("utf-8")
+        except UnicodeDecodeError:
+            raise DatagramError("a string is not UTF-8") from None
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            raise DatagramError(f"{len(self.data) - self.pos} bytes after the body")
+
+
+# -- header ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Header:
+    type: int
+    epoch: int
+    seq: int
+    sender: str
+    #: Where the body starts in the signed data.
+    body_at: int
+
+
+def peek_sender(datagram: bytes) -> str | None:
+    """The sender id of ``datagram`` without checking anything else, or None."""
+    if len(datagram) < _HEAD.size or datagram[:2] != MAGIC:
+        return None
+    n = datagram[_HEAD.size - 1]
+    try:
+        return datagram[_HEAD.size : _HEAD.size + n].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def read_header(data: bytes) -> Header:
+    """The header of a datagram whose MAC was already checked and removed."""
+    r = _Reader(data)
+    magic, version, kind, epoch, seq, n = r.unpack(_HEAD)
+    if magic != MAGIC:
+        raise DatagramError("not an mmo cluster datagram")
+    if version != VERSION:
+        raise DatagramError(f"datagram version {version}, expected {VERSION}")
+    if kind not in TYPES:
+        raise DatagramError(f"unknown datagram type {kind}")
+    if n == 0:
+        raise DatagramError("empty sender id")
+    sender = r.text(n)
+    return Header(kind, epoch, seq, sender, r.pos)
+
+
+class Sealer:
+    """Numbers, heads and signs one sender's datagrams."""
+
+    def __init__(self, key: bytes, sender: str, epoch: int) -> None:
+        self.key = key
+        self.sender = pack_str8(sender)[1:]
+        if not self.sender:
+            raise ValueError("the node id must not be empty")
+        self.epoch = epoch
+        self.seq = 0
+        #: Bytes of header and MAC around every body.
+        self.overhead = _HEAD.size + len(self.sender) + MAC_SIZE
+
+    def seal(self, kind: int, body: bytes) -> bytes:
+        self.seq += 1
+        head = _HEAD.pack(MAGIC, VERSION, kind, self.epoch, self.seq, len(self.sender))
+        return sign(self.key, head + self.sender + body)
+
+
+# -- cell updates --------------------------------------------------------------
+
+
+@dataclass
+class CellUpdate:
+    """One datagram of a cell stream: full records, moves and departures."""
+
+    zone: str
+    cell: int
+    seq: int
+    keyframe: bool = False
+    part: int = 0
+    parts: int = 1
+    #: (entity id, kind, x, y, name)
+    fulls: list[tuple[int, int, float, float, str]] = field(default_factory=list)
+    #: (entity id, x, y)
+    moves: list[tuple[int, float, float]] = field(default_factory=list)
+    #: (entity id, the cell it went to, or NOWHERE)
+    gones: list[tuple[int, int]] = field(default_factory=list)
+
+
+def full_item(eid: int, kind: int, x: float, y: float, name: str) -> bytes:
+    raw = name.encode("utf-8")[:255]
+    return FULL_ITEM.pack(eid, kind, x, y, len(raw)) + raw
+
+
+def move_item(eid: int, x: float, y: float) -> bytes:
+    return MOVE_ITEM.pack(eid, x, y)
+
+
+def cell_bodies(
+    zone: str, cell: int, first_seq: int, fulls: Sequence[bytes],
+    moves: Sequence[bytes], gones: Sequence[tuple[int, int]], room: int,
+) -> list[bytes]:
+    """
+    The bodies of one cell's update, split so that each is at most ``room``
+    bytes; the i-th carries stream sequence number ``first_seq + i``.
+    """
+    zone_b = pack_str8(zone)
+    space = room - len(zone_b) - _CELL_HEAD.size
+    if space < 64:
+        raise ValueError("no room for cell records: the zone name or node id is too long")
+    chunks: list[tuple[list[bytes], int, int, int]] = []
+    items: list[bytes] = []
+    counts = [0, 0, 0]
+    used = 0
+    for section, seq in enumerate((fulls, moves, [GONE_ITEM.pack(*g) for g in gones])):
+        for item in seq:
+            if used + len(item) > space:
+                chunks.append((items, *counts))
+                items, counts, used = [], [0, 0, 0], 0
+            items.append(item)
+            counts[section] += 1
+            used += len(item)
+    if items or not chunks:
+        chunks.append((items, *counts))
+    parts = len(chunks) if len(chunks) <= 255 else 0
+    return [
+        zone_b + _CELL_HEAD.pack(cell, (first_seq + i) & 0xFFFFFFFF, min(i, 255), parts,
+                                 nf, nm, ng) + b"".join(its)
+        for i, (its, nf, nm, ng) in enumerate(chunks)
+    ]
+
+
+def read_cell(kind: int, data: bytes, at: int) -> CellUpdate:
+    r = _Reader(data, at)
+    zone = r.str8()
+    cell, seq, part, parts, nf, nm, ng = r.unpack(_CELL_HEAD)
+    u = CellUpdate(zone, cell, seq, kind == CELL_KEYFRAME, part, parts)
+    for _ in range(nf):
+        eid, ekind, x, y, n = r.unpack(FULL_ITEM)
+        u.fulls.append((eid, ekind, x, y, r.text(n)))
+    for _ in range(nm):
+        u.moves.append(r.unpack(MOVE_ITEM))
+    for _ in range(ng):
+        u.gones.append(r.unpack(GONE_ITEM))
+    r.end()
+    return u
+
+
+# -- control group -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    tcp_port: int
+    clients: int
+    entities: int
+    cell_size: float
+    interval_ms: int
+    address: str
+    version: str
+
+    def body(self) -> bytes:
+        return _HEARTBEAT.pack(self.tcp_port, self.clients, self.entities, self.cell_size,
+                               self.interval_ms) + pack_str8(self.address) + pack_str8(self.version)
+
+    @classmethod
+    def read(cls, data: bytes, at: int) -> Heartbeat:
+        r = _Reader(data, at)
+        fixed = r.unpack(_HEARTBEAT)
+        out = cls(*fixed, r.str8(), r.str8())
+        r.end()
+        return out
+
+
+def metrics_body(values: dict[str, Any], room: int) -> bytes:
+    """The metrics as compact JSON; nested tables go first if it is too long."""
+    raw = json.dumps(values, separators=(",", ":"), sort_keys=True).encode()
+    if len(raw) > room:
+        flat = {k: v for k, v in values.items() if not isinstance(v, (dict, list))}
+        raw = json.dumps(flat, separators=(",", ":"), sort_keys=True).encode()
+    return raw[:room] if len(raw) > room else raw
+
+
+def read_metrics(data: bytes, at: int) -> dict[str, Any]:
+    try:
+        values = json.loads(data[at:].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise DatagramError("metrics are not JSON") from None
+    if not isinstance(values, dict):
+        raise DatagramError("metrics are not a JSON object")
+    return values
+
+
+@dataclass(frozen=True)
+class ChatLine:
+    """Chat for other nodes: say, zone, global, or a whisper to ``target``."""
+
+    channel: int
+    entity_id: int
+    token: int
+    zone: str
+    sender: str
+    target: str
+    text: str
+
+    def body(self, room: int) -> bytes:
+        head = (_CHAT.pack(self.channel, self.entity_id, self.token) + pack_str8(self.zone)
+                + pack_str8(self.sender) + pack_str8(self.target))
+        text = truncate_utf8(self.text, max(0, room - len(head) - 2))
+        return head + struct.pack(">H", len(text)) + text
+
+    @classmethod
+    def read(cls, data: bytes, at: int) -> ChatLine:
+        r = _Reader(data, at)
+        channel, eid, token = r.unpack(_CHAT)
+        zone, sender, target = r.str8(), r.str8(), r.str8()
+        (n,) = r.unpack(struct.Struct(">H"))
+        out = cls(channel, eid, token, zone, sender, target, r.text(n))
+        r.end()
+        return out
+
+
+@dataclass(frozen=True)
+class WhisperReceipt:
+    """``target`` got the whisper ``token`` that ``whisperer`` on ``origin`` sent."""
+
+    token: int
+    origin: str
+    whisperer: str
+    target: str
+
+    def body(self) -> bytes:
+        return (_U32.pack(self.token) + pack_str8(self.origin) + pack_str8(self.whisperer)
+                + pack_str8(self.target))
+
+    @classmethod
+    def read(cls, data: bytes, at: int) -> WhisperReceipt:
+        r = _Reader(data, at)
+        (token,) = r.unpack(_U32)
+        out = cls(token, r.str8(), r.str8(), r.str8())
+        r.end()
+        return out
+
+
+def request_bodies(cells: Sequence[tuple[str, int]], room: int) -> list[bytes]:
+    """Keyframe requests for ``cells``, split to fit."""
+    out: list[bytes] = []
+    items: list[bytes] = []
+    used = 1
+    for zone, cell in cells:
+        item = pack_str8(zone) + _U32.pack(cell)
+        if items and (used + len(item) > room or len(items) == 255):
+            out.append(bytes((len(items),)) + b"".join(items))
+            items, used = [], 1
+        items.append(item)
+        used += len(item)
+    if items:
+        out.append(bytes((len(items),)) + b"".join(items))
+    return out
+
+
+def read_request(data: bytes, at: int) -> list[tuple[str, int]]:
+    r = _Reader(data, at)
+    (n,) = r.take(1)
+    out = []
+    for _ in range(n):
+        zone = r.str8()
+        out.append((zone, r.unpack(_U32)[0]))
+    r.end()
+    return out
+
+
+def decode_body(header: Header, data: bytes) -> Any:
+    """The message in a checked datagram's body (see :func:`read_header`)."""
+    at = header.body_at
+    kind = header.type
+    if kind in (CELL_DELTA, CELL_KEYFRAME):
+        return read_cell(kind, data, at)
+    if kind == HEARTBEAT:
+        return Heartbeat.read(data, at)
+    if kind == METRICS:
+        return read_metrics(data, at)
+    if kind == CHAT:
+        return ChatLine.read(data, at)
+    if kind == WHISPER_RECEIPT:
+        return WhisperReceipt.read(data, at)
+    if kind == KEYFRAME_REQUEST:
+        return read_request(data, at)
+    if len(data) != at:
+        raise DatagramError("a bye has no body")
+    return None

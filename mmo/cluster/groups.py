@@ -1,0 +1,123 @@
+"""
+Which multicast group carries which cell, and which cells this node needs.
+
+A block of ``count`` group addresses starting at ``base`` is hashed over
+``(zone, cell)``; several cells share a group, so receivers filter by the
+``(zone, cell)`` in the payload.  :class:`Interest` follows this node's
+players through the per-tick records of the grid and says which cells (the
+one each player is in and the 8 around it) became wanted or unwanted.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import zlib
+from collections import Counter
+
+from ..world.world import World
+
+Cell = tuple[str, int]
+
+
+def _to_int(address: str) -> int:
+    return struct.unpack(">I", socket.inet_aton(address))[0]
+
+
+def _to_str(n: int) -> str:
+    return socket.inet_ntoa(struct.pack(">I", n))
+
+
+def cell_block(control: str, base: str, count: int) -> list[str]:
+    """
+    The cell groups: ``count`` addresses from ``base`` (``"auto"``: the one
+    after the control group).  Every address must be multicast, the control
+    group not among them.
+    """
+    start = _to_int(control) + 1 if base == "auto" else _to_int(base)
+    groups = [_to_str(start + i) for i in range(count)]
+    for g in (groups[0], groups[-1]):
+        if not 224 <= int(g.split(".")[0]) <= 239:
+            raise ValueError(f"cell group block {groups[0]}..{groups[-1]} leaves 224.0.0.0/4")
+    if control in groups:
+        raise ValueError(f"the control group {control} is inside the cell group block")
+    return groups
+
+
+class CellGroups:
+    """``(zone, cell)`` -> group address, the same on every node."""
+
+    def __init__(self, groups: list[str]) -> None:
+        if not groups:
+            raise ValueError("at least one cell group is needed")
+        self.groups = groups
+        self._cache: dict[Cell, str] = {}
+
+    def group_for(self, zone: str, cell: int) -> str:
+        key = (zone, cell)
+        g = self._cache.get(key)
+        if g is None:
+            g = self.groups[zlib.crc32(f"{zone}\x00{cell}".encode()) % len(self.groups)]
+            self._cache[key] = g
+        return g
+
+
+class Interest:
+    """The cells this node's players can see, updated from each tick's records."""
+
+    def __init__(self) -> None:
+        #: viewer entity id -> the cell it is counted in
+        self.viewers: dict[int, Cell] = {}
+        self.cells: Counter[Cell] = Counter()
+        self._world: World | None = None
+
+    def __contains__(self, cell: Cell) -> bool:
+        return cell in self.cells
+
+    def update(self, world: World) -> tuple[list[Cell], list[Cell]]:
+        """Read this tick's records; return the cells gained and lost."""
+        self._world = world
+        # cell -> whether it was wanted before this update (first touch only)
+        touched: dict[Cell, bool] = {}
+        viewers = self.viewers
+        for zone in world.zones.values():
+            for key, gone in zone.departed.items():
+                for eid, _to in gone:
+                    if viewers.get(eid) == (zone.name, key):
+                        e = world.entities.get(eid)
+                        if e is None or e.zone is not zone or e.cell != key:
+                            self._drop(eid, touched)
+        for zone in world.zones.values():
+            for key, came in zone.arrived.items():
+                for e, _frm in came:
+                    if (e.viewer is not None and e.zone is zone and e.cell == key
+                            and viewers.get(e.id) != (zone.name, key)):
+                        self._drop(e.id, touched)
+                        self._add(e.id, zone.name, key, touched)
+        cells = self.cells
+        gained = [c for c, was in touched.items() if not was and c in cells]
+        lost = [c for c, was in touched.items() if was and c not in cells]
+        return gained, lost
+
+    def _add(self, eid: int, zone: str, key: int, touched: dict[Cell, bool]) -> None:
+        assert self._world is not None
+        self.viewers[eid] = (zone, key)
+        cells = self.cells
+        for n in self._world.zones[zone].neighbours(key):
+            c = (zone, n)
+            touched.setdefault(c, c in cells)
+            cells[c] += 1
+
+    def _drop(self, eid: int, touched: dict[Cell, bool]) -> None:
+        old = self.viewers.pop(eid, None)
+        if old is None:
+            return
+        assert self._world is not None
+        zone, key = old
+        cells = self.cells
+        for n in self._world.zones[zone].neighbours(key):
+            c = (zone, n)
+            touched.setdefault(c, c in cells)
+            cells[c] -= 1
+            if cells[c] <= 0:
+                del cells[c]

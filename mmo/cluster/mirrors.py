@@ -1,0 +1,251 @@
+"""
+The receiving side: remote nodes, their cell streams, and the mirrors of
+their entities in this node's world.
+
+Mirrors are ordinary entities (``owner`` is the remote node's id, no
+viewer), so local players get enter, move and leave for them exactly as for
+local entities.  An update is absolute state, so it is applied even after a
+gap; what a gap can lose (an arrival, a departure) comes back with the
+stream's next keyframe, which lists every entity the owner has in the cell.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.logger import Logger
+
+from ..world.grid import Entity
+from ..world.world import World
+from .codec import NOWHERE, CellUpdate, Heartbeat
+
+Cell = tuple[str, int]
+MirrorKey = tuple[str, int]
+
+
+class Mirror:
+    """A local entity standing for a remote one, and where it was last reported."""
+
+    __slots__ = ("entity", "key", "cell", "heard")
+
+    def __init__(self, entity: Entity, key: MirrorKey, cell: Cell, heard: float) -> None:
+        self.entity = entity
+        self.key = key
+        self.cell = cell
+        self.heard = heard
+
+
+@dataclass
+class StreamState:
+    """What a receiver knows of one remote cell stream."""
+
+    last_seq: int = 0
+    #: A gap was seen; the next complete keyframe clears it.
+    waiting: bool = False
+    #: The keyframe being assembled: its first sequence number, parts, ids.
+    kf_first: int = -1
+    kf_parts: set[int] = field(default_factory=set)
+    kf_ids: set[int] = field(default_factory=set)
+
+
+@dataclass
+class RemoteNode:
+    """Another node, as heard on the groups."""
+
+    node_id: str
+    epoch: int
+    heard: float
+    heartbeat: Heartbeat | None = None
+    metrics: dict[str, Any] | None = None
+    streams: dict[Cell, StreamState] = field(default_factory=dict)
+
+
+class MirrorTable:
+    """Remote nodes and the mirrors of their entities in ``world``."""
+
+    log = Logger()
+
+    def __init__(self, world: World, expiry: float,
+                 wanted: Callable[[Cell], bool] = lambda cell: True) -> None:
+        self.world = world
+        #: Whether this node follows a cell (its players can see it).
+        self.wanted = wanted
+        self.expiry = expiry
+        self.nodes: dict[str, RemoteNode] = {}
+        self.mirrors: dict[MirrorKey, Mirror] = {}
+        self.by_cell: dict[Cell, set[MirrorKey]] = {}
+        self.gaps = 0
+        self.unknown_moves = 0
+        self.stale = 0
+        self.expired_entities = 0
+        self.expired_nodes = 0
+        self.rejected_records = 0
+
+    # -- nodes -----------------------------------------------------------------
+
+    def heard_from(self, node_id: str, epoch: int, now: float) -> tuple[RemoteNode, bool]:
+        """The node record, refreshed; ``True`` if the node is new (or restarted)."""
+        node = self.nodes.get(node_id)
+        if node is not None and node.epoch != epoch:
+            self.log.info("node {node} restarted", node=node_id)
+            self.drop_node(node_id)
+            node = None
+        if node is None:
+            node = self.nodes[node_id] = RemoteNode(node_id, epoch, now)
+            return node, True
+        node.heard = now
+        return node, False
+
+    def drop_node(self, node_id: str) -> int:
+        """Forget a node and despawn its mirrors; return how many."""
+        node = self.nodes.pop(node_id, None)
+        if node is None:
+            return 0
+        gone = [m for key, m in self.mirrors.items() if key[0] == node_id]
+        for m in gone:
+            self._despawn(m)
+        return len(gone)
+
+    # -- updates -----------------------------------------------------------------
+
+    def apply(self, node: RemoteNode, u: CellUpdate, now: float) -> bool:
+        """
+        Apply one cell update from ``node``; return ``True`` when the stream
+        needs a keyframe (records about entities this node never saw).
+        """
+        world = self.world
+        zone = world.zones.get(u.zone)
+        if zone is None:
+            return False
+        cell = (u.zone, u.cell)
+        st = node.streams.get(cell)
+        if st is None:
+            st = node.streams[cell] = StreamState(u.seq - 1)
+        ahead = (u.seq - st.last_seq) & 0xFFFFFFFF
+        if ahead == 0 or ahead > 0x7FFFFFFF:
+            # Reordered: only parts of the keyframe being assembled are late
+            # but still useful; an old delta could undo newer positions.
+            if not (u.keyframe and u.seq - u.part == st.kf_first):
+                self.stale += 1
+                return False
+        else:
+            if ahead > 1:
+                self.gaps += 1
+                st.waiting = True
+            st.last_seq = u.seq
+        owner = node.node_id
+        mirrors = self.mirrors
+        need_keyframe = False
+        for eid, kind, x, y, name in u.fulls:
+            if not (math.isfinite(x) and math.isfinite(y)):
+                self.rejected_records += 1
+                continue
+            x, y = zone.clamp(x, y)
+            key = (owner, eid)
+            m = mirrors.get(key)
+            if m is None:
+                e = world.spawn(name, zone, x, y, kind, owner=owner, now=now)
+                m = mirrors[key] = Mirror(e, key, cell, now)
+                self.by_cell.setdefault(cell, set()).add(key)
+            else:
+                self._place(m, zone, x, y, cell)
+                m.heard = now
+        for eid, x, y in u.moves:
+            m = mirrors.get((owner, eid))
+            if m is None:
+                self.unknown_moves += 1
+                need_keyframe = True
+                continue
+            if not (math.isfinite(x) and math.isfinite(y)):
+                self.rejected_records += 1
+                continue
+            x, y = zone.clamp(x, y)
+            self._place(m, zone, x, y, cell)
+            m.heard = now
+        for eid, to in u.gones:
+            m = mirrors.get((owner, eid))
+            if m is not None and m.cell == cell:
+                if to != NOWHERE and self.wanted((u.zone, to)):
+                    # Gone next door, where we follow it: its arrival there
+                    # (maybe already applied, maybe still on its way) moves it.
+                    self._reindex(m, (u.zone, to))
+                else:
+                    self._despawn(m)
+        if u.keyframe:
+            self._keyframe(owner, st, u, cell)
+        return need_keyframe
+
+    def _keyframe(self, owner: str, st: StreamState, u: CellUpdate, cell: Cell) -> None:
+        first = (u.seq - u.part) & 0xFFFFFFFF
+        if first != st.kf_first:
+            st.kf_first = first
+            st.kf_parts = set()
+            st.kf_ids = set()
+        st.kf_parts.add(u.part)
+        st.kf_ids.update(eid for eid, *_ in u.fulls)
+        if u.parts and len(st.kf_parts) == u.parts:
+            # The whole keyframe arrived: whatever it does not list is gone.
+            listed = st.kf_ids
+            for key in [k for k in self.by_cell.get(cell, ()) if k[0] == owner
+                        and k[1] not in listed]:
+                self._despawn(self.mirrors[key])
+            st.waiting = False
+            st.kf_first = -1
+            st.kf_parts = set()
+            st.kf_ids = set()
+
+    def _place(self, m: Mirror, zone: Any, x: float, y: float, cell: Cell) -> None:
+        e = m.entity
+        if e.zone is zone:
+            zone.move(e, x, y)
+        else:
+            self.world.teleport(e, zone, x, y)
+        if m.cell != cell:
+            self._reindex(m, cell)
+
+    def _reindex(self, m: Mirror, cell: Cell) -> None:
+        if m.cell != cell:
+            old = self.by_cell.get(m.cell)
+            if old is not None:
+                old.discard(m.key)
+                if not old:
+                    del self.by_cell[m.cell]
+            m.cell = cell
+            self.by_cell.setdefault(cell, set()).add(m.key)
+
+    def _despawn(self, m: Mirror) -> None:
+        self.mirrors.pop(m.key, None)
+        keys = self.by_cell.get(m.cell)
+        if keys is not None:
+            keys.discard(m.key)
+            if not keys:
+                del self.by_cell[m.cell]
+        self.world.despawn(m.entity)
+
+    # -- interest and expiry ------------------------------------------------------
+
+    def forget_cell(self, cell: Cell) -> None:
+        """No local player sees ``cell`` any more: drop its mirrors and streams."""
+        for key in list(self.by_cell.get(cell, ())):
+            self._despawn(self.mirrors[key])
+        for node in self.nodes.values():
+            node.streams.pop(cell, None)
+
+    def expire(self, now: float) -> None:
+        """Drop nodes and mirrors not heard from for ``expiry`` seconds."""
+        limit = now - self.expiry
+        for node_id in [n for n, node in self.nodes.items() if node.heard < limit]:
+            self.log.info("node {node} expired (not heard for {s:.1f}s)",
+                          node=node_id, s=now - self.nodes[node_id].heard)
+            self.expired_nodes += 1
+            self.expired_entities += self.drop_node(node_id)
+        for m in [m for m in self.mirrors.values() if m.heard < limit]:
+            self.expired_entities += 1
+            self._despawn(m)
+
+    def find(self, owner: str, eid: int) -> Entity | None:
+        m = self.mirrors.get((owner, eid))
+        return m.entity if m is not None else None

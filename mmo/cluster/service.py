@@ -1,0 +1,382 @@
+"""
+The cluster as a Twisted service: one multicast socket, the control group,
+the cell groups this node's players need, and the timers for heartbeats,
+metrics and expiry.
+
+:class:`ClusterProtocol` is a thin ``DatagramProtocol``; everything it
+receives goes to :meth:`ClusterService.datagram_received`, which never lets
+an exception out.  The node calls :meth:`ClusterService.on_tick` once per
+tick, after the grid settled and before the tick's records are cleared.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from .. import __version__
+from ..server.node import Node
+from ..world.world import World
+from . import codec
+from .auth import (
+    REPLAY,
+    STALE_EPOCH,
+    KeyFileError,
+    ReplayWindow,
+    load_or_create_key,
+    verify,
+)
+from .chat import ClusterChat
+from .groups import CellGroups, Interest, cell_block
+from .mirrors import MirrorTable
+from .stats import ClusterStats
+from .streams import Publisher
+
+#: Linux's IP_MULTICAST_ALL: off, so the socket gets only the groups it joined.
+IP_MULTICAST_ALL = 49
+#: How often a node asks for a keyframe of a stream it cannot make sense of.
+REQUEST_EVERY = 0.5
+
+
+class ClusterProtocol(DatagramProtocol):
+    """Hands every datagram to ``receive``; nothing it raises escapes."""
+
+    log = Logger()
+
+    def __init__(self, receive: Callable[[bytes, Any], None]) -> None:
+        self.receive = receive
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        try:
+            self.receive(datagram, addr)
+        except Exception:
+            self.log.failure("cluster datagram from {addr} could not be handled", addr=addr)
+
+
+class ClusterService(Service):
+    """Shares ``node``'s world with the other nodes over multicast."""
+
+    log = Logger()
+
+    def __init__(
+        self, node: Node, settings: dict[str, Any], clock: Any,
+        multicast: Any = None, rng: random.Random | None = None,
+        key: bytes | None = None,
+    ) -> None:
+        self.node = node
+        self.settings = settings
+        self.clock = clock
+        #: An ``IReactorMulticast``: the reactor, or a fake in tests.
+        self.multicast = multicast if multicast is not None else clock
+        self.rng = rng or random.Random()
+        self.node_id = node.node_id
+        self.key = key
+        self.port_number = settings["mport"]
+        self.control = settings["mgroup"]
+        self.iface = settings["iface"]
+        self.groups = CellGroups(cell_block(
+            self.control, settings["cell_group_base"], settings["cell_group_count"]))
+        kf = settings["keyframe_interval"]
+        self.keyframe_interval = kf
+        self.expiry = 3 * max(kf, settings["heartbeat_interval"])
+        self.publisher = Publisher(round(kf * settings["tick_hz"]))
+        self.interest = Interest()
+        self.mirrors = MirrorTable(node.world, self.expiry, self.interest.__contains__)
+        self.replay = ReplayWindow()
+        self.stats = ClusterStats()
+        self.chat = ClusterChat(node, self.mirrors, clock, self._send_control)
+        self.drop_fraction = settings["testing_drop_received"]
+        self.tcp_port = settings["tcp"]
+        self.epoch = 0
+        self.sealer: codec.Sealer | None = None
+        self.transport: Any = None
+        self.joined: Counter[str] = Counter()
+        self._requests: list[tuple[str, int]] = []
+        self._requested_at: dict[tuple[str, int], float] = {}
+        self._announce = False
+        self._last_auth_log = -1e9
+        self._loops: list[LoopingCall] = []
+
+    # -- start and stop -------------------------------------------------------------
+
+    def key_path(self) -> str:
+        return self.settings["cluster_key_file"] or os.path.join(
+            self.settings["data_dir"], "cluster.key")
+
+    def startService(self) -> None:
+        if self.key is None:
+            try:
+                self.key = load_or_create_key(self.key_path())
+            except KeyFileError as e:
+                raise SystemExit(f"mmo: {e}") from None
+        # Larger after every restart, so that receivers tell a restart from
+        # a replay of the previous run's datagrams.
+        self.epoch = time.time_ns() // 1000
+        self.sealer = codec.Sealer(self.key, self.node_id, self.epoch)
+        self.transport = self.multicast.listenMulticast(
+            self.port_number, ClusterProtocol(self.datagram_received), listenMultiple=True)
+        sock = getattr(self.transport, "socket", None)
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+            except OSError:
+                pass  # not Linux: the payload filter is enough
+        if self.iface != "0.0.0.0":
+            self.transport.setOutgoingInterface(self.iface).addErrback(
+                self.log.failure, "cannot send multicast out of {iface}", iface=self.iface)
+        self.transport.setTTL(self.settings["ttl"])
+        self.transport.setLoopbackMode(1)
+        self._join(self.control)
+        node = self.node
+        node.tick_observers.append(self.on_tick)
+        node.snapshot_sources.append(self.numbers)
+        node.chat_relay = self.chat.relay
+        for fn, interval in ((self.heartbeat, self.settings["heartbeat_interval"]),
+                             (self.publish_metrics, 1.0),
+                             (self.expire, self.keyframe_interval / 4)):
+            loop = LoopingCall(fn)
+            loop.clock = self.clock
+            loop.start(interval, now=True).addErrback(self.log.failure, "cluster timer failed")
+            self._loops.append(loop)
+        super().startService()
+        self.log.info(
+            "cluster: node {node} on {group}:{port} via {iface} ttl {ttl}, {n} cell groups "
+            "from {first}, keyframes every {kf}s",
+            node=self.node_id, group=self.control, port=self.port_number, iface=self.iface,
+            ttl=self.settings["ttl"], n=len(self.groups.groups), first=self.groups.groups[0],
+            kf=self.keyframe_interval)
+
+    def stopService(self) -> defer.Deferred:
+        super().stopService()
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops = []
+        node = self.node
+        if self.on_tick in node.tick_observers:
+            node.tick_observers.remove(self.on_tick)
+        if self.numbers in node.snapshot_sources:
+            node.snapshot_sources.remove(self.numbers)
+        node.chat_relay = None
+        self.chat.stop()
+        if self.transport is None:
+            return defer.succeed(None)
+        self._send_control(codec.BYE, lambda room: b"")
+        for group in list(self.joined):
+            self.transport.leaveGroup(group, self._join_iface()).addErrback(lambda f: None)
+        self.joined.clear()
+        transport, self.transport = self.transport, None
+        return defer.maybeDeferred(transport.stopListening)
+
+    # -- groups ---------------------------------------------------------------------
+
+    def _join_iface(self) -> str:
+        return "" if self.iface == "0.0.0.0" else self.iface
+
+    def _join(self, group: str) -> None:
+        self.joined[group] += 1
+        if self.joined[group] == 1:
+            self.stats.joins += 1
+            self.transport.joinGroup(group, self._join_iface()).addErrback(
+                self._join_failed, group)
+
+    def _join_failed(self, failure: Any, group: str) -> None:
+        self.stats.join_failures += 1
+        self.log.warn("cannot join multicast group {group}: {why} (see "
+                      "net.ipv4.igmp_max_memberships)", group=group,
+                      why=failure.getErrorMessage())
+
+    def _leave(self, group: str) -> None:
+        self.joined[group] -= 1
+        if self.joined[group] <= 0:
+            del self.joined[group]
+            self.stats.leaves += 1
+            self.transport.leaveGroup(group, self._join_iface()).addErrback(lambda f: None)
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _write(self, group: str, kind: int, body: bytes) -> None:
+        assert self.sealer is not None
+        data = self.sealer.seal(kind, body)
+        try:
+            self.transport.write(data, (group, self.port_number))
+        except OSError as e:
+            self.stats.send_errors += 1
+            self.log.warn("cannot send to {group}: {why}", group=group, why=e)
+            return
+        self.stats.sent += 1
+        self.stats.bytes_out += len(data)
+
+    def _room(self) -> int:
+        assert self.sealer is not None
+        return codec.MAX_DATAGRAM - self.sealer.overhead
+
+    def _send_control(self, kind: int, body: Callable[[int], bytes]) -> None:
+        if self.transport is not None:
+            self._write(self.control, kind, body(self._room()))
+
+    def heartbeat(self) -> None:
+        node = self.node
+        hb = codec.Heartbeat(
+            self.tcp_port, len(node.players), len(node.world.entities),
+            node.world.cell_size, int(self.settings["heartbeat_interval"] * 1000),
+            self.iface, __version__)
+        self._send_control(codec.HEARTBEAT, lambda room: hb.body())
+
+    def publish_metrics(self) -> None:
+        values = self.node.snapshot()
+        values.update(self.stats.rates(self.node, self.clock.seconds()))
+        self._send_control(codec.METRICS, lambda room: codec.metrics_body(values, room))
+
+    def on_tick(self, world: World) -> None:
+        """Per tick: follow the players' cells, publish owned changes."""
+        gained, lost = self.interest.update(world)
+        groups = self.groups
+        for zone, cell in lost:
+            self.mirrors.forget_cell((zone, cell))
+            self._leave(groups.group_for(zone, cell))
+        for zone, cell in gained:
+            self._join(groups.group_for(zone, cell))
+        if gained:
+            self._requests.extend(gained)
+        tick = self.node.tick_number
+        publisher = self.publisher
+        publisher.observe(world, tick)
+        if self._announce:
+            self._announce = False
+            publisher.request(list(publisher.streams))
+        if not self.mirrors.nodes:
+            # Nobody listens: encode nothing (a new node's heartbeat brings
+            # keyframes of everything at once).
+            publisher.prune(tick)
+            self._requests.clear()
+            return
+        room = self._room()
+        for keyframe, zone, cell, bodies in publisher.bodies(tick, room):
+            group = groups.group_for(zone, cell)
+            kind = codec.CELL_KEYFRAME if keyframe else codec.CELL_DELTA
+            for body in bodies:
+                self._write(group, kind, body)
+        if self._requests:
+            cells, self._requests = self._requests, []
+            self.request_keyframes(cells)
+
+    def request_keyframes(self, cells: list[tuple[str, int]]) -> None:
+        """Ask the owners of entities in ``cells`` for keyframes now."""
+        for body in codec.request_bodies(cells, self._room()):
+            self._write(self.control, codec.KEYFRAME_REQUEST, body)
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        stats = self.stats
+        sender = codec.peek_sender(data)
+        if sender == self.node_id:
+            stats.looped += 1
+            return
+        stats.received += 1
+        stats.bytes_in += len(data)
+        if self.drop_fraction and self.rng.random() < self.drop_fraction:
+            stats.dropped += 1
+            stats.dropped_on_purpose += 1
+            return
+        assert self.key is not None
+        signed = verify(self.key, data) if sender is not None else None
+        if signed is None:
+            stats.dropped += 1
+            stats.auth_failures += 1
+            now = self.clock.seconds()
+            if now - self._last_auth_log >= 10.0:
+                self._last_auth_log = now
+                self.log.warn("cluster datagram from {addr} failed authentication "
+                              "({n} so far)", addr=addr, n=stats.auth_failures)
+            return
+        try:
+            header = codec.read_header(signed)
+            message = codec.decode_body(header, signed)
+        except (codec.DatagramError, ValueError):
+            stats.dropped += 1
+            stats.malformed += 1
+            return
+        verdict = self.replay.check(header.sender, header.epoch, header.seq)
+        if verdict in (REPLAY, STALE_EPOCH):
+            stats.dropped += 1
+            stats.replays += 1
+            return
+        self._dispatch(header, message)
+
+    def _dispatch(self, header: codec.Header, message: Any) -> None:
+        now = self.clock.seconds()
+        mirrors = self.mirrors
+        node, new = mirrors.heard_from(header.sender, header.epoch, now)
+        if new:
+            self.log.info("cluster: node {node} appeared", node=header.sender)
+            # Keyframes of everything next tick, and a heartbeat now so that
+            # the newcomer knows of this node at once.
+            self._announce = True
+            self.heartbeat()
+        kind = header.type
+        if kind in (codec.CELL_DELTA, codec.CELL_KEYFRAME):
+            cell = (message.zone, message.cell)
+            if cell not in self.interest:
+                self.stats.filtered += 1
+                return
+            if mirrors.apply(node, message, now):
+                if now - self._requested_at.get(cell, -1e9) >= REQUEST_EVERY:
+                    self._requested_at[cell] = now
+                    self.request_keyframes([cell])
+        elif kind == codec.HEARTBEAT:
+            if node.heartbeat is None and message.cell_size != self.node.world.cell_size:
+                self.log.warn("node {node} has cell size {theirs}, this node {ours}: "
+                              "their entities will be misplaced", node=header.sender,
+                              theirs=message.cell_size, ours=self.node.world.cell_size)
+            node.heartbeat = message
+        elif kind == codec.METRICS:
+            node.metrics = message
+        elif kind == codec.CHAT:
+            self.chat.chat_received(header.sender, message)
+        elif kind == codec.WHISPER_RECEIPT:
+            self.chat.receipt_received(self.node_id, message)
+        elif kind == codec.KEYFRAME_REQUEST:
+            self.publisher.request(message)
+        elif kind == codec.BYE:
+            self.log.info("cluster: node {node} left", node=header.sender)
+            mirrors.drop_node(header.sender)
+
+    def expire(self) -> None:
+        self.mirrors.expire(self.clock.seconds())
+        limit = self.clock.seconds() - 2 * REQUEST_EVERY
+        for cell in [c for c, t in self._requested_at.items() if t < limit]:
+            del self._requested_at[cell]
+
+    # -- numbers ------------------------------------------------------------------------
+
+    def numbers(self) -> dict[str, Any]:
+        """The cluster's counters, merged into the node's snapshot."""
+        out = self.stats.counters()
+        m = self.mirrors
+        out.update(
+            owned_entities=self.publisher.owned_count(),
+            mirrored_entities=len(m.mirrors),
+            cluster_nodes=len(m.nodes),
+            gaps=m.gaps,
+            unknown_moves=m.unknown_moves,
+            stale_updates=m.stale,
+            expired_entities=m.expired_entities,
+            expired_nodes=m.expired_nodes,
+            keyframes_sent=self.publisher.keyframes,
+            groups_joined=len(self.joined),
+        )
+        out.update(self.chat.numbers())
+        return out

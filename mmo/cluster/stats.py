@@ -1,0 +1,63 @@
+"""Counters of the cluster layer and the per-second rates of the metrics datagram."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ClusterStats:
+    """Datagrams and bytes in and out, and why any were dropped."""
+
+    COUNTERS = (
+        "sent", "received", "dropped", "bytes_in", "bytes_out", "auth_failures",
+        "replays", "malformed", "filtered", "looped", "dropped_on_purpose",
+        "send_errors", "joins", "leaves", "join_failures",
+    )
+
+    def __init__(self) -> None:
+        for name in self.COUNTERS:
+            setattr(self, name, 0)
+        self._last: dict[str, float] | None = None
+
+    def counters(self) -> dict[str, Any]:
+        c = {name: getattr(self, name) for name in self.COUNTERS}
+        return {
+            "datagrams_sent": c.pop("sent"),
+            "datagrams_received": c.pop("received"),
+            "datagrams_dropped": c.pop("dropped"),
+            "cluster_bytes_in": c.pop("bytes_in"),
+            "cluster_bytes_out": c.pop("bytes_out"),
+            **c,
+        }
+
+    def rates(self, node: Any, now: float) -> dict[str, float]:
+        """Per-second rates since the last call (the seed's metric names kept)."""
+        current = {
+            "events": node.events, "ticks": node.tick_number,
+            "bytes_in": node.bytes_in, "bytes_out": node.bytes_out,
+            "cluster_in": self.bytes_in, "cluster_out": self.bytes_out,
+            "sent": self.sent, "received": self.received, "time": now,
+        }
+        last, self._last = self._last, current
+        if last is None or now <= last["time"]:
+            return {"events_per_sec": 0.0, "tick_hz": float(node.tick_hz),
+                    "tick_hz_target": float(node.tick_hz),
+                    "bytes_in_per_sec": 0.0, "bytes_out_per_sec": 0.0,
+                    "cluster_bytes_in_per_sec": 0.0, "cluster_bytes_out_per_sec": 0.0,
+                    "datagrams_sent_per_sec": 0.0, "datagrams_received_per_sec": 0.0}
+        dt = now - last["time"]
+
+        def rate(name: str) -> float:
+            return round((current[name] - last[name]) / dt, 2)
+
+        return {
+            "events_per_sec": rate("events"),
+            "tick_hz": rate("ticks"),
+            "tick_hz_target": float(node.tick_hz),
+            "bytes_in_per_sec": rate("bytes_in"),
+            "bytes_out_per_sec": rate("bytes_out"),
+            "cluster_bytes_in_per_sec": rate("cluster_in"),
+            "cluster_bytes_out_per_sec": rate("cluster_out"),
+            "datagrams_sent_per_sec": rate("sent"),
+            "datagrams_received_per_sec": rate("received"),
+        }

@@ -1,0 +1,178 @@
+"""
+The sending side of cell streams: each tick, this node's changes in each
+cell become a few datagram bodies, encoded once.
+
+A stream is ``(zone, cell)``.  Its delta repeats every change of the last
+:data:`REPEAT` ticks besides this one's, as absolute state (a full record
+for an entity that arrived, a position for one that moved, its id for one
+that left), so one or two lost datagrams lose nothing.  A keyframe lists
+every owned entity of the cell in full; each stream sends one every
+``keyframe_interval`` seconds (streams are staggered over the ticks) and on
+request.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+
+from ..world.grid import Entity, Zone
+from ..world.world import World
+from .codec import NOWHERE, cell_bodies, full_item, move_item
+
+#: Ticks a change is repeated after the one it happened in.
+REPEAT = 2
+#: Keyframe intervals an emptied stream still sends (empty) keyframes.
+LINGER = 3
+
+Cell = tuple[str, int]
+
+
+class CellStream:
+    """This node's owned entities in one cell and their recent changes."""
+
+    __slots__ = ("zone", "cell", "owned", "recent", "fresh", "gone_to", "phase", "seq",
+                 "emptied")
+
+    def __init__(self, zone: str, cell: int, period: int) -> None:
+        self.zone = zone
+        self.cell = cell
+        self.owned: dict[int, Entity] = {}
+        #: entity id -> tick of its last change here (kept REPEAT ticks)
+        self.recent: dict[int, int] = {}
+        #: entity id -> tick it arrived here (full records while fresh)
+        self.fresh: dict[int, int] = {}
+        #: entity id -> the cell it left this one for (NOWHERE: the zone)
+        self.gone_to: dict[int, int] = {}
+        self.phase = zlib.crc32(f"{zone}\x00{cell}".encode()) % period
+        self.seq = 0
+        #: Tick the last owned entity left; empty keyframes follow for a
+        #: while so that receivers that lost the departures catch up.
+        self.emptied = -1
+
+
+class Publisher:
+    """Turns each tick's records into cell-stream bodies."""
+
+    def __init__(self, keyframe_ticks: int) -> None:
+        self.period = max(1, keyframe_ticks)
+        self.streams: dict[Cell, CellStream] = {}
+        #: Sequence numbers outlive streams, so that a stream that empties
+        #: and fills again does not look like a restart to receivers.
+        self.seqs: dict[Cell, int] = {}
+        self.requested: set[Cell] = set()
+        self.keyframes = 0
+
+    def _stream(self, zone: Zone, key: int) -> CellStream:
+        c = (zone.name, key)
+        s = self.streams.get(c)
+        if s is None:
+            s = self.streams[c] = CellStream(zone.name, key, self.period)
+            s.seq = self.seqs.get(c, 0)
+        return s
+
+    def request(self, cells: list[Cell]) -> None:
+        """Send a keyframe of these cells (those we own entities in) next tick."""
+        for c in cells:
+            if c in self.streams:
+                self.requested.add(c)
+
+    def observe(self, world: World, tick: int) -> None:
+        """Record this tick's changes of owned entities (after ``settle``)."""
+        streams = self.streams
+        for zone in world.zones.values():
+            zname = zone.name
+            for key, gone in zone.departed.items():
+                s = streams.get((zname, key))
+                if s is None:
+                    continue
+                for eid, to in gone:
+                    e = s.owned.get(eid)
+                    if e is not None and (e.zone is not zone or e.cell != key):
+                        s.gone_to[eid] = to if to >= 0 and e.zone is zone else NOWHERE
+                        del s.owned[eid]
+                        s.fresh.pop(eid, None)
+                        s.recent[eid] = tick
+                        if not s.owned:
+                            s.emptied = tick
+            for key, came in zone.arrived.items():
+                for e, _frm in came:
+                    if e.owner is None and e.zone is zone and e.cell == key:
+                        s = self._stream(zone, key)
+                        s.owned[e.id] = e
+                        s.gone_to.pop(e.id, None)
+                        s.recent[e.id] = tick
+                        s.fresh[e.id] = tick
+            for key, moved in zone.moved.items():
+                s = None
+                for e in moved:
+                    if e.owner is None:
+                        if s is None:
+                            s = streams.get((zname, key))
+                            if s is None:
+                                break
+                        if e.id in s.owned:
+                            s.recent[e.id] = tick
+
+    def bodies(self, tick: int, room: int) -> Iterator[tuple[bool, str, int, list[bytes]]]:
+        """``(keyframe, zone, cell, bodies)`` for each stream with something to say."""
+        oldest = tick - REPEAT
+        period = self.period
+        linger = LINGER * period
+        requested = self.requested
+        finished: list[Cell] = []
+        for c, s in self.streams.items():
+            recent = s.recent
+            if recent:
+                stale = [eid for eid, t in recent.items() if t < oldest]
+                for eid in stale:
+                    del recent[eid]
+                    s.gone_to.pop(eid, None)
+                if s.fresh:
+                    for eid in [eid for eid, t in s.fresh.items() if t < oldest]:
+                        del s.fresh[eid]
+            alive = bool(s.owned) or tick - s.emptied <= linger
+            keyframe = alive and ((tick + s.phase) % period == 0 or c in requested)
+            if keyframe:
+                fulls = [full_item(e.id, e.kind, e.x, e.y, e.name) for e in s.owned.values()]
+                moves: list[bytes] = []
+                gones = [(eid, s.gone_to.get(eid, NOWHERE)) for eid in recent
+                         if eid not in s.owned]
+            elif recent:
+                fulls, moves, gones = [], [], []
+                owned, fresh = s.owned, s.fresh
+                for eid in recent:
+                    e = owned.get(eid)
+                    if e is None:
+                        gones.append((eid, s.gone_to.get(eid, NOWHERE)))
+                    elif eid in fresh:
+                        fulls.append(full_item(eid, e.kind, e.x, e.y, e.name))
+                    else:
+                        moves.append(move_item(eid, e.x, e.y))
+            else:
+                if not alive:
+                    finished.append(c)
+                continue
+            out = cell_bodies(s.zone, s.cell, s.seq + 1, fulls, moves, gones, room)
+            s.seq = (s.seq + len(out)) & 0xFFFFFFFF
+            if keyframe:
+                self.keyframes += 1
+            yield keyframe, s.zone, s.cell, out
+        requested.clear()
+        for c in finished:
+            self.seqs[c] = self.streams.pop(c).seq
+
+    def prune(self, tick: int) -> None:
+        """Forget changes too old to repeat, without encoding (nobody listens)."""
+        oldest = tick - REPEAT
+        for c in list(self.streams):
+            s = self.streams[c]
+            for table in (s.recent, s.fresh, s.gone_to):
+                for eid in [eid for eid, t in table.items() if t < oldest]:
+                    del table[eid]
+            if not s.owned and not s.recent and tick - s.emptied > LINGER * self.period:
+                self.seqs[c] = self.streams.pop(c).seq
+        self.requested.clear()
+
+    def owned_count(self) -> int:
+        return sum(len(s.owned) for s in self.streams.values())

@@ -1,0 +1,358 @@
+"""Nodes sharing one world over an in-memory multicast network (no sockets, no time)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from twisted.internet.interfaces import IMulticastTransport, IReactorMulticast
+from twisted.internet.task import Clock
+from zope.interface.verify import verifyObject
+
+from mmo.cluster import codec
+from mmo.cluster.auth import verify
+from mmo.cluster.service import ClusterService
+from mmo.testing import FakeMulticast, FakePlayer, make_node
+from mmo.wire import messages as m
+from mmo.wire.messages import ErrorCode
+
+KEY = b"k" * 32
+HZ = 10
+
+
+class Cluster:
+    """Nodes on one Clock and one FakeMulticast, ticked together."""
+
+    def __init__(self, n: int = 3, **overrides) -> None:
+        overrides.setdefault("max_speed", 100_000.0)
+        overrides.setdefault("keyframe_interval", 1.0)
+        self.overrides = overrides
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.net = FakeMulticast()
+        self.nodes = []
+        self.services = []
+        for i in range(n):
+            self.add(f"n{i}")
+
+    def add(self, node_id: str, key: bytes = KEY):
+        node = make_node(self.clock, node_id=node_id, **self.overrides)
+        svc = ClusterService(node, node.settings, self.clock, self.net,
+                             rng=random.Random(len(self.nodes)), key=key)
+        svc.startService()
+        self.nodes.append(node)
+        self.services.append(svc)
+        return node, svc
+
+    def step(self, ticks: int = 1) -> None:
+        for _ in range(ticks):
+            self.clock.advance(1.0 / HZ)
+            for node in self.nodes:
+                node.tick()
+            self.net.flush()
+
+    def kill(self, i: int) -> None:
+        """The node vanishes without a word (kill -9)."""
+        svc = self.services[i]
+        for loop in svc._loops:
+            loop.stop()
+        self.net.ports.remove(svc.transport)
+        svc.transport.listening = False
+        svc.transport = None
+        self.nodes[i].tick_observers.clear()
+
+
+def move(p: FakePlayer, x: float, y: float) -> None:
+    """Move ``p`` anywhere at once (the speed check allows a second's travel)."""
+    p.entity.last_move -= 1.0
+    p.send(m.Move(1, x, y))
+
+
+def positions(p: FakePlayer) -> dict[int, tuple[float, float]]:
+    out = {}
+    for msg in p.received():
+        if isinstance(msg, m.Moves):
+            for eid, x, y in msg.moves:
+                out[eid] = (x, y)
+    return out
+
+
+def mirror_of(node, name: str):
+    e = node.world.find_player(name)
+    assert e is not None and e.owner is not None, f"no mirror of {name} on {node.node_id}"
+    return e
+
+
+@pytest.fixture
+def three():
+    c = Cluster(3)
+    players = [FakePlayer(node, name) for node, name in zip(c.nodes, ["alice", "bob", "carol"], strict=True)]
+    # All in cell (10, 10), away from its borders.
+    for p, (x, y) in zip(players, [(1050, 1050), (1060, 1050), (1050, 1060)], strict=True):
+        move(p, x, y)
+    c.step(3)
+    return c, players
+
+
+def test_fake_network_provides_the_interfaces():
+    net = FakeMulticast()
+    verifyObject(IReactorMulticast, net)
+    svc = Cluster(1).services[0]
+    verifyObject(IMulticastTransport, svc.transport)
+
+
+def test_players_on_three_nodes_see_each_other(three):
+    c, (alice, bob, carol) = three
+    assert alice.names_seen() == {"bob", "carol"}
+    assert bob.names_seen() == {"alice", "carol"}
+    assert carol.names_seen() == {"alice", "bob"}
+    assert all(len(s.mirrors.nodes) == 2 for s in c.services)
+    assert c.net.largest <= codec.MAX_DATAGRAM
+
+
+def test_moves_arrive_as_deltas_and_match_the_owner(three):
+    c, (alice, bob, carol) = three
+    alice.received()
+    move(bob, 1070, 1055)
+    c.step(2)  # bob's node ticks and sends; alice's node applies it next tick
+    mirror = mirror_of(c.nodes[0], "bob")
+    assert positions(alice)[mirror.id] == pytest.approx((1070, 1055))
+    assert (mirror.x, mirror.y) == pytest.approx((bob.entity.x, bob.entity.y))
+    # No keyframe was needed: the delta carried it.
+    assert c.services[0].mirrors.gaps == 0
+
+
+def test_walking_away_gives_leave_and_groups_follow_players(three):
+    c, (alice, bob, carol) = three
+    svc = c.services[1]
+    zone = c.nodes[1].world.default_zone
+    before = set(svc.joined)
+    move(bob, 1900, 1900)
+    c.step(3)
+    assert "bob" not in alice.names_seen() and "bob" not in carol.names_seen()
+    assert any(isinstance(msg, m.Leave) for msg in alice.log)
+    wanted = {svc.groups.group_for(zone.name, k) for k in zone.neighbours(bob.entity.cell)}
+    wanted.add(svc.control)
+    assert set(svc.joined) == wanted
+    assert set(svc.transport.joined) == wanted
+    assert svc.stats.leaves > 0 and before != wanted
+    # Coming back: enter again.
+    move(bob, 1005, 1005)
+    c.step(3)
+    assert "bob" in alice.names_seen()
+
+
+def test_gap_is_counted_and_recovered_from_the_next_keyframe(three):
+    c, (alice, bob, carol) = three
+    n0 = c.services[0]
+    cells = {codec.CELL_DELTA, codec.CELL_KEYFRAME}
+    c.net.drop = lambda packet, sender, receiver: (
+        receiver is n0.transport and packet[3] in cells)
+    # Dave arrives on bob's node, in bob's cell, while alice's node hears nothing.
+    dave = FakePlayer(c.nodes[1], "dave")
+    move(dave, 1062, 1052)
+    for x in range(1061, 1065):
+        move(bob, x, 1000)
+        c.step(1)
+    assert "dave" not in alice.names_seen()
+    c.net.drop = None
+    move(bob, 1066, 1050)
+    move(dave, 1063, 1053)
+    c.step(1)
+    # A gap in the stream; dave's move names an entity never seen: keyframe asked.
+    assert n0.mirrors.gaps >= 1 and n0.mirrors.unknown_moves >= 1
+    c.step(2)
+    assert "dave" in alice.names_seen()
+    mirror = mirror_of(c.nodes[0], "bob")
+    assert (mirror.x, mirror.y) == pytest.approx((1066, 1050))
+
+
+def test_without_requests_the_periodic_keyframe_recovers(three):
+    c, (alice, bob, carol) = three
+    n0 = c.services[0]
+    c.net.drop = lambda packet, sender, receiver: (
+        receiver is n0.transport and packet[3] == codec.CELL_DELTA)
+    dave = FakePlayer(c.nodes[1], "dave")
+    move(dave, 1012, 1002)
+    c.step(HZ + 2)  # one keyframe interval, only keyframes get through
+    assert "dave" in alice.names_seen()
+
+
+def test_departure_lost_in_transit_is_fixed_by_an_empty_keyframe():
+    c = Cluster(2)
+    alice = FakePlayer(c.nodes[0], "alice")
+    bob = FakePlayer(c.nodes[1], "bob")
+    move(alice, 1000, 1000)
+    move(bob, 1010, 1000)
+    c.step(3)
+    assert "bob" in alice.names_seen()
+    n0 = c.services[0]
+    c.net.drop = lambda packet, sender, receiver: (
+        receiver is n0.transport and packet[3] in (codec.CELL_DELTA, codec.CELL_KEYFRAME))
+    bob.disconnect()
+    c.step(5)
+    assert "bob" in alice.names_seen()  # the departure was lost
+    c.net.drop = None
+    c.step(HZ + 1)  # within one keyframe interval
+    assert "bob" not in alice.names_seen()
+    assert n0.mirrors.expired_entities == 0
+
+
+def test_killed_node_expires_after_three_keyframe_intervals(three):
+    c, (alice, bob, carol) = three
+    c.kill(1)
+    c.step(int(2.5 * HZ))
+    assert "bob" in alice.names_seen()
+    c.step(int(1.0 * HZ))
+    assert "bob" not in alice.names_seen() and "bob" not in carol.names_seen()
+    assert "n1" not in c.services[0].mirrors.nodes
+    assert c.services[0].mirrors.expired_nodes == 1
+
+
+def test_still_entities_stay_alive_through_keyframes(three):
+    c, (alice, bob, carol) = three
+    c.step(5 * HZ)
+    assert alice.names_seen() == {"bob", "carol"}
+    assert c.services[0].mirrors.expired_entities == 0
+    assert c.services[1].publisher.keyframes >= 4
+
+
+def test_clean_stop_says_bye_and_restart_comes_back(three):
+    c, (alice, bob, carol) = three
+    c.services[1].stopService()
+    c.step(2)  # the bye arrives; the next tick tells alice
+    assert "bob" not in alice.names_seen()
+    node, svc = c.add("n1")
+    bob2 = FakePlayer(node, "bob")
+    move(bob2, 1000, 1000)
+    c.step(3)
+    assert "bob" in alice.names_seen()
+    assert bob2.names_seen() == {"alice", "carol"}
+
+
+def test_forged_and_replayed_datagrams_change_nothing(three):
+    c, (alice, bob, carol) = three
+    n0 = c.services[0]
+    zone = c.nodes[0].world.default_zone
+    cell = bob.entity.cell
+    group = n0.groups.group_for(zone.name, cell)
+    body = codec.cell_bodies(zone.name, cell, 1, [codec.full_item(77, 0, 1000, 1000, "mallory")],
+                             [], [], 1000)[0]
+    forged = codec.Sealer(b"x" * 32, "evil", 1).seal(codec.CELL_DELTA, body)
+    before = set(c.nodes[0].world.entities)
+    c.net.inject(forged, group, n0.port_number)
+    c.net.inject(b"garbage", group, n0.port_number)
+    c.net.inject(forged[:-1] + bytes([forged[-1] ^ 1]), group, n0.port_number)
+    assert n0.stats.auth_failures == 3
+    # A real datagram of bob's node, sent again.
+    sent = [d for d, (g, _p) in c.services[1].transport.written if g == group]
+    c.net.inject(sent[-1], group, n0.port_number)
+    assert n0.stats.replays == 1
+    c.step(1)
+    assert set(c.nodes[0].world.entities) == before
+    assert "mallory" not in alice.names_seen()
+    numbers = c.nodes[0].snapshot()
+    assert numbers["auth_failures"] == 3 and numbers["datagrams_dropped"] >= 4
+
+
+def test_own_datagrams_are_ignored_and_strangers_cells_filtered():
+    c = Cluster(2)
+    c.net.multicast_all = True
+    alice = FakePlayer(c.nodes[0], "alice")
+    bob = FakePlayer(c.nodes[1], "bob")
+    move(alice, 100, 100)
+    move(bob, 1900, 1900)
+    c.step(HZ * 2)
+    assert alice.names_seen() == set() and bob.names_seen() == set()
+    assert c.services[0].stats.looped > 0
+    assert c.services[0].mirrors.mirrors == {}
+
+
+def test_a_crowded_cell_is_split_under_the_mtu():
+    c = Cluster(2, max_per_ip=0)
+    alice = FakePlayer(c.nodes[0], "alice")
+    move(alice, 1000, 1000)
+    crowd = [FakePlayer(c.nodes[1], f"bot-{i:03d}-with-a-long-name") for i in range(200)]
+    for i, p in enumerate(crowd):
+        move(p, 1001 + (i % 40), 1001 + i // 40)
+    c.step(3)
+    assert len(alice.names_seen()) == 200
+    assert c.net.largest <= codec.MAX_DATAGRAM
+    c.step(2 * HZ)  # keyframes of 200 entities, in parts, keep them all
+    assert len(alice.names_seen()) == 200
+    assert c.services[0].mirrors.expired_entities == 0
+
+
+def test_zone_global_say_and_whisper_cross_nodes(three):
+    c, (alice, bob, carol) = three
+    for p in (alice, bob, carol):
+        p.received()
+
+    def lines(p):
+        return [(x.channel, x.sender, x.text) for x in p.received() if isinstance(x, m.ChatMessage)]
+
+    bob.send(m.Chat(m.Channel.GLOBAL, "hello all"))
+    c.step(1)
+    assert (m.Channel.GLOBAL, "bob", "hello all") in lines(alice)
+    assert (m.Channel.GLOBAL, "bob", "hello all") in lines(carol)
+    bob.send(m.Chat(m.Channel.SAY, "psst nearby"))
+    bob.send(m.Chat(m.Channel.ZONE, "zone line"))
+    c.step(1)
+    got = lines(alice)
+    assert (m.Channel.SAY, "bob", "psst nearby") in got
+    assert (m.Channel.ZONE, "bob", "zone line") in got
+    lines(carol)
+    bob.send(m.Chat(m.Channel.WHISPER, "secret", "carol"))
+    c.step(1)
+    assert lines(carol) == [(m.Channel.WHISPER, "bob", "secret")]
+    assert lines(alice) == []
+    assert (m.Channel.WHISPER, "to carol", "secret") in lines(bob)
+    bob.send(m.Chat(m.Channel.WHISPER, "hello?", "nobody"))
+    c.step(HZ + 2)
+    assert any(isinstance(x, m.Error) and x.code == ErrorCode.UNKNOWN_PLAYER
+               for x in bob.received())
+
+
+def test_metrics_datagram_has_the_seed_keys():
+    c = Cluster(2)
+    FakePlayer(c.nodes[0], "alice")
+    c.step(2 * HZ)
+    svc = c.services[0]
+    found = []
+    for data, (group, _port) in svc.transport.written:
+        if group == svc.control and data[3] == codec.METRICS:
+            signed = verify(KEY, data)
+            found.append(codec.decode_body(codec.read_header(signed), signed))
+    values = found[-1]
+    for key in ("connected_clients", "events_per_sec", "tick_hz", "tick_ms_p50", "tick_ms_p99",
+                "bytes_in_per_sec", "bytes_out_per_sec", "owned_entities", "mirrored_entities",
+                "datagrams_sent", "datagrams_received", "datagrams_dropped", "gaps",
+                "auth_failures"):
+        assert key in values, key
+    assert values["connected_clients"] == 1 and values["tick_hz"] == pytest.approx(HZ, rel=0.2)
+    assert len(json.dumps(values)) < codec.MAX_DATAGRAM
+
+
+def test_loss_converges_within_a_keyframe_interval_after_movement_stops():
+    c = Cluster(3, testing_drop_received=0.2)
+    rng = random.Random(5)
+    players = [FakePlayer(node, f"p{i}-{j}") for i, node in enumerate(c.nodes) for j in range(5)]
+    for p in players:
+        move(p, 1000 + rng.uniform(-150, 150), 1000 + rng.uniform(-150, 150))
+    for _ in range(30):
+        for p in players:
+            e = p.entity
+            move(p, e.x + rng.uniform(-20, 20), e.y + rng.uniform(-20, 20))
+        c.step(1)
+    c.step(HZ + 2)
+    for node, svc in zip(c.nodes, c.services, strict=True):
+        expected = {
+            p.name: (p.entity.x, p.entity.y) for p in players
+            if p.node is not node and (p.entity.zone.name, p.entity.cell) in svc.interest
+        }
+        actual = {mi.entity.name: (mi.entity.x, mi.entity.y) for mi in svc.mirrors.mirrors.values()}
+        assert actual.keys() == expected.keys()
+        for name, xy in expected.items():
+            assert actual[name] == pytest.approx(xy, abs=0.01)
+    assert sum(s.stats.dropped_on_purpose for s in c.services) > 0
