@@ -26,6 +26,7 @@ from ..wire.messages import ErrorCode, Kind
 from ..world.grid import Zone
 from ..world.world import World
 from .accounts import IAccountStore, LoginRefused
+from .fastwrite import write as fast_write
 from .session import PLAYING, PlayerSession
 
 MAX_CHAT = 500
@@ -326,6 +327,8 @@ class Node:
                 continue
             v = e.viewer
             zone = e.zone
+            if zone is None:
+                continue
             parts = [head]
             if v.resync:
                 v.resync = False
@@ -352,7 +355,7 @@ class Node:
             if len(parts) > 1:
                 data = b"".join(parts)
                 out += len(data)
-                session.transport.write(data)  # type: ignore[union-attr]
+                fast_write(session.transport, data)
         for observer in self.tick_observers:
             observer(world)
         world.end_tick()
