@@ -200,7 +200,10 @@ class MirrorTable:
     def _place(self, m: Mirror, zone: Any, x: float, y: float, cell: Cell) -> None:
         e = m.entity
         if e.zone is zone:
-            zone.move(e, x, y)
+            # Repeats and keyframes restate positions: only a change is a move
+            # (players get no Moves for entities standing still).
+            if e.x != x or e.y != y:
+                zone.move(e, x, y)
         else:
             self.world.teleport(e, zone, x, y)
         if m.cell != cell:

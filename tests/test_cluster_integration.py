@@ -1,0 +1,250 @@
+"""
+Three real ``twistd -n mmo`` nodes sharing one world over loopback multicast
+(TTL 0: nothing leaves the host).  Every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import socket
+import struct
+import time
+from pathlib import Path
+
+import pytest
+from support import WireClient, cluster_args, wait_until
+
+from mmo.cluster import codec
+from mmo.cluster.auth import verify
+from mmo.wire import messages as m
+
+KEYFRAME = 0.5
+EXPIRY = 3 * KEYFRAME
+
+
+def write_key(path: Path) -> bytes:
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex())
+    return key
+
+
+class View:
+    """What one client knows: entity id -> [name, x, y], from its messages."""
+
+    def __init__(self, client: WireClient) -> None:
+        self.client = client
+        self.entities: dict[int, list] = {}
+
+    def feed(self, msgs) -> None:
+        for msg in msgs:
+            if isinstance(msg, m.Enter):
+                for e in msg.entities:
+                    self.entities[e.entity_id] = [e.name, e.x, e.y]
+            elif isinstance(msg, m.Leave):
+                for eid in msg.entity_ids:
+                    self.entities.pop(eid, None)
+            elif isinstance(msg, m.Moves):
+                for eid, x, y in msg.moves:
+                    if eid in self.entities:
+                        self.entities[eid][1:] = [x, y]
+            elif isinstance(msg, m.Resync):
+                self.entities.clear()
+
+    def update(self, seconds: float = 0.05) -> None:
+        self.feed(self.client.drain(seconds))
+
+    def by_name(self) -> dict[str, tuple[int, float, float]]:
+        return {name: (eid, x, y) for eid, (name, x, y) in self.entities.items()}
+
+
+def control_socket(group: str, port: int) -> socket.socket:
+    """A socket on the control group, on loopback, as a monitor would have."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind(("", port))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                 socket.inet_aton(group) + socket.inet_aton("127.0.0.1"))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+    s.settimeout(0.2)
+    return s
+
+
+def metrics_of(sock: socket.socket, key: bytes, node_id: str, timeout: float) -> dict:
+    """The next metrics datagram ``node_id`` sends on the control group."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data, _addr = sock.recvfrom(2048)
+        except TimeoutError:
+            continue
+        signed = verify(key, data)
+        if signed is None:
+            continue
+        header = codec.read_header(signed)
+        if header.sender == node_id and header.type == codec.METRICS:
+            return codec.decode_body(header, signed)
+    raise AssertionError(f"no metrics from {node_id} within {timeout}s")
+
+
+@pytest.fixture
+def cluster(start_node, tmp_path):
+    args = [*cluster_args(), "--cluster-key-file", str(tmp_path / "cluster.key"),
+            "--keyframe-interval", str(KEYFRAME), "--heartbeat-interval", str(KEYFRAME),
+            "--max-speed", "100000"]
+    key = write_key(tmp_path / "cluster.key")
+
+    def start(i: int, *extra: str):
+        return start_node(*args, "--node-id", f"node{i}", *extra, name=f"node{i}")
+
+    nodes = [start(i) for i in range(3)]
+    for node in nodes:
+        wait_until(lambda node=node: node.output.count(" appeared") >= 2, 10,
+                   what="each node hears the other two")
+    return nodes, start, args, key
+
+
+def join(node, name: str, x: float, y: float) -> tuple[WireClient, View]:
+    client = WireClient(node.port)
+    client.login(name)
+    client.send(m.Move(1, x, y))
+    return client, View(client)
+
+
+def wait_seen(view: View, names: set[str], timeout: float = 5.0) -> None:
+    def ok():
+        view.update()
+        return names <= set(view.by_name())
+    wait_until(ok, timeout, what=f"{names} seen, have {set(view.by_name())}")
+
+
+def test_three_nodes_share_one_world(cluster):
+    nodes, start, args, key = cluster
+    spots = {"alice": (1050, 1050), "bob": (1060, 1050), "carol": (1050, 1060)}
+    players = {name: join(node, name, *spots[name]) for node, name in zip(nodes, spots, strict=True)}
+    for name, (_c, view) in players.items():
+        wait_seen(view, set(spots) - {name})
+
+    # Each sees the other two move within 500 ms.
+    for mover, (client, _v) in players.items():
+        x, y = spots[mover][0] + 7, spots[mover][1] + 3
+        client.send(m.Move(2, x, y))
+        started = time.monotonic()
+        for name, (_c, view) in players.items():
+            if name == mover:
+                continue
+
+            def moved(view=view, mover=mover, x=x, y=y):
+                view.update(0.01)
+                got = view.by_name().get(mover)
+                return got is not None and abs(got[1] - x) < 0.01 and abs(got[2] - y) < 0.01
+            wait_until(moved, 0.5, interval=0.0, what=f"{name} sees {mover} move")
+        assert time.monotonic() - started < 0.6
+
+    # Bob walks away: the others get a leave.
+    bob, _ = players["bob"]
+    bob.send(m.Move(3, 1900, 1900))
+    for name in ("alice", "carol"):
+        view = players[name][1]
+        wait_until(lambda view=view: (view.update(), "bob" not in view.by_name())[1], 3,
+                   what=f"{name} sees bob leave")
+    bob.send(m.Move(4, 1055, 1055))
+    wait_seen(players["alice"][1], {"bob"})
+
+    # kill -9 carol's node: her player is gone within 3 keyframe intervals.
+    killed_at = time.monotonic()
+    nodes[2].proc.kill()
+    nodes[2].proc.wait(5)
+    for name in ("alice", "bob"):
+        view = players[name][1]
+        wait_until(lambda view=view: (view.update(), "carol" not in view.by_name())[1],
+                   EXPIRY + 1.5, what=f"{name} sees carol expire")
+    elapsed = time.monotonic() - killed_at
+    assert elapsed <= EXPIRY + 0.5, f"carol expired after {elapsed:.2f}s"
+    assert "expired" in nodes[0].output
+
+    # Restart it: the player comes back.
+    node2 = start(2)
+    carol, carol_view = join(node2, "carol", 1050, 1060)
+    wait_seen(carol_view, {"alice", "bob"})
+    for name in ("alice", "bob"):
+        wait_seen(players[name][1], {"carol"})
+
+
+def test_wrong_key_datagram_changes_nothing_and_is_counted(cluster):
+    nodes, _start, args, key = cluster
+    group, port = args[1], int(args[3])
+    sock = control_socket(group, port)
+    try:
+        before = metrics_of(sock, key, "node0", 5)["auth_failures"]
+        alice, view = join(nodes[0], "alice", 1050, 1050)
+        body = codec.cell_bodies("world", 210, 1, [codec.full_item(9, 0, 1050, 1050, "mallory")],
+                                 [], [], 1000)[0]
+        forged = codec.Sealer(b"w" * 32, "node9", 1).seal(codec.CELL_DELTA, body)
+        # To the control group and to every cell group of the block.
+        first = struct.unpack(">I", socket.inet_aton(group))[0] + 1
+        targets = [group] + [socket.inet_ntoa(struct.pack(">I", first + i)) for i in range(16)]
+        for target in targets:
+            sock.sendto(forged, (target, port))
+        wait_until(lambda: metrics_of(sock, key, "node0", 5)["auth_failures"] >= before + 1,
+                   10, what="auth failures counted")
+        view.update(2 * KEYFRAME)
+        assert "mallory" not in view.by_name()
+        values = metrics_of(sock, key, "node0", 5)
+        for k in ("connected_clients", "events_per_sec", "tick_hz", "tick_ms_p99",
+                  "datagrams_received", "datagrams_dropped", "mirrored_entities"):
+            assert k in values
+        assert values["connected_clients"] == 1
+        assert "failed authentication" in nodes[0].output
+    finally:
+        sock.close()
+
+
+def test_views_converge_under_20_percent_loss(start_node, tmp_path):
+    args = [*cluster_args(), "--cluster-key-file", str(tmp_path / "cluster.key"),
+            "--keyframe-interval", str(KEYFRAME), "--heartbeat-interval", str(KEYFRAME),
+            "--max-speed", "100000", "--testing-drop-received", "0.2"]
+    write_key(tmp_path / "cluster.key")
+    nodes = [start_node(*args, "--node-id", f"lossy{i}", name=f"lossy{i}") for i in range(3)]
+    rng = random.Random(3)
+    where: dict[str, tuple[float, float]] = {}
+    players = {}
+    for i, node in enumerate(nodes):
+        for j in range(3):
+            name = f"p{i}{j}"
+            where[name] = (1020 + 60 * rng.random(), 1020 + 60 * rng.random())
+            players[name] = join(node, name, *where[name])
+    seq = 10
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:  # bounded: two seconds of random walk
+        seq += 1
+        for name, (client, view) in players.items():
+            x, y = where[name]
+            where[name] = (min(max(x + rng.uniform(-3, 3), 1010), 1090),
+                           min(max(y + rng.uniform(-3, 3), 1010), 1090))
+            client.send(m.Move(seq, *where[name]))
+            view.update(0)
+        time.sleep(0.1)  # the walk's pace, not a wait for a result
+    stopped = time.monotonic()
+
+    def converged():
+        for name, (_c, view) in players.items():
+            view.update(0.01)
+            seen = view.by_name()
+            for other, (x, y) in where.items():
+                if other == name:
+                    continue
+                got = seen.get(other)
+                if got is None or abs(got[1] - x) > 0.01 or abs(got[2] - y) > 0.01:
+                    return False
+        return True
+
+    wait_until(converged, KEYFRAME + 0.5, interval=0.0, what="views match the owners")
+    took = time.monotonic() - stopped
+    assert took <= KEYFRAME + 0.5
