@@ -95,11 +95,12 @@ def test_node_dies_mid_run(start_node, tmp_path, sig, reason):
     assert not report["ok"] and report["elapsed_s"] < 30
 
 
-def test_workers_merge(start_node, tmp_path):
+def test_workers_merge_under_twistd(start_node, tmp_path):
     node = start_node("--max-per-ip", "0")
     report_path = tmp_path / "report.json"
     lg = run_loadgen(tmp_path, [
-        LOADGEN, "--port", str(node.port), "--clients", "40", "--workers", "2",
+        TWISTD, "-n", "--pidfile=", "mmo-loadgen",
+        "--port", str(node.port), "--clients", "40", "--workers", "2",
         "--ramp", "200", "--duration", "3", "--report", str(report_path)])
     try:
         code = lg.wait(40)
@@ -110,6 +111,28 @@ def test_workers_merge(start_node, tmp_path):
     assert report["workers"] == 2
     assert report["bots"]["logged_in"] == 40 and report["failures"]["total"] == 0
     assert report["latency_ms"]["rtt"]["count"] > 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_interrupted_run_still_reports(start_node, tmp_path, workers):
+    node = start_node("--max-per-ip", "0")
+    report_path = tmp_path / "report.json"
+    lg = run_loadgen(tmp_path, [
+        LOADGEN, "--port", str(node.port), "--clients", "20", "--workers", workers,
+        "--ramp", "200", "--duration", "120", "--report", str(report_path)])
+    try:
+        wait_until(lambda: players_on(node) == 20, timeout=15, interval=0.1,
+                   what="20 players on the node")
+        lg.signal(signal.SIGTERM)
+        code = lg.wait(20)
+    finally:
+        lg.stop()
+    assert code == 0, lg.output[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["bots"]["logged_in"] == 20 and report["failures"]["total"] == 0
+    assert report["elapsed_s"] < 60
+    wait_until(lambda: players_on(node) == 0, timeout=10, interval=0.1,
+               what="the node to see every bot leave")
 
 
 def test_no_node_fails_fast(tmp_path):

@@ -11,8 +11,6 @@ load-generator bot only what it measures.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet import error as txerror
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
@@ -128,14 +126,15 @@ class ClientConnection(Protocol):
 
     def frame_received(self, type_: int, body: bytes, now: float) -> None:
         """One frame, undecoded.  This default handles the handshake frames."""
-        if type_ == _ENTER_WORLD:
-            self.entered_world(self.decode(type_, body), now)  # type: ignore[arg-type]
-        elif type_ == _ERROR:
-            msg = self.decode(type_, body)
-            self.error_received(msg.code, msg.text)  # type: ignore[attr-defined]
-        elif type_ == _NOTICE:
-            msg = self.decode(type_, body)
-            self.notice_received(msg.kind, msg.text)  # type: ignore[attr-defined]
+        if type_ not in (_ENTER_WORLD, _ERROR, _NOTICE):
+            return
+        msg = self.decode(type_, body)
+        if isinstance(msg, m.EnterWorld):
+            self.entered_world(msg, now)
+        elif isinstance(msg, m.Error):
+            self.error_received(msg.code, msg.text)
+        elif isinstance(msg, m.Notice):
+            self.notice_received(msg.kind, msg.text)
 
     def decode(self, type_: int, body: bytes) -> m.Message | None:
         """Decode a frame's body; a bad one is logged as a protocol error."""
@@ -144,7 +143,7 @@ class ClientConnection(Protocol):
         except ProtocolError as e:
             self.protocol_error = e
             if self.transport is not None:
-                self.transport.abortConnection()
+                self.transport.abortConnection()  # type: ignore[attr-defined]
             return None
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
@@ -232,12 +231,7 @@ class ClientConnection(Protocol):
             self.write(m.Bye().encode())
         self.closing = True
         if abort:
-            self.transport.abortConnection()
+            self.transport.abortConnection()  # type: ignore[attr-defined]
         else:
             self.transport.loseConnection()
 
-
-def describe(values: Any) -> str:
-    """``(x, y)`` with one decimal, for readable output."""
-    x, y = values
-    return f"({x:.1f}, {y:.1f})"

@@ -108,9 +108,9 @@ class CommandRunner:
                        f"{len(c.entities)}: " + ", ".join(
                            sorted(e.name for e in c.entities.values())))
         elif name == "wait":
-            d: Deferred = Deferred()
-            self.clock.callLater(args[0], d.callback, None)
-            self._wait_for(d)
+            pause: Deferred = Deferred()
+            self.clock.callLater(args[0], pause.callback, None)
+            self._wait_for(pause)
         elif name == "help":
             self.write(HELP)
         elif name == "quit":

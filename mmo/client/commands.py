@@ -95,7 +95,7 @@ def at(x: float, y: float) -> str:
     return f"({x:.1f}, {y:.1f})"
 
 
-_CHANNELS = {m.Channel.SAY: "say", m.Channel.ZONE: "zone", m.Channel.WHISPER: "whisper",
+_CHANNELS: dict[int, str] = {m.Channel.SAY: "say", m.Channel.ZONE: "zone", m.Channel.WHISPER: "whisper",
              m.Channel.GLOBAL: "global", m.Channel.SYSTEM: "system"}
 _REASONS = {r.value: r.name.lower() for r in m.CorrectionReason}
 _NOTICES = {k.value: k.name.lower() for k in m.NoticeKind}

@@ -210,7 +210,7 @@ class Fleet:
     def _abort_rest(self) -> None:
         for bot in self.bots:
             if bot.state != "closed" and bot.transport is not None:
-                bot.transport.abortConnection()
+                bot.transport.abortConnection()  # type: ignore[attr-defined]
         # Aborted connections report their end on the next turns of the reactor.
         self._abort_call = self.reactor.callLater(1.0, self._finish)
 
