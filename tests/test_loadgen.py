@@ -296,3 +296,22 @@ def test_twistd_help():
                  "--targets", "--zone", "--spread", "--speed", "--chat-rate",
                  "--workers", "--report", "--seed", "--max-failures", "--config"):
         assert flag in out.stdout
+
+
+def test_zone_option_moves_bots_there_first():
+    reactor = MemoryReactorClock()
+    fleet = Fleet(values(clients=1, ramp=1000.0, zone="arena", spread="uniform"), reactor)
+    fleet.start()
+    (_, _, t), = connect_all(reactor, set())
+    enter_world(fleet)
+    bot = fleet.bots[0]
+    assert sent(t)[-1] == m.ChangeZone("arena")
+    t.clear()
+    for _ in range(10):
+        reactor.advance(0.1)
+    assert not [x for x in sent(t) if isinstance(x, m.Move)]  # waits for the new zone
+    bot.dataReceived(m.EnterWorld(1, "arena", 10, 10, 50, 50, 10, 10, "n").encode())
+    for _ in range(10):
+        reactor.advance(0.1)
+    moves = [x for x in sent(t) if isinstance(x, m.Move)]
+    assert moves and all(0 < mv.x < 50 and 0 < mv.y < 50 for mv in moves)
