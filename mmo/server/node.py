@@ -20,6 +20,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from .. import __version__
+from ..store.limits import LoginLimiter
 from ..wire import fast
 from ..wire import messages as m
 from ..wire.messages import ErrorCode, Kind
@@ -107,6 +108,8 @@ class Node:
         self.tick_observers: list[Callable[[World], None]] = []
         #: Each returns numbers merged into :meth:`snapshot` (the cluster's).
         self.snapshot_sources: list[Callable[[], dict[str, Any]]] = []
+        #: Refuses addresses and names after repeated failed logins.
+        self.login_limiter = LoginLimiter.from_settings(settings, clock)
 
     # -- connections ---------------------------------------------------------
 
@@ -151,7 +154,8 @@ class Node:
     # -- login ---------------------------------------------------------------
 
     def login(self, session: PlayerSession, name: str, password: str) -> Deferred:
-        d = self.store.authenticate(name, password, self.settings["open_registration"])
+        d = self.login_limiter.attempt(session.peer, name, lambda: self.store.authenticate(
+            name, password, self.settings["open_registration"]))
         d.addCallback(self._enter_world, session)
         return d
 

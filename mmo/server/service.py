@@ -22,7 +22,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ..cluster.service import ClusterService
 from ..config import default_node_id
-from .accounts import MemoryAccountStore
+from ..store import PersistenceService, open_store
 from .metrics import TickHistogram
 from .node import Node
 from .systemd import SystemdNotifier
@@ -40,8 +40,12 @@ class NodeService(MultiService):
         self.reactor = reactor
         self.node_id = settings["node_id"] or default_node_id()
         self.pool = ThreadPool(minthreads=0, maxthreads=4, name="mmo-blocking")
-        store = MemoryAccountStore(settings["password_iterations"], self.run_blocking)
+        # Accounts and player state: SQLite or PostgreSQL (mmo.store).
+        store, db = open_store(settings, self.node_id, reactor, self.run_blocking)
         self.node = Node(settings, reactor, store, self.node_id)
+        self.persistence = PersistenceService(
+            self.node, store, db, reactor, settings["autosave"], settings["save_timeout"])
+        self.persistence.setServiceParent(self)
         self.ports: list[Any] = []
         self._listen_error: str | None = None
         self._tick = LoopingCall(self._safe_tick)

@@ -58,6 +58,24 @@ NODE_KEYS = [
         "an unknown name.", boolean, flag=True),
     Key("password_iterations", 100_000, "PBKDF2-SHA256 iterations for "
         "password hashes.", integer(1, 10_000_000)),
+    Key("db", "", "Database of accounts and player state: empty for SQLite "
+        "in DATA_DIR/mmo.sqlite3, sqlite:PATH, or postgresql://USER@HOST/DB "
+        "(nodes that share players share one PostgreSQL).", text),
+    Key("autosave", 30.0, "Seconds between saves of the players whose state "
+        "changed (a kill -9 loses at most this much).", number(0.1, 86400)),
+    Key("save_timeout", 10.0, "Seconds a stopping node waits for the last "
+        "save of every player.", number(0.1, 3600)),
+    Key("presence_ttl", 15.0, "Seconds after which a node that stopped "
+        "refreshing its presence no longer holds its players' names (another "
+        "node may let them log in).", number(1, 86400)),
+    Key("login_failures_per_ip", 20, "Failed logins from one address within "
+        "--login-failure-window before its logins are refused (0: no limit).",
+        integer(0, 1_000_000)),
+    Key("login_failures_per_name", 5, "Failed logins of one name within "
+        "--login-failure-window before its logins are refused (0: no limit).",
+        integer(0, 1_000_000)),
+    Key("login_failure_window", 60.0, "Seconds a failed login is remembered.",
+        number(1, 86400)),
     # Limits -----------------------------------------------------------------
     Key("max_frame", 16 * 1024, "Largest frame a client may send, in bytes.",
         integer(64, 16 * 1024 * 1024)),
