@@ -115,6 +115,28 @@ def test_move_validation():
     assert w.check_move(a, 700, 500, now=100.0).name == "TOO_FAST"
 
 
+def test_moves_arriving_together_are_fine_but_a_steady_cheat_is_not():
+    w = make_world(max_speed=50)
+    zone = w.zones["w"]
+    a = w.spawn("a", zone, 500, 500, view=True, now=0.0)
+    # Ten moves of 5 units sent every 0.1 s (50 u/s); the last five are
+    # read at once, late, after a stall.
+    x = 500.0
+    for i in range(10):
+        t = 0.1 * (i + 1) if i < 5 else 1.0
+        x += 5
+        assert w.check_move(a, x, 500, now=t) is None
+    # Many tiny moves at twice the speed: the slack is not a free unit a move.
+    start, refused = a.x, 0
+    for _ in range(200):
+        t += 0.01
+        if w.check_move(a, a.x + 1.0, 500, now=t) is not None:
+            refused += 1
+    # In 2 s: at most 2 s of travel at 125 % speed, plus one second banked.
+    assert a.x - start <= 62.5 * 2 + 62.5 + 1
+    assert refused >= 50
+
+
 def test_teleport_to_other_zone_leaves_and_enters():
     w = make_world()
     a = w.spawn("a", w.zones["w"], 150, 150, view=True)

@@ -90,6 +90,10 @@ class PlayerSession(Protocol):
         if refusal is not None:
             self.refuse(*refusal)
             return
+        # Updates are latency-bound small writes: no Nagle delay.
+        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            set_nodelay(True)
         self.transport.bufferSize = self.node.settings["output_buffer"]  # type: ignore[union-attr]
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
 

@@ -27,7 +27,7 @@ class Entity:
 
     __slots__ = (
         "id", "name", "kind", "zone", "x", "y", "cell", "owner", "viewer",
-        "data", "dirty", "last_move", "__weakref__",
+        "data", "dirty", "last_move", "budget", "__weakref__",
     )
 
     def __init__(
@@ -47,7 +47,10 @@ class Entity:
         #: The key/value record game extensions keep for this entity.
         self.data: dict[str, Any] = {}
         self.dirty = False
+        #: When the movement budget was last topped up, and the distance the
+        #: entity may still cover (see :meth:`World.check_move`).
         self.last_move = 0.0
+        self.budget = 0.0
 
     def __repr__(self) -> str:
         zone = self.zone.name if self.zone else None

@@ -112,9 +112,11 @@ class World:
         Validate a player's move to ``(x, y)`` at time ``now``; apply it and
         return ``None``, or return why it was refused (the position stays).
 
-        The allowance is the distance ``max_speed`` covers since the last
-        accepted move, capped at one second so that standing still does not
-        bank a teleport, with 25 % and one unit of slack for jitter.
+        Speed is checked with a distance budget: it grows by ``max_speed``
+        (plus 25 % for jitter) per second, up to one second's worth, and each
+        move spends its length.  Two moves that arrive together (a network
+        hiccup, a slow tick) are fine as long as the walk as a whole keeps to
+        the speed; standing still never banks more than a second of travel.
         """
         zone = e.zone
         if zone is None:
@@ -123,13 +125,18 @@ class World:
             return CorrectionReason.INVALID
         if not zone.contains(x, y):
             return CorrectionReason.OUT_OF_BOUNDS
-        elapsed = min(max(now - e.last_move, 0.0), 1.0)
-        allowed = self.max_speed * elapsed * 1.25 + 1.0
+        rate = self.max_speed * 1.25
+        budget = min(e.budget + max(now - e.last_move, 0.0) * rate, rate)
+        e.last_move = now
         dx = x - e.x
         dy = y - e.y
-        if dx * dx + dy * dy > allowed * allowed:
+        dist = math.sqrt(dx * dx + dy * dy)
+        if dist > budget + 1.0:
+            e.budget = budget
             return CorrectionReason.TOO_FAST
-        e.last_move = now
+        # May dip to -1: the one unit of slack is lent, not given, so many
+        # small moves cannot add up to more than the speed allows.
+        e.budget = budget - dist
         zone.move(e, x, y)
         return None
 
