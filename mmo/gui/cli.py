@@ -1,0 +1,108 @@
+"""
+``mmo-monitor``: the cluster in a window, or as text with ``--text``.
+
+The flags are parsed before anything imports Qt or the reactor: the window
+needs the QApplication created and qt5reactor installed first, and the text
+view must run where PyQt5 is not installed at all.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.python import usage
+
+from ..config import ConfigError
+from ..monitor.settings import MONITOR_SCHEMA
+from ..options import SchemaOptions, options_for
+
+
+class _MonitorOptions(SchemaOptions):
+    synopsis = "[options]"
+    longdesc = (
+        "Watch an mmo cluster live: totals, a table of nodes (live, stale, gone), "
+        "charts of the last minutes, a map of one zone with every entity coloured by "
+        "the node that owns it, and an event log. It only listens to the multicast "
+        "groups (no TCP, nothing sent). --text prints the same numbers each second "
+        "instead of opening a window. Every option is also a key of the TOML file "
+        "given with --config; flags win."
+    )
+
+    def check_values(self, values: dict[str, Any]) -> None:
+        if values["text"] and values["screenshot"]:
+            raise ConfigError("--screenshot needs the window: drop --text")
+
+
+Options = options_for(MONITOR_SCHEMA, _MonitorOptions)
+
+
+def parse(argv: list[str]) -> dict[str, Any]:
+    """The checked settings of ``argv``; exits with a usage message when wrong."""
+    config = Options()
+    try:
+        config.parseOptions(argv)
+    except usage.UsageError as e:
+        print(f"{config}\nmmo-monitor: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return config.values
+
+
+def start_logging(text_view: bool) -> None:
+    """Log to stderr: everything for the window, warnings and worse beside the text view."""
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    level = LogLevel.warn if text_view else LogLevel.info
+    observer = FilteringLogObserver(textFileLogObserver(sys.stderr),
+                                    [LogLevelFilterPredicate(level)])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+def make_model(values: dict[str, Any]) -> Any:
+    from ..monitor.model import ClusterModel
+
+    return ClusterModel(values["zone"], values["cell_size"], values["expiry"],
+                        values["history"], values["forget_after"])
+
+
+def run_text(values: dict[str, Any]) -> int:
+    """The text view on the default reactor, until ``--duration`` or Ctrl-C."""
+    from twisted.internet import reactor
+
+    from ..monitor.listener import MonitorService
+    from ..monitor.text import TextView
+
+    model = make_model(values)
+    service = MonitorService(model, values, reactor)
+    service.views.append(TextView(model, json_path=values["json"]))
+    r: Any = reactor
+    r.callWhenRunning(service.startService)
+    r.addSystemEventTrigger("before", "shutdown", service.stopService)
+    if values["duration"]:
+        r.callLater(values["duration"], r.stop)
+    r.run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    values = parse(sys.argv[1:] if argv is None else argv)
+    start_logging(values["text"])
+    if values["text"]:
+        raise SystemExit(run_text(values))
+    try:
+        from .app import run_window
+    except ImportError as e:
+        print(f"mmo-monitor: the window needs the gui extra (pip install 'mmo[gui]'): {e}\n"
+              "mmo-monitor: --text shows the same numbers without Qt", file=sys.stderr)
+        raise SystemExit(1) from None
+    raise SystemExit(run_window(values, make_model(values)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""
+The cluster as the monitor knows it, computed from datagrams alone.
+
+:class:`ClusterModel` is sans-IO: :meth:`ClusterModel.datagram_received`
+takes the bytes of one datagram and the time, :meth:`ClusterModel.advance`
+moves the clock (node states, expiry, chart samples).  It reuses the
+cluster's own codec, authentication, replay window and mirror table, so
+it reads the datagrams exactly as a node does; it never sends any.
+
+A node is *live* while it is heard from, *stale* once it missed
+:data:`STALE_INTERVALS` heartbeat intervals, *gone* after
+:data:`GONE_INTERVALS` (when the other nodes expire it too) or at once when
+it says bye; a gone node is forgotten after ``forget_after`` seconds.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.logger import Logger
+
+from ..cluster import codec
+from ..cluster.auth import REPLAY, RESTARTED, STALE_EPOCH, ReplayWindow, verify
+from ..cluster.mirrors import MirrorTable
+from ..world.grid import ZoneSpec
+from ..world.world import World
+
+LIVE, STALE, GONE = "live", "stale", "gone"
+#: Heartbeat intervals without a word before a node is stale, then gone.
+STALE_INTERVALS = 2.0
+GONE_INTERVALS = 3.0
+#: Lines kept in the event log.
+EVENT_LINES = 200
+#: Seconds between two log lines about authentication failures.
+AUTH_LOG_EVERY = 10.0
+
+
+@dataclass
+class NodeState:
+    """One node as heard on the control and cell groups."""
+
+    node_id: str
+    epoch: int
+    first_heard: float
+    heard: float
+    #: Order of appearance: the node's colour on the map and in the charts.
+    index: int
+    heartbeat: codec.Heartbeat | None = None
+    metrics: dict[str, Any] | None = None
+    state: str = LIVE
+    #: Said bye (a clean stop) rather than falling silent.
+    left: bool = False
+    gone_at: float | None = None
+
+    @property
+    def interval(self) -> float:
+        """The node's heartbeat interval in seconds (1 until a heartbeat says)."""
+        if self.heartbeat is not None and self.heartbeat.interval_ms > 0:
+            return self.heartbeat.interval_ms / 1000.0
+        return 1.0
+
+    def number(self, name: str, default: float = 0.0) -> float:
+        """A numeric metric of the last metrics datagram, or ``default``."""
+        if self.metrics is None:
+            return default
+        value = self.metrics.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return default
+        return float(value)
+
+    @property
+    def players(self) -> int:
+        """Players connected to the node: its metrics, else its heartbeat."""
+        if self.metrics is not None and "connected_clients" in self.metrics:
+            return int(self.number("connected_clients"))
+        return self.heartbeat.clients if self.heartbeat is not None else 0
+
+
+@dataclass
+class Counters:
+    """What came in, and why any of it was dropped."""
+
+    received: int = 0
+    bytes_in: int = 0
+    accepted: int = 0
+    auth_failures: int = 0
+    malformed: int = 0
+    replays: int = 0
+    #: Datagrams that arrived before the key file could be read.
+    no_key: int = 0
+    cell_updates: int = 0
+    other_zones: int = 0
+
+
+@dataclass(frozen=True)
+class Event:
+    """A line of the event log."""
+
+    time: float
+    text: str
+    #: ``info``, ``warn`` (stale, authentication) or ``bad`` (gone).
+    level: str = "info"
+
+
+@dataclass
+class Sample:
+    """The cluster's numbers at one second: per node and in total."""
+
+    time: float
+    per_node: dict[str, dict[str, float]] = field(default_factory=dict)
+    total: dict[str, float] = field(default_factory=dict)
+
+
+#: The numbers charted, each a metric (or ``players``) summed for the total,
+#: except tick time where the total is the worst node.
+SERIES = ("players", "events_per_sec", "tick_ms_p99", "bytes_out_per_sec",
+          "cluster_bytes_out_per_sec")
+
+
+class ClusterModel:
+    """Nodes, counters, events, chart history and the map of one zone."""
+
+    log = Logger()
+
+    def __init__(
+        self, zone: ZoneSpec, cell_size: float = 100.0, expiry: float = 3.0,
+        history: float = 300.0, forget_after: float = 60.0, key: bytes | None = None,
+    ) -> None:
+        self.zone_spec = zone
+        self.cell_size = cell_size
+        self.key = key
+        self.expiry = expiry
+        self.forget_after = forget_after
+        self.nodes: dict[str, NodeState] = {}
+        self.counters = Counters()
+        self.events: deque[Event] = deque(maxlen=EVENT_LINES)
+        #: Events logged since the start (the log keeps the last few).
+        self.event_count = 0
+        self.history: deque[Sample] = deque(maxlen=max(2, int(history)))
+        self.replay = ReplayWindow()
+        self.world = World([zone], cell_size)
+        self.mirrors = MirrorTable(self.world, expiry)
+        #: Cell sizes the nodes reported that differ from ``cell_size``.
+        self.other_cell_sizes: set[float] = set()
+        self._appeared = 0
+        self._last_sample = -1e18
+        self._auth_logged = 0
+        self._auth_log_at = -1e18
+
+    @property
+    def zone(self) -> str:
+        return self.zone_spec.name
+
+    # -- input -----------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, now: float) -> None:
+        """Read one datagram; anything wrong with it is counted, never raised."""
+        c = self.counters
+        c.received += 1
+        c.bytes_in += len(data)
+        if self.key is None:
+            c.no_key += 1
+            return
+        signed = verify(self.key, data) if codec.peek_sender(data) is not None else None
+        if signed is None:
+            c.auth_failures += 1
+            self._auth_failed(now)
+            return
+        try:
+            header = codec.read_header(signed)
+            message = codec.decode_body(header, signed)
+        except (codec.DatagramError, ValueError):
+            c.malformed += 1
+            return
+        verdict = self.replay.check(header.sender, header.epoch, header.seq)
+        if verdict in (REPLAY, STALE_EPOCH):
+            c.replays += 1
+            return
+        c.accepted += 1
+        self._dispatch(header, message, now, verdict == RESTARTED)
+
+    def _auth_failed(self, now: float) -> None:
+        n = self.counters.auth_failures
+        if now - self._auth_log_at >= AUTH_LOG_EVERY:
+            self._auth_log_at = now
+            new, self._auth_logged = n - self._auth_logged, n
+            self.event(now, f"{new} datagram(s) failed authentication ({n} in all): "
+                            "another cluster key?", "warn")
+
+    def _dispatch(self, header: codec.Header, message: Any, now: float,
+                  restarted: bool) -> None:
+        node = self.nodes.get(header.sender)
+        if node is not None and (restarted or node.epoch != header.epoch):
+            self.event(now, f"node {header.sender} restarted")
+            self.mirrors.drop_node(header.sender)
+            node.epoch = header.epoch
+            node.heartbeat = node.metrics = None
+            node.first_heard = now
+            node.left = False
+        if node is None:
+            node = self.nodes[header.sender] = NodeState(
+                header.sender, header.epoch, now, now, self._appeared)
+            self._appeared += 1
+            self.event(now, f"node {header.sender} appeared")
+        elif node.left:
+            # Said bye: only a restart (a new epoch) brings it back; late
+            # datagrams of the old run do not.
+            return
+        node.heard = now
+        remote, _new = self.mirrors.heard_from(header.sender, header.epoch, now)
+        if node.state != LIVE and header.type != codec.BYE:
+            self.event(now, f"node {header.sender} is live again")
+            node.state = LIVE
+            node.left = False
+            node.gone_at = None
+        kind = header.type
+        if kind in (codec.CELL_DELTA, codec.CELL_KEYFRAME):
+            self.counters.cell_updates += 1
+            if message.zone != self.zone:
+                self.counters.other_zones += 1
+                return
+            # A keyframe request would make the monitor a sender: the next
+            # periodic keyframe fills any gap instead.
+            self.mirrors.apply(remote, message, now)
+        elif kind == codec.HEARTBEAT:
+            if node.heartbeat is None:
+                self.event(now, f"node {header.sender} at {message.address}:"
+                                f"{message.tcp_port}, mmo {message.version}")
+            if message.cell_size != self.cell_size \
+                    and message.cell_size not in self.other_cell_sizes:
+                self.other_cell_sizes.add(message.cell_size)
+                self.event(now, f"node {header.sender} has cell size {message.cell_size:g}, "
+                                f"the monitor {self.cell_size:g}", "warn")
+            node.heartbeat = message
+        elif kind == codec.METRICS:
+            node.metrics = message
+        elif kind == codec.BYE:
+            node.left = True
+            self._set_state(node, GONE, now, f"node {header.sender} left (said bye)")
+            self.mirrors.drop_node(header.sender)
+
+    # -- time ------------------------------------------------------------------
+
+    def advance(self, now: float) -> None:
+        """Update node states, expire dots, and take a chart sample each second."""
+        for node in list(self.nodes.values()):
+            silent = now - node.heard
+            if node.state == GONE:
+                if node.gone_at is not None and now - node.gone_at >= self.forget_after:
+                    del self.nodes[node.node_id]
+                continue
+            if silent >= GONE_INTERVALS * node.interval:
+                self._set_state(node, GONE, now,
+                                f"node {node.node_id} is gone (not heard for {silent:.1f}s)")
+            elif silent >= STALE_INTERVALS * node.interval and node.state == LIVE:
+                self._set_state(node, STALE, now,
+                                f"node {node.node_id} is stale (not heard for {silent:.1f}s)")
+        self.mirrors.expire(now)
+        # Mirrors only read positions; the grid's per-tick records are not
+        # needed by anyone here, so they are settled and cleared at once.
+        self.world.settle()
+        for z in self.world.zones.values():
+            z.clear_tick()
+        if now - self._last_sample >= 1.0:
+            self._last_sample = now
+            self.history.append(self.sample(now))
+
+    def _set_state(self, node: NodeState, state: str, now: float, text: str) -> None:
+        if node.state == state:
+            return
+        node.state = state
+        if state == GONE:
+            node.gone_at = now
+            self.mirrors.drop_node(node.node_id)
+        self.event(now, text, "bad" if state == GONE else "warn")
+
+    def event(self, now: float, text: str, level: str = "info") -> None:
+        self.events.append(Event(now, text, level))
+        self.event_count += 1
+        self.log.info("monitor: {text}", text=text)
+
+    # -- what is known ---------------------------------------------------------
+
+    def sample(self, now: float) -> Sample:
+        """The numbers of every node not gone, and their totals."""
+        s = Sample(now)
+        for node in self.nodes.values():
+            if node.state == GONE:
+                continue
+            s.per_node[node.node_id] = {
+                "players": float(node.players),
+                **{name: node.number(name) for name in SERIES[1:]},
+            }
+        rows = s.per_node.values()
+        s.total = {name: sum(r[name] for r in rows) for name in SERIES}
+        s.total["tick_ms_p99"] = max((r["tick_ms_p99"] for r in rows), default=0.0)
+        return s
+
+    def dots(self) -> list[tuple[float, float, str]]:
+        """``(x, y, owner)`` of every entity of the zone on the map."""
+        return [(m.entity.x, m.entity.y, m.key[0]) for m in self.mirrors.mirrors.values()]
+
+    def set_key(self, key: bytes) -> None:
+        self.key = key

@@ -1,0 +1,47 @@
+"""The monitor's keys: each is a TOML key and a flag of ``mmo-monitor``."""
+
+from __future__ import annotations
+
+import os
+
+from ..config import Key, Schema, boolean, integer, ipv4, multicast_group, number, text, zone
+from ..server.settings import group_or_auto
+
+MONITOR_KEYS = [
+    # Where the cluster is (the same values as the nodes') ---------------------
+    Key("mgroup", "239.255.0.1", "Multicast control group of the cluster (heartbeats, "
+        "metrics).", multicast_group),
+    Key("mport", 30001, "UDP port of every multicast group.", integer(1, 65535)),
+    Key("iface", "127.0.0.1", "Address of the interface that joins the groups "
+        "(127.0.0.1: a cluster on this host).", ipv4),
+    Key("cluster_key_file", os.path.join("mmo-data", "cluster.key"),
+        "The cluster's HMAC key file, shared with the nodes (never created by the "
+        "monitor: it waits for a node to create it).", text),
+    Key("cell_group_base", "auto", "First multicast group of the nodes' cell block; "
+        "auto: the address after --mgroup.", group_or_auto),
+    Key("cell_group_count", 16, "Groups in the nodes' cell block.", integer(1, 4096)),
+    # What to show --------------------------------------------------------------
+    Key("zone", "world:2000x2000", "Zone drawn on the map, as NAME:WIDTHxHEIGHT "
+        "(the nodes' --zone).", zone),
+    Key("cell_size", 100.0, "The nodes' --cell-size (to know the zone's cell groups; "
+        "heartbeats correct it).", number(1, 100000)),
+    Key("expiry", 3.0, "Seconds after which a dot not heard from is dropped (the "
+        "nodes' 3 keyframe intervals).", number(0.1, 3600)),
+    Key("history", 300.0, "Seconds of history in the charts.", number(10, 86400)),
+    Key("forget_after", 60.0, "Seconds a gone node stays in the table.",
+        number(0, 86400)),
+    # How to run ------------------------------------------------------------------
+    Key("text", False, "No window: print the same numbers as text each second "
+        "(for terminals without a screen).", boolean, flag=True),
+    Key("duration", 0.0, "Stop after this many seconds (0: run until closed).",
+        number(0, 1e7)),
+    Key("screenshot", "", "Write a PNG of the window to this file after --after "
+        "seconds, with what it shows as JSON beside it (FILE.json), then exit.", text),
+    Key("after", 5.0, "Seconds before --screenshot is taken.", number(0, 86400)),
+    Key("json", "", "Write what the monitor shows to this file as JSON every "
+        "second (replaced atomically).", text),
+    Key("width", 1500, "Window width in pixels.", integer(400, 10000)),
+    Key("height", 920, "Window height in pixels.", integer(300, 10000)),
+]
+
+MONITOR_SCHEMA = Schema(MONITOR_KEYS)
