@@ -233,18 +233,23 @@ def test_views_converge_under_20_percent_loss(start_node, tmp_path):
         time.sleep(0.1)  # the walk's pace, not a wait for a result
     stopped = time.monotonic()
 
+    wrong: list[str] = []
+
     def converged():
+        wrong.clear()
         for name, (_c, view) in players.items():
             view.update(0.01)
             seen = view.by_name()
             for other, (x, y) in where.items():
-                if other == name:
-                    continue
                 got = seen.get(other)
-                if got is None or abs(got[1] - x) > 0.01 or abs(got[2] - y) > 0.01:
-                    return False
-        return True
+                if other != name and (
+                        got is None or abs(got[1] - x) > 0.01 or abs(got[2] - y) > 0.01):
+                    wrong.append(f"{name} sees {other} at {got}, owner has ({x}, {y})")
+        return not wrong
 
-    wait_until(converged, KEYFRAME + 0.5, interval=0.0, what="views match the owners")
+    try:
+        wait_until(converged, KEYFRAME + 0.5, interval=0.0, what="views match the owners")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {wrong}") from None
     took = time.monotonic() - stopped
     assert took <= KEYFRAME + 0.5
