@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres import postgresql_db, postgresql_url  # noqa: F401  (fixtures)
 from support import NodeProcess
 
 
