@@ -152,8 +152,8 @@ class FakeMulticastPort:
     def getOutgoingInterface(self) -> str:
         return self.outgoing
 
-    def setOutgoingInterface(self, addr: str) -> Any:
-        self.outgoing = addr
+    def setOutgoingInterface(self, addr: str | int) -> Any:
+        self.outgoing = str(addr)
         return succeed(1)
 
     def getLoopbackMode(self) -> bool:
@@ -180,7 +180,9 @@ class FakeMulticastPort:
         return succeed(None)
 
     # IUDPTransport
-    def write(self, packet: bytes, addr: tuple[str, int]) -> None:
+    def write(self, packet: bytes, addr: tuple[str, int] | None = None) -> None:
+        if addr is None:
+            raise ValueError("the fake is for multicast: write needs an address")
         if not self.listening:
             raise RuntimeError("write on a port that stopped listening")
         if len(packet) > 65507:

@@ -202,25 +202,25 @@ def cell_bodies(
     space = room - len(zone_b) - _CELL_HEAD.size
     if space < 64:
         raise ValueError("no room for cell records: the zone name or node id is too long")
-    chunks: list[tuple[list[bytes], int, int, int]] = []
+    chunks: list[tuple[list[bytes], list[int]]] = []
     items: list[bytes] = []
     counts = [0, 0, 0]
     used = 0
     for section, seq in enumerate((fulls, moves, [GONE_ITEM.pack(*g) for g in gones])):
         for item in seq:
             if used + len(item) > space:
-                chunks.append((items, *counts))
+                chunks.append((items, counts))
                 items, counts, used = [], [0, 0, 0], 0
             items.append(item)
             counts[section] += 1
             used += len(item)
     if items or not chunks:
-        chunks.append((items, *counts))
+        chunks.append((items, counts))
     parts = len(chunks) if len(chunks) <= 255 else 0
     return [
         zone_b + _CELL_HEAD.pack(cell, (first_seq + i) & 0xFFFFFFFF, min(i, 255), parts,
-                                 nf, nm, ng) + b"".join(its)
-        for i, (its, nf, nm, ng) in enumerate(chunks)
+                                 *n) + b"".join(its)
+        for i, (its, n) in enumerate(chunks)
     ]
 
 
@@ -260,8 +260,8 @@ class Heartbeat:
     @classmethod
     def read(cls, data: bytes, at: int) -> Heartbeat:
         r = _Reader(data, at)
-        fixed = r.unpack(_HEARTBEAT)
-        out = cls(*fixed, r.str8(), r.str8())
+        port, clients, entities, cell_size, interval = r.unpack(_HEARTBEAT)
+        out = cls(port, clients, entities, cell_size, interval, r.str8(), r.str8())
         r.end()
         return out
 

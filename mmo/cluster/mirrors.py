@@ -18,7 +18,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from ..world.grid import Entity
+from ..world.grid import Entity, Zone
 from ..world.world import World
 from .codec import NOWHERE, CellUpdate, Heartbeat
 
@@ -197,7 +197,7 @@ class MirrorTable:
             st.kf_parts = set()
             st.kf_ids = set()
 
-    def _place(self, m: Mirror, zone: Any, x: float, y: float, cell: Cell) -> None:
+    def _place(self, m: Mirror, zone: Zone, x: float, y: float, cell: Cell) -> None:
         e = m.entity
         if e.zone is zone:
             # Repeats and keyframes restate positions: only a change is a move

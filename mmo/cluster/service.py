@@ -134,20 +134,22 @@ class ClusterService(Service):
                 pass  # not Linux: the payload filter is enough
         if self.iface != "0.0.0.0":
             self.transport.setOutgoingInterface(self.iface).addErrback(
-                self.log.failure, "cannot send multicast out of {iface}", iface=self.iface)
+                lambda f: self.log.failure("cannot send multicast out of {iface}", f,
+                                           iface=self.iface))
         self.transport.setTTL(self.settings["ttl"])
         self.transport.setLoopbackMode(1)
         self._join(self.control)
         node = self.node
         node.tick_observers.append(self.on_tick)
         node.snapshot_sources.append(self.numbers)
-        node.chat_relay = self.chat.relay
+        node.chat_relay = self.chat.relay  # type: ignore[assignment]
         for fn, interval in ((self.heartbeat, self.settings["heartbeat_interval"]),
                              (self.publish_metrics, 1.0),
                              (self.expire, self.keyframe_interval / 4)):
             loop = LoopingCall(fn)
             loop.clock = self.clock
-            loop.start(interval, now=True).addErrback(self.log.failure, "cluster timer failed")
+            loop.start(interval, now=True).addErrback(
+                lambda f: self.log.failure("cluster timer failed", f))
             self._loops.append(loop)
         super().startService()
         self.log.info(

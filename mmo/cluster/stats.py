@@ -14,6 +14,10 @@ class ClusterStats:
         "send_errors", "joins", "leaves", "join_failures",
     )
 
+    sent = received = dropped = bytes_in = bytes_out = auth_failures = 0
+    replays = malformed = filtered = looped = dropped_on_purpose = 0
+    send_errors = joins = leaves = join_failures = 0
+
     def __init__(self) -> None:
         for name in self.COUNTERS:
             setattr(self, name, 0)
