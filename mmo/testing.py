@@ -23,6 +23,7 @@ from twisted.internet.testing import StringTransport
 from zope.interface import implementer
 
 from .config import Schema
+from .extensions import Extension, IExtension, Player
 from .server.accounts import MemoryAccountStore
 from .server.node import Node
 from .server.session import PlayerSession
@@ -116,6 +117,18 @@ class FakePlayer:
 
     def disconnect(self) -> None:
         self.session.connectionLost(None)
+
+    def system_lines(self) -> list[str]:
+        """Every ``SYSTEM`` chat line received so far (login greetings included)."""
+        self.received()
+        return [msg.text for msg in self.log
+                if isinstance(msg, m.ChatMessage) and msg.channel == m.Channel.SYSTEM]
+
+    def command(self, text: str, channel: int = m.Channel.SAY) -> list[str]:
+        """Type the chat line ``text`` (say ``/who``); return the ``SYSTEM`` lines that came back."""
+        self.send(m.Chat(channel, text))
+        return [msg.text for msg in self.received()
+                if isinstance(msg, m.ChatMessage) and msg.channel == m.Channel.SYSTEM]
 
 
 # -- multicast -------------------------------------------------------------------
@@ -285,3 +298,75 @@ class FakeMulticast:
         """Deliver ``packet`` now, as if a stranger at ``source`` sent it."""
         for p in [p for p in self.ports if p.port == port and group in p.joined]:
             p.protocol.datagramReceived(packet, (source, port))
+
+
+# -- game extensions -----------------------------------------------------------
+
+
+def extension_node(*extensions: Any, clock: Clock | None = None, **overrides: Any) -> Node:
+    """
+    A :func:`make_node` running ``extensions`` (objects providing
+    :class:`~mmo.extensions.IExtension`) and, unless ``extension=[...]`` is
+    given, no other extension.
+    """
+    overrides.setdefault("extension", [])
+    node = make_node(clock, **overrides)
+    for extension in extensions:
+        node.extensions.enable(extension)
+    return node
+
+
+def run_ticks(node: Node, count: int = 1) -> None:
+    """Advance the node's ``Clock`` by one tick's time and tick, ``count`` times."""
+    step = 1.0 / node.tick_hz
+    for _ in range(count):
+        node.clock.advance(step)  # type: ignore[attr-defined]
+        node.tick()
+
+
+@implementer(IExtension)
+class RecordingExtension(Extension):
+    """
+    An extension that records every hook call in :attr:`calls`, as
+    ``(hook, player name or tick number, ...)``; it answers ``/echo``.
+    ``fail`` names hooks that raise instead (to test isolation).
+    """
+
+    def __init__(self, name: str = "recorder", fail: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.commands = {"echo": "say it back"}
+        self.fail = set(fail)
+        self.calls: list[tuple[Any, ...]] = []
+        self.started = self.stopped = False
+
+    def _record(self, hook: str, *args: Any) -> None:
+        self.calls.append((hook, *args))
+        if hook in self.fail:
+            raise RuntimeError(f"{self.name}: {hook} fails on purpose")
+
+    def start(self, node: Node) -> None:
+        super().start(node)
+        self.started = True
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def login(self, player: Player) -> None:
+        self._record("login", player.name)
+
+    def logout(self, player: Player) -> None:
+        self._record("logout", player.name)
+
+    def moved(self, player: Player) -> None:
+        self._record("moved", player.name, player.x, player.y)
+
+    def command(self, player: Player, name: str, args: str) -> None:
+        self._record("command", player.name, name, args)
+        player.tell(args)
+
+    def tick(self, number: int) -> None:
+        self._record("tick", number)
+
+    def hooks(self, hook: str) -> list[tuple[Any, ...]]:
+        """The recorded calls of one hook."""
+        return [c for c in self.calls if c[0] == hook]

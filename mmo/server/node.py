@@ -20,6 +20,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from .. import __version__
+from ..extensions import ExtensionHost
 from ..store.limits import LoginLimiter
 from ..wire import fast
 from ..wire import messages as m
@@ -110,6 +111,11 @@ class Node:
         self.snapshot_sources: list[Callable[[], dict[str, Any]]] = []
         #: Refuses addresses and names after repeated failed logins.
         self.login_limiter = LoginLimiter.from_settings(settings, clock)
+        #: The game extensions this node runs (the ``extension`` key): last,
+        #: so that they start on a complete node.
+        self.extensions = ExtensionHost(self)
+        self.snapshot_sources.append(self.extensions.numbers)
+        self.extensions.enable_names(settings.get("extension", ()))
 
     # -- connections ---------------------------------------------------------
 
@@ -185,11 +191,13 @@ class Node:
         self.log.info("player {name} joined zone {zone} from {peer}",
                       name=name, zone=zone.name, peer=session.peer)
         session.send(self._enter_world_msg(session))
+        self.extensions.login(session)
 
     def remove_player(self, session: PlayerSession) -> None:
         """Save a session's player and take it out of the world."""
         e = session.entity
         if e is not None:
+            self.extensions.logout(session)  # may still write to e.data
             session.entity = None
             self.store.save_state(session.name, self._state_of(e))
             self.world.despawn(e)
@@ -227,6 +235,8 @@ class Node:
         if reason is not None:
             self.count_refusal(ErrorCode.INVALID)
             session.send(m.Correction(msg.seq, e.x, e.y, reason))
+        else:
+            self.extensions.moved(session)
 
     def chat(self, session: PlayerSession, msg: m.Chat) -> None:
         e = session.entity
@@ -237,6 +247,12 @@ class Node:
         if len(text) > MAX_CHAT:
             session.error(ErrorCode.INVALID, f"chat is limited to {MAX_CHAT} characters")
             return
+        if text[0] == "/" and msg.channel != m.Channel.WHISPER:
+            # A command for the extensions; "//" says a line that starts with "/".
+            if not text.startswith("//"):
+                self.extensions.command(session, text)
+                return
+            text = text[1:]
         if msg.channel == m.Channel.WHISPER:
             target = self.players.get(msg.target)
             if target is None:
@@ -315,6 +331,8 @@ class Node:
         """Advance the world one step and send every player one update."""
         started = time.perf_counter()
         self.tick_number += 1
+        # Extensions first, so that what they move (NPCs) settles this tick.
+        self.extensions.tick(self.tick_number)
         world = self.world
         world.settle()
         world.update_views()

@@ -169,6 +169,7 @@ class NodeService(MultiService):
         for loop in (self._tick, self._sweep):
             if loop.running:
                 loop.stop()
+        self.node.extensions.stop()  # once the players have left
         self.pool.stop()
         yield super().stopService()
         self.log.info("node {node} stopped", node=self.node_id)

@@ -31,6 +31,22 @@ def group_or_auto(value: object) -> str:
     return "auto" if value == "auto" else multicast_group(value)
 
 
+def extension_name(value: object) -> str:
+    """The name of a game extension."""
+    name = text(value).strip()
+    if not name or any(c.isspace() for c in name):
+        raise ValueError(f"{value!r} is not an extension name")
+    return name
+
+
+def npc_count(value: object) -> str:
+    """``ZONE:COUNT``: how many NPCs wander a zone."""
+    from ..game.npcs import parse_npcs
+
+    zone_name, count = parse_npcs(text(value))
+    return f"{zone_name}:{count}"
+
+
 NODE_KEYS = [
     # Listening --------------------------------------------------------------
     Key("tcp", 4000, "TCP port for players (used when no --listen is given).",
@@ -53,6 +69,12 @@ NODE_KEYS = [
         "change cell (no flicker on borders).", number(0, 100000)),
     Key("max_speed", 50.0, "Fastest a player may move, in units per second.",
         number(0.001, 1e6)),
+    # Game extensions --------------------------------------------------------
+    Key("extension", ["commands", "npcs"], "A game extension to enable, by name "
+        "(found with twisted.plugin in mmo/plugins; see docs/EXTENDING.md).",
+        extension_name, repeat=True),
+    Key("npcs", [], "NPCs wandering a zone, as ZONE:COUNT (needs the npcs "
+        "extension), e.g. world:50.", npc_count, repeat=True),
     # Accounts ---------------------------------------------------------------
     Key("open_registration", True, "Create an account on the first login of "
         "an unknown name.", boolean, flag=True),

@@ -19,6 +19,11 @@ class _NodeOptions(SchemaOptions):
         "TOML file given with --config; flags win."
     )
 
+    def check_values(self, values: dict[str, Any]) -> None:
+        from ..extensions import check_settings
+
+        check_settings(values)
+
 
 Options = options_for(NODE_SCHEMA, _NodeOptions)
 

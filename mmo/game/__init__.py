@@ -1,0 +1,1 @@
+"""The game logic shipped with mmo, as extensions (see :mod:`mmo.extensions`)."""

@@ -1,0 +1,10 @@
+"""The extensions shipped with mmo: chat commands and wandering NPCs."""
+
+from mmo.extensions import ExtensionMaker
+
+commands = ExtensionMaker(
+    "commands", "mmo.game.commands:ChatCommands",
+    "Chat commands: /who, /where, /zones, /help.")
+npcs = ExtensionMaker(
+    "npcs", "mmo.game.npcs:Wanderers",
+    "Server-side NPCs wandering the zones named by the npcs key.")
