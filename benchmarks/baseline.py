@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"baseline listening on 127.0.0.1:{port.getHost().port}", flush=True)
     LoopingCall(server.tick).start(1.0 / args.tick_hz, now=False)
 
-    def finish() -> None:
+    def write_stats() -> None:
         if args.stats:
             times = sorted(server.tick_times) or [0.0]
             with open(args.stats, "w") as f:
@@ -127,9 +127,10 @@ def main(argv: list[str] | None = None) -> None:
                     "frames_in": server.frames_in, "bytes_out": server.bytes_out,
                     "cpu_seconds": sum(os.times()[:2]),
                 }, f)
-        reactor.stop()  # type: ignore[attr-defined]
 
-    reactor.callLater(args.duration, finish)  # type: ignore[attr-defined]
+    # Stopped by SIGTERM (the runner) or at --duration: the stats are written either way.
+    reactor.addSystemEventTrigger("before", "shutdown", write_stats)  # type: ignore[attr-defined]
+    reactor.callLater(args.duration, reactor.stop)  # type: ignore[attr-defined]
     reactor.run()  # type: ignore[attr-defined]
 
 

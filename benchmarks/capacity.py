@@ -1,0 +1,374 @@
+"""
+How many players one node carries, against the bare fan-out limit.
+
+Starts a real node (``twistd -n mmo``) and the load generator as separate
+processes, pinned to different cores where there are two, and steps the bot
+count.  For each step it measures, over the steady part of the run (after
+every bot is in): tick time p50/p99 (from the node's tick histogram), node
+CPU and RSS, update age p50/p99 as the bots see it, updates and bytes
+delivered per second, and whether the node held (tick p99 < 100 ms and
+update age p99 < 200 ms).  The capacity is the largest step that held.
+
+In the same run, the bare baseline (``benchmarks/baseline.py``) gets the
+same steps with the same payload per client and tick, and the node's
+capacity is reported as a ratio of the baseline's.
+
+    python benchmarks/capacity.py                     # the full run (~20 min)
+    python benchmarks/capacity.py --steps 100 --seconds 3 --scenarios world --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+TICK_HZ = 10
+CELL = 100
+HOLD_TICK_P99_MS = 100.0
+HOLD_AGE_P99_MS = 200.0
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pin(core: int) -> list[str]:
+    """``taskset -c CORE`` where the machine has two cores or more."""
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        return ["taskset", "-c", str(core)]
+    return []
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tck
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_for(path: Path, pattern: str, proc: subprocess.Popen, timeout: float = 30.0) -> re.Match:
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = rx.search(path.read_text(errors="replace"))
+        if match:
+            return match
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited: {path.read_text()[-2000:]}")
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {pattern!r} in {path}")
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+def histogram_quantiles(before: dict[str, float], after: dict[str, float],
+                        name: str = "mmo_tick_duration_seconds") -> tuple[float, float, int]:
+    """p50 and p99 (ms) of the ticks between two scrapes, by interpolation."""
+    buckets = []
+    for key, value in after.items():
+        m = re.fullmatch(rf'{name}_bucket\{{le="([^"]+)"\}}', key)
+        if m:
+            le = math.inf if m.group(1) == "+Inf" else float(m.group(1))
+            buckets.append((le, value - before.get(key, 0.0)))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0
+
+    def q(p: float) -> float:
+        if not total:
+            return 0.0
+        rank = p * total
+        prev_le, prev_n = 0.0, 0.0
+        for le, n in buckets:
+            if n >= rank:
+                if math.isinf(le):
+                    return prev_le * 1000
+                frac = (rank - prev_n) / max(n - prev_n, 1e-9)
+                return (prev_le + (le - prev_le) * frac) * 1000
+            prev_le, prev_n = le, n
+        return prev_le * 1000
+
+    return q(0.5), q(0.99), int(total)
+
+
+class Step:
+    """One server (node or baseline) under one load-generator run."""
+
+    def __init__(self, workdir: Path, scenario: str, bots: int, seconds: float,
+                 workers: int, server: str, payload: int = 0, nodes: int = 1) -> None:
+        self.workdir = workdir
+        self.scenario = scenario
+        self.bots = bots
+        self.seconds = seconds
+        self.workers = workers
+        self.server = server
+        self.payload = payload
+        self.nodes = nodes
+
+    def zone(self) -> str:
+        if self.scenario == "crowd":
+            return "world:200x200"
+        # About 50 others in view: density 50 per 3x3 cells.
+        side = math.sqrt(self.bots * 9 * CELL * CELL / 50)
+        return f"world:{max(side, 300):.0f}x{max(side, 300):.0f}"
+
+    def start_servers(self) -> list[dict[str, Any]]:
+        servers = []
+        mport = str(free_port(socket.SOCK_DGRAM))
+        group = f"239.255.{os.getpid() % 250 + 1}.{len(self.scenario) + self.bots % 200}"
+        key = self.workdir / "cluster.key"
+        for i in range(self.nodes):
+            log = self.workdir / f"{self.server}{i}.log"
+            port = free_port()
+            if self.server == "node":
+                argv = pin(0) + [
+                    str(BIN / "twistd"), "-n", "--pidfile=", "mmo",
+                    "--listen", f"tcp:{port}:interface=127.0.0.1",
+                    "--http", "tcp:0:interface=127.0.0.1",
+                    "--data-dir", str(self.workdir / f"data{i}"),
+                    "--node-id", f"bench-{i}", "--cluster-key-file", str(key),
+                    "--mgroup", group, "--mport", mport,
+                    "--tick-hz", str(TICK_HZ), "--cell-size", str(CELL),
+                    "--zone", self.zone(), "--max-per-ip", "0",
+                    "--max-players", "100000", "--password-iterations", "1000",
+                    "--idle-timeout", "600", "--login-timeout", "120",
+                ]
+            else:
+                argv = pin(0) + [
+                    sys.executable, str(HERE / "baseline.py"), "--port", str(port),
+                    "--payload", str(self.payload), "--tick-hz", str(TICK_HZ),
+                    "--duration", str(self.seconds + 600),
+                    "--stats", str(self.workdir / "baseline-stats.json"),
+                ]
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                        cwd=self.workdir)
+            info: dict[str, Any] = {"proc": proc, "port": port, "log": log}
+            if self.server == "node":
+                m = wait_for(log, r"serving metrics and health on \S+ \(IPv4Address\("
+                                  r"type='TCP', host='[\d.]+', port=(\d+)\)\)", proc)
+                info["http"] = int(m.group(1))
+                wait_for(log, r"listening for players", proc)
+            else:
+                wait_for(log, r"baseline listening", proc)
+            servers.append(info)
+        return servers
+
+    def run(self) -> dict[str, Any]:
+        servers = self.start_servers()
+        report = self.workdir / f"{self.server}-{self.scenario}-{self.bots}.json"
+        ramp = max(200.0, self.bots / 5.0)
+        ramp_s = self.bots / ramp + 3.0
+        targets = ",".join(f"127.0.0.1:{s['port']}" for s in servers)
+        argv = pin(1) + [
+            str(BIN / "mmo-loadgen"), "--targets", targets, "--clients", str(self.bots),
+            "--rate", "10", "--ramp", str(ramp), "--duration", str(ramp_s + self.seconds),
+            "--spread", "uniform", "--speed", "40", "--chat-rate", "0",
+            "--workers", str(self.workers), "--report", str(report), "--no-progress",
+            "--max-failures", str(self.bots), "--login-timeout", "120",
+            "--name-prefix", f"b{self.server[0]}",
+        ]
+        lg_log = self.workdir / f"loadgen-{self.server}.log"
+        try:
+            with open(lg_log, "wb") as out:
+                lg = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                      cwd=self.workdir)
+            # Steady state: from the end of the ramp to the end of the run.
+            time.sleep(ramp_s)
+            t0 = time.monotonic()
+            cpu0 = [proc_cpu(s["proc"].pid) for s in servers]
+            before = [scrape(s["http"]) for s in servers if "http" in s]
+            time.sleep(self.seconds * 0.9)
+            elapsed = time.monotonic() - t0
+            cpu1 = [proc_cpu(s["proc"].pid) for s in servers]
+            rss = [proc_rss_mb(s["proc"].pid) for s in servers]
+            after = [scrape(s["http"]) for s in servers if "http" in s]
+            _, status, usage = os.wait4(lg.pid, 0)
+            lg.returncode = os.waitstatus_to_exitcode(status)
+            lg_cpu = usage.ru_utime + usage.ru_stime
+        finally:
+            for s in servers:
+                s["proc"].terminate()
+            for s in servers:
+                try:
+                    s["proc"].wait(20)
+                except subprocess.TimeoutExpired:
+                    s["proc"].kill()
+        rep = json.loads(report.read_text())
+        lat = rep["latency_ms"]
+        result: dict[str, Any] = {
+            "server": self.server, "scenario": self.scenario, "bots": self.bots,
+            "nodes": self.nodes, "logged_in": rep["bots"]["logged_in"],
+            "failures": rep["failures"]["total"],
+            "update_age_ms_p50": lat["update_age"]["p50"],
+            "update_age_ms_p99": lat["update_age"]["p99"],
+            "rtt_ms_p99": lat["rtt"]["p99"],
+            "updates_per_sec": round(rep["actions"]["entity_updates"] / rep["elapsed_s"]),
+            "bytes_per_sec": rep["traffic"]["bytes_in_per_sec"],
+            "server_cpu_pct": round(sum(b - a for a, b in zip(cpu0, cpu1)) / elapsed * 100, 1),
+            "server_rss_mb": round(sum(rss), 1),
+            "loadgen_cpu_pct": round(lg_cpu / rep["elapsed_s"] * 100, 1),
+            "corrections": rep["corrections"]["total"],
+        }
+        if before:
+            p50s, p99s = zip(*[histogram_quantiles(b, a)[:2] for b, a in zip(before, after)])
+            result["tick_ms_p50"] = round(max(p50s), 2)
+            result["tick_ms_p99"] = round(max(p99s), 2)
+        else:
+            stats = self.workdir / "baseline-stats.json"
+            result["tick_ms_p50"] = result["tick_ms_p99"] = None
+            if stats.exists():
+                bs = json.loads(stats.read_text())
+                result["tick_ms_p50"] = round(bs["tick_ms_p50"], 2)
+                result["tick_ms_p99"] = round(bs["tick_ms_p99"], 2)
+        tick_ok = result["tick_ms_p99"] is None or result["tick_ms_p99"] < HOLD_TICK_P99_MS
+        result["held"] = bool(
+            tick_ok and result["update_age_ms_p99"] < HOLD_AGE_P99_MS
+            and result["logged_in"] >= self.bots * 0.99
+            and result["failures"] <= self.bots * 0.01
+        )
+        return result
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    cols = ["server", "nodes", "bots", "logged_in", "tick_ms_p50", "tick_ms_p99",
+            "update_age_ms_p50", "update_age_ms_p99", "updates_per_sec", "bytes_per_sec",
+            "server_cpu_pct", "server_rss_mb", "loadgen_cpu_pct", "held"]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def capacity(rows: list[dict[str, Any]]) -> int:
+    held = [r["bots"] for r in rows if r["held"]]
+    return max(held) if held else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", default="500,1000,2000,3000,4000,5000,6000,7000")
+    ap.add_argument("--crowd-steps", default="300,500,750,1000")
+    ap.add_argument("--scenarios", default="world,crowd,two-nodes,baseline")
+    ap.add_argument("--seconds", type=float, default=20.0, help="steady seconds per step")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--payload", type=int, default=0,
+                    help="baseline bytes per client per tick (default: the node's measured)")
+    ap.add_argument("--out", default=str(HERE / "results" / "capacity.json"))
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long check for CI")
+    args = ap.parse_args(argv)
+
+    scenarios = args.scenarios.split(",")
+    steps = [int(s) for s in args.steps.split(",")]
+    results: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv),
+                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                               "world": [], "crowd": [], "two_nodes": [], "baseline": []}
+    with tempfile.TemporaryDirectory(prefix="mmo-bench-") as tmp:
+        base = Path(tmp)
+
+        def run(name: str, **kw: Any) -> dict[str, Any]:
+            d = base / f"{name}-{kw['bots']}-{kw.get('server', 'node')}"
+            d.mkdir()
+            r = Step(d, seconds=args.seconds, workers=args.workers, **kw).run()
+            print(json.dumps(r), flush=True)
+            return r
+
+        if "world" in scenarios:
+            for n in steps:
+                r = run("world", scenario="world", bots=n, server="node")
+                results["world"].append(r)
+                if not r["held"] and not args.smoke:
+                    break
+        if "crowd" in scenarios:
+            for n in [int(s) for s in args.crowd_steps.split(",")]:
+                if args.smoke:
+                    n = min(n, steps[0])
+                results["crowd"].append(run("crowd", scenario="crowd", bots=n, server="node"))
+                if args.smoke:
+                    break
+        if "two-nodes" in scenarios:
+            one = capacity(results["world"]) or steps[0]
+            for n in sorted({one, int(one * 1.5), one * 2}):
+                r = run("two", scenario="world", bots=n, server="node", nodes=2)
+                results["two_nodes"].append(r)
+                if not r["held"] or args.smoke:
+                    break
+        if "baseline" in scenarios:
+            world = results["world"]
+            biggest = max((r for r in world if r["held"]), key=lambda r: r["bots"],
+                          default=world[-1] if world else None)
+            payload = args.payload or (
+                int(biggest["bytes_per_sec"] / biggest["bots"] / TICK_HZ) if biggest else 700)
+            payload = max(payload, 64)
+            results["baseline_payload"] = payload
+            for n in steps:
+                r = run("base", scenario="world", bots=n, server="baseline", payload=payload)
+                results["baseline"].append(r)
+                if not r["held"] and not args.smoke:
+                    break
+    summary = {k: capacity(results[k]) for k in ("world", "crowd", "two_nodes", "baseline")}
+    if summary["baseline"]:
+        summary["world_vs_baseline"] = round(summary["world"] / summary["baseline"], 2)
+    if summary["world"]:
+        summary["two_nodes_vs_one"] = round(summary["two_nodes"] / summary["world"], 2)
+    results["capacity"] = summary
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    for key in ("world", "crowd", "two_nodes", "baseline"):
+        if results[key]:
+            print(f"\n## {key}\n\n{table(results[key])}")
+    print(f"\ncapacity: {json.dumps(summary)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

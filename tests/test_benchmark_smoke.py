@@ -1,0 +1,29 @@
+"""A seconds-long run of the capacity benchmark: it runs end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_capacity_benchmark_smoke(tmp_path):
+    out = tmp_path / "capacity.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "capacity.py"), "--smoke",
+         "--steps", "60", "--seconds", "2", "--workers", "1",
+         "--scenarios", "world,baseline", "--out", str(out)],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    node, base = results["world"][0], results["baseline"][0]
+    for r in (node, base):
+        assert r["logged_in"] == 60 and r["failures"] == 0
+        assert 0 < r["update_age_ms_p50"] < 1000
+        assert r["updates_per_sec"] > 0 and r["server_cpu_pct"] > 0
+    assert 0 < node["tick_ms_p99"] < 1000
+    assert results["capacity"]["world"] == 60
+    assert "| node |" in run.stdout
