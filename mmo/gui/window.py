@@ -128,35 +128,45 @@ class ZoneMap(pg.PlotWidget):
         border.setPen(pg.mkPen("#8c959f", width=1))
         plot.addItem(border)
         self.legend = plot.addLegend(offset=(-5, 5))
-        self.items: dict[str, pg.ScatterPlotItem] = {}
+        self.items: dict[tuple[str, bool], pg.ScatterPlotItem] = {}
         self._set_title(0)
 
-    def _set_title(self, n: int) -> None:
+    def _set_title(self, players: int, npcs: int = 0) -> None:
         self.getPlotItem().setTitle(
             f"zone {self.spec.name} ({self.spec.width:g} \u00d7 {self.spec.height:g}): "
-            f"{n:,} entities")
+            f"{players:,} players" + (f", {npcs:,} NPCs" if npcs else ""))
 
     def refresh(self, model: ClusterModel) -> None:
         colours = present.node_colours(model)
-        dots = present.dots_by_node(model)
         plot = self.getPlotItem()
-        for node_id in [n for n in self.items if n not in dots]:
-            plot.removeItem(self.items.pop(node_id))
-            self.legend.removeItem(node_id)
-        for node_id, points in sorted(dots.items()):
-            item = self.items.get(node_id)
-            if item is None:
-                colour = colours.get(node_id, "#888888")
-                item = pg.ScatterPlotItem(size=6, pen=pg.mkPen(None),
-                                          brush=pg.mkBrush(colour), name=node_id)
-                plot.addItem(item)
-                self.items[node_id] = item
-            item.setData(pos=points)
-        self._set_title(sum(len(p) for p in dots.values()))
+        drawn: set[tuple[str, bool]] = set()
+        for npcs in (True, False):  # players on top
+            for node_id, points in sorted(present.dots_by_node(model, npcs).items()):
+                key = (node_id, npcs)
+                drawn.add(key)
+                item = self.items.get(key)
+                if item is None:
+                    colour = colours.get(node_id, "#888888")
+                    if npcs:
+                        item = pg.ScatterPlotItem(size=5, symbol="t", pen=pg.mkPen(None),
+                                                  brush=pg.mkBrush(colour + "80"))
+                    else:
+                        item = pg.ScatterPlotItem(size=6, pen=pg.mkPen(None),
+                                                  brush=pg.mkBrush(colour), name=node_id)
+                    plot.addItem(item)
+                    self.items[key] = item
+                item.setData(pos=points)
+        for key in [k for k in self.items if k not in drawn]:
+            plot.removeItem(self.items.pop(key))
+            if not key[1]:
+                self.legend.removeItem(key[0])
+        counts = self.counts()
+        self._set_title(sum(counts.values()), sum(self.counts(npcs=True).values()))
 
-    def counts(self) -> dict[str, int]:
-        """Dots drawn, by node."""
-        return {node_id: len(item.data) for node_id, item in self.items.items()}
+    def counts(self, npcs: bool = False) -> dict[str, int]:
+        """Dots drawn, by node: players, or NPCs."""
+        return {node_id: len(item.data) for (node_id, is_npc), item in self.items.items()
+                if is_npc == npcs}
 
 
 class MonitorWindow(QMainWindow):
@@ -293,7 +303,8 @@ class MonitorWindow(QMainWindow):
             "nodes": nodes,
             "row_colours": [table.item(r, 0).background().color().name()
                             for r in range(table.rowCount())],
-            "dots": {"total": sum(counts.values()), "by_node": counts},
+            "dots": {"total": sum(counts.values()), "by_node": counts,
+                     "npcs": sum(self.map.counts(npcs=True).values())},
             "charts": self.charts.points(),
             "events": self.log_view.toPlainText().splitlines(),
             "status": self.statusBar().currentMessage(),

@@ -69,10 +69,14 @@ class MonitorService(Service):
 
     log = Logger()
 
-    def __init__(self, model: ClusterModel, settings: dict[str, Any], reactor: Any) -> None:
+    def __init__(self, model: ClusterModel, settings: dict[str, Any], reactor: Any,
+                 multicast: Any = None) -> None:
         self.model = model
         self.settings = settings
+        #: Time and timers: the reactor, or a ``Clock`` in tests.
         self.reactor = reactor
+        #: An ``IReactorMulticast``: the reactor, or a fake network in tests.
+        self.multicast = multicast if multicast is not None else reactor
         self.views: list[Callable[[float], None]] = []
         self.port: Any = None
         self.groups = CellGroups(cell_block(
@@ -87,7 +91,7 @@ class MonitorService(Service):
 
     def startService(self) -> None:
         super().startService()
-        self.port = self.reactor.listenMulticast(
+        self.port = self.multicast.listenMulticast(
             self.settings["mport"], MonitorProtocol(self.received), listenMultiple=True)
         sock = getattr(self.port, "socket", None)
         if sock is not None:

@@ -298,9 +298,10 @@ class ClusterModel:
         s.total["tick_ms_p99"] = max((r["tick_ms_p99"] for r in rows), default=0.0)
         return s
 
-    def dots(self) -> list[tuple[float, float, str]]:
-        """``(x, y, owner)`` of every entity of the zone on the map."""
-        return [(m.entity.x, m.entity.y, m.key[0]) for m in self.mirrors.mirrors.values()]
+    def dots(self) -> list[tuple[float, float, str, int]]:
+        """``(x, y, owner, kind)`` of every entity of the zone on the map."""
+        return [(m.entity.x, m.entity.y, m.key[0], m.entity.kind)
+                for m in self.mirrors.mirrors.values()]
 
     def set_key(self, key: bytes) -> None:
         self.key = key

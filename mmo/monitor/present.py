@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..wire.messages import Kind
 from .model import GONE, LIVE, SERIES, STALE, ClusterModel, NodeState
 
 #: Node colours, in order of appearance (distinct on a dark or light map).
@@ -110,7 +111,9 @@ class Totals:
     events_per_sec: float
     bytes_out_per_sec: float
     tick_ms_p99: float
+    #: Players on the map, and NPCs.
     dots: int
+    npcs: int
     received: int
     auth_failures: int
     malformed: int
@@ -129,7 +132,7 @@ class Totals:
             ("events/s", human_number(self.events_per_sec)),
             ("out/s", human_bytes(self.bytes_out_per_sec)),
             ("worst tick p99", f"{self.tick_ms_p99:.1f} ms"),
-            ("on map", f"{self.dots:,}"),
+            ("on map", f"{self.dots:,}" + (f" +{self.npcs:,} NPCs" if self.npcs else "")),
             ("auth failures", f"{self.auth_failures:,}"),
         ]
 
@@ -138,10 +141,11 @@ def totals(model: ClusterModel) -> Totals:
     states = Counter(n.state for n in model.nodes.values())
     s = model.sample(0.0).total
     c = model.counters
+    npcs = sum(1 for d in model.dots() if d[3] == Kind.NPC)
     return Totals(
         states[LIVE], states[STALE], states[GONE], int(s["players"]), s["events_per_sec"],
         s["bytes_out_per_sec"] + s["cluster_bytes_out_per_sec"], s["tick_ms_p99"],
-        len(model.mirrors.mirrors), c.received, c.auth_failures, c.malformed, c.replays,
+        len(model.mirrors.mirrors) - npcs, npcs, c.received, c.auth_failures, c.malformed, c.replays,
         c.no_key)
 
 
@@ -177,11 +181,12 @@ def node_colours(model: ClusterModel) -> dict[str, str]:
     return {n.node_id: colour_of(n) for n in model.nodes.values()}
 
 
-def dots_by_node(model: ClusterModel) -> dict[str, list[tuple[float, float]]]:
-    """The map: each node's dots."""
+def dots_by_node(model: ClusterModel, npcs: bool = False) -> dict[str, list[tuple[float, float]]]:
+    """The map: each node's players (or, with ``npcs``, its NPCs)."""
     out: dict[str, list[tuple[float, float]]] = {}
-    for x, y, owner in model.dots():
-        out.setdefault(owner, []).append((x, y))
+    for x, y, owner, kind in model.dots():
+        if (kind == Kind.NPC) == npcs:
+            out.setdefault(owner, []).append((x, y))
     return out
 
 
@@ -193,6 +198,7 @@ def snapshot(model: ClusterModel, now: float) -> dict[str, Any]:
         "totals": asdict(t),
         "nodes": [{**asdict(r), "cells": list(r.cells())} for r in rows(model, now)],
         "dots": {"total": t.dots,
-                 "by_node": {k: len(v) for k, v in dots_by_node(model).items()}},
+                 "by_node": {k: len(v) for k, v in dots_by_node(model).items()},
+                 "npcs": {k: len(v) for k, v in dots_by_node(model, npcs=True).items()}},
         "events": [e.text for e in model.events],
     }

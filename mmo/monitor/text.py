@@ -36,7 +36,7 @@ def render(model: ClusterModel, now: float, wall: float | None = None) -> str:
         lines.append("(no node heard yet)")
     by_node = dots_by_node(model)
     lines.append("map: " + (", ".join(f"{node} {len(d):,}" for node, d in sorted(by_node.items()))
-                            or "no entities") + f"  (total {t.dots:,})")
+                            or "no players") + f"  (players {t.dots:,}, NPCs {t.npcs:,})")
     c = model.counters
     lines.append(f"datagrams: {c.received:,} received, {c.auth_failures:,} failed "
                  f"authentication, {c.malformed:,} malformed, {c.replays:,} replays"
