@@ -11,6 +11,7 @@ and closes the pool.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from twisted.application.service import Service
@@ -126,6 +127,7 @@ class PersistenceService(Service):
                 loop.stop()
         writer = self.store.writer
         saved_before = writer.saved
+        started = time.perf_counter()
         unsaved = yield self.save_everything(self.save_timeout)
         if unsaved:
             self.log.critical(
@@ -138,8 +140,9 @@ class PersistenceService(Service):
             except Exception as e:
                 self.log.warn("could not release this node's claims: {error}", error=e)
         writer.cancel()
-        self.log.info("shutdown: {n} player states saved, {u} unsaved",
-                      n=writer.saved - saved_before, u=unsaved)
+        self.log.info("shutdown: {n} player states saved, {u} unsaved ({ms:.0f} ms)",
+                      n=writer.saved - saved_before, u=unsaved,
+                      ms=(time.perf_counter() - started) * 1000)
         close = getattr(self.store.pool, "close", None)
         if close is not None and self.db is not None:
             close()
