@@ -337,7 +337,8 @@ class Node:
         world.settle()
         world.update_views()
         head = fast.tick_frame(self.tick_number, self.clock.seconds())
-        blobs: dict[tuple[str, int], bytes] = {}
+        blobs: dict[tuple[Zone, int], bytes] = {}
+        areas: dict[tuple[Zone, int], tuple[bytes, int]] = {}
         enter_cache: dict[int, bytes] = {}
         updates = 0
         out = 0
@@ -365,15 +366,14 @@ class Node:
                 if v.enters:
                     parts.extend(fast.enter_frames(v.enters, enter_cache))
                     updates += len(v.enters)
-            moved = zone.moved
-            zname = zone.name
-            for key in v.cells:
-                if key in moved:
-                    blob = blobs.get((zname, key))
-                    if blob is None:
-                        blob = blobs[(zname, key)] = fast.moves_frames(moved[key])
-                    parts.append(blob)
-                    updates += len(moved[key])
+            # Players in the same cell share an area: its moves are joined
+            # once per tick, from each cell's bytes encoded once per tick.
+            area = areas.get((zone, v.center))
+            if area is None:
+                area = areas[(zone, v.center)] = _area_moves(zone, v.cells, blobs)
+            if area[1]:
+                parts.append(area[0])
+                updates += area[1]
             if len(parts) > 1:
                 data = b"".join(parts)
                 out += len(data)
@@ -447,3 +447,20 @@ class Node:
             out.update(source())
         return out
 
+
+def _area_moves(
+    zone: Zone, cells: tuple[int, ...], blobs: dict[tuple[Zone, int], bytes]
+) -> tuple[bytes, int]:
+    """The Moves frames of ``cells`` this tick, and how many moves they hold."""
+    moved = zone.moved
+    parts = []
+    count = 0
+    for key in cells:
+        entities = moved.get(key)
+        if entities:
+            blob = blobs.get((zone, key))
+            if blob is None:
+                blob = blobs[(zone, key)] = fast.moves_frames(entities)
+            parts.append(blob)
+            count += len(entities)
+    return b"".join(parts), count

@@ -149,10 +149,15 @@ class World:
 
     def update_views(self) -> None:
         """Work out each viewer's enters and leaves for this tick."""
+        # Viewers in the same cell share an area, and so its arrivals and
+        # departures: those are gathered once per area and tick.
+        areas: dict[tuple[Zone, int], tuple[list[int], list[Entity]]] = {}
         for v in self.viewers.values():
-            self._update_view(v)
+            self._update_view(v, areas)
 
-    def _update_view(self, v: Viewer) -> None:
+    def _update_view(
+        self, v: Viewer, areas: dict[tuple[Zone, int], tuple[list[int], list[Entity]]]
+    ) -> None:
         e = v.entity
         zone = e.zone
         enters: list[Entity] = []
@@ -184,31 +189,25 @@ class World:
             v.cells = cells
             v.cellset = frozenset(cells)
             return
-        # Same area as last tick: only the cells' own records matter.
-        # Departures first, so that an entity that left and came back within
-        # one tick (a teleport) is seen to leave and enter again.
-        cellset = v.cellset
-        departed = zone.departed
-        arrived = zone.arrived
-        me = e.id
-        for key in v.cells:
-            gone = departed.get(key)
-            if gone:
-                for eid, to in gone:
-                    if to not in cellset and eid in visible:
-                        visible.discard(eid)
-                        leaves.append(eid)
-        for key in v.cells:
-            came = arrived.get(key)
-            if came:
-                for ent, frm in came:
-                    eid = ent.id
-                    if (
-                        eid != me and eid not in visible and frm not in cellset
-                        and ent.zone is zone and ent.cell == key
-                    ):
-                        visible.add(eid)
-                        enters.append(ent)
+        # Same area as last tick: only the area's arrivals and departures
+        # matter.  Departures first, so that an entity that left and came
+        # back within one tick (a teleport) is seen to leave and enter again.
+        changes = areas.get((zone, v.center))
+        if changes is None:
+            changes = areas[(zone, v.center)] = _area_changes(zone, v.cells, v.cellset)
+        gone, came = changes
+        if gone:
+            for eid in gone:
+                if eid in visible:
+                    visible.discard(eid)
+                    leaves.append(eid)
+        if came:
+            me = e.id
+            for ent in came:
+                eid = ent.id
+                if eid != me and eid not in visible:
+                    visible.add(eid)
+                    enters.append(ent)
 
     def end_tick(self) -> None:
         for zone in self.zones.values():
@@ -224,3 +223,25 @@ class World:
             if e.kind == Kind.PLAYER and e.name == name:
                 return e
         return None
+
+
+def _area_changes(
+    zone: Zone, cells: tuple[int, ...], cellset: frozenset[int]
+) -> tuple[list[int], list[Entity]]:
+    """Who left the area of ``cells`` this tick, and who came into it."""
+    gone: list[int] = []
+    came: list[Entity] = []
+    departed = zone.departed
+    arrived = zone.arrived
+    if departed:
+        for key in cells:
+            records = departed.get(key)
+            if records:
+                gone.extend(eid for eid, to in records if to not in cellset)
+    if arrived:
+        for key in cells:
+            records = arrived.get(key)
+            if records:
+                came.extend(ent for ent, frm in records
+                            if frm not in cellset and ent.zone is zone and ent.cell == key)
+    return gone, came
