@@ -30,14 +30,8 @@ def run_window(values: dict[str, Any], model: Any) -> int:
     outcome = {"code": 0}
 
     if values["json"]:
-        last = [-1e18]
-
-        def dump(now: float) -> None:
-            if now - last[0] >= 0.99:
-                last[0] = now
-                write_json(values["json"], window.shown())
-
-        service.views.append(dump)
+        # At every redraw (twice a second), so that short states are seen.
+        service.views.append(lambda now: write_json(values["json"], window.shown()))
 
     def screenshot() -> None:
         path = values["screenshot"]
