@@ -13,7 +13,8 @@ from PyQt5.QtWidgets import QApplication
 
 def run_window(values: dict[str, Any], model: Any) -> int:
     """Open the window and run the reactor until it closes; return the exit code."""
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     import qt5reactor
 
     qt5reactor.install()

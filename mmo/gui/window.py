@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import pyqtgraph as pg
 from PyQt5.QtCore import Qt
@@ -92,7 +92,7 @@ class Charts(pg.GraphicsLayoutWidget):
                 curve = self.curves.get((name, node_id))
                 if curve is None:
                     if node_id == "total":
-                        pen = pg.mkPen("#222222", width=2, style=Qt.DashLine)
+                        pen = pg.mkPen("#222222", width=2, style=Qt.PenStyle.DashLine)
                         label = "worst" if name == "tick_ms_p99" else "total"
                     else:
                         pen = pg.mkPen(colours.get(node_id, "#888888"), width=2)
@@ -193,10 +193,10 @@ class MonitorWindow(QMainWindow):
 
         self.table = QTableWidget(0, len(present.COLUMNS))
         self.table.setHorizontalHeaderLabels(present.COLUMNS)
-        self.table.verticalHeader().setVisible(False)
+        _present(self.table.verticalHeader()).setVisible(False)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.setSelectionMode(QTableWidget.NoSelection)
-        header = self.table.horizontalHeader()
+        header = _present(self.table.horizontalHeader())
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
         header.setStretchLastSection(True)
         self.charts = Charts()
@@ -208,15 +208,15 @@ class MonitorWindow(QMainWindow):
         mono.setStyleHint(QFont.Monospace)
         self.log_view.setFont(mono)
 
-        left = QSplitter(Qt.Vertical)
+        left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(_titled("nodes", self.table))
         left.addWidget(self.charts)
         left.setSizes([190, 630])
-        right = QSplitter(Qt.Vertical)
+        right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.map)
         right.addWidget(_titled("events", self.log_view))
         right.setSizes([600, 220])
-        split = QSplitter(Qt.Horizontal)
+        split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(right)
         split.setSizes([960, 540])
@@ -243,7 +243,7 @@ class MonitorWindow(QMainWindow):
         self.map.refresh(model)
         self._append_events()
         c = model.counters
-        self.statusBar().showMessage(
+        _present(self.statusBar()).showMessage(
             f"listening on {self.settings['mgroup']}:{self.settings['mport']} via "
             f"{self.settings['iface']}  \u00b7  {c.received:,} datagrams  \u00b7  "
             f"{c.auth_failures:,} failed authentication  \u00b7  {c.malformed:,} malformed"
@@ -262,8 +262,8 @@ class MonitorWindow(QMainWindow):
                     table.setItem(r, col, item)
                 item.setText(("\u25cf " + text) if col == 0 else text)
                 item.setTextAlignment(
-                    int(Qt.AlignRight | Qt.AlignVCenter) if col in NUMERIC
-                    else int(Qt.AlignLeft | Qt.AlignVCenter))
+                    int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter) if col in NUMERIC
+                    else int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter))
                 item.setBackground(QColor(bg))
                 font = item.font()
                 font.setBold(col in (0, STATE_COLUMN))
@@ -293,7 +293,7 @@ class MonitorWindow(QMainWindow):
         table = self.table
         nodes = []
         for r in range(table.rowCount()):
-            cells = [table.item(r, c).text() for c in range(table.columnCount())]
+            cells = [_present(table.item(r, c)).text() for c in range(table.columnCount())]
             cells[0] = cells[0].removeprefix("\u25cf ")
             nodes.append(dict(zip(present.COLUMNS, cells, strict=True)))
         counts = self.map.counts()
@@ -301,14 +301,23 @@ class MonitorWindow(QMainWindow):
             "size": [self.width(), self.height()],
             "totals": {label: card.value.text() for label, card in self.cards.items()},
             "nodes": nodes,
-            "row_colours": [table.item(r, 0).background().color().name()
+            "row_colours": [_present(table.item(r, 0)).background().color().name()
                             for r in range(table.rowCount())],
             "dots": {"total": sum(counts.values()), "by_node": counts,
                      "npcs": sum(self.map.counts(npcs=True).values())},
             "charts": self.charts.points(),
             "events": self.log_view.toPlainText().splitlines(),
-            "status": self.statusBar().currentMessage(),
+            "status": _present(self.statusBar()).currentMessage(),
         }
+
+
+T = TypeVar("T")
+
+
+def _present(widget: T | None) -> T:
+    """``widget``, which Qt's signatures allow to be None but is not here."""
+    assert widget is not None
+    return widget
 
 
 def _titled(title: str, widget: QWidget) -> QWidget:
