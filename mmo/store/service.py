@@ -50,9 +50,9 @@ class PersistenceService(Service):
             self.open_database(self.db)
         super().startService()
         self._autosave.start(self.autosave_interval, now=False).addErrback(
-            self.log.failure, "autosave stopped")
+            lambda f: self.log.failure("autosave stopped", f))
         self._heartbeat.start(self.store.presence_ttl / 3, now=False).addErrback(
-            self.log.failure, "presence heartbeat stopped")
+            lambda f: self.log.failure("presence heartbeat stopped", f))
 
     def open_database(self, db: Database) -> None:
         # Before the reactor runs: a database that cannot be used stops the

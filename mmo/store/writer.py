@@ -106,7 +106,7 @@ class StateWriter:
         started = time.perf_counter()
         d = maybeDeferred(self.write_batch, batch)
         d.addCallbacks(self._written, self._failed, callbackArgs=(started,))
-        d.addErrback(self.log.failure, "state writer bug")
+        d.addErrback(lambda f: self.log.failure("state writer bug", f))
 
     def _written(self, _: Any, started: float) -> None:
         batch, self.in_flight = self.in_flight, {}
