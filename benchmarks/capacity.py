@@ -240,13 +240,15 @@ class Step:
             "rtt_ms_p99": lat["rtt"]["p99"],
             "updates_per_sec": round(rep["actions"]["entity_updates"] / rep["elapsed_s"]),
             "bytes_per_sec": rep["traffic"]["bytes_in_per_sec"],
-            "server_cpu_pct": round(sum(b - a for a, b in zip(cpu0, cpu1)) / elapsed * 100, 1),
+            "server_cpu_pct": round(sum(b - a for a, b in zip(cpu0, cpu1, strict=True)) / elapsed * 100, 1),
             "server_rss_mb": round(sum(rss), 1),
             "loadgen_cpu_pct": round(lg_cpu / rep["elapsed_s"] * 100, 1),
             "corrections": rep["corrections"]["total"],
         }
         if before:
-            p50s, p99s = zip(*[histogram_quantiles(b, a)[:2] for b, a in zip(before, after)])
+            quantiles = [histogram_quantiles(b, a) for b, a in zip(before, after, strict=True)]
+            p50s = [q[0] for q in quantiles]
+            p99s = [q[1] for q in quantiles]
             result["tick_ms_p50"] = round(max(p50s), 2)
             result["tick_ms_p99"] = round(max(p99s), 2)
         else:

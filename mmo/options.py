@@ -24,7 +24,7 @@ def _show(value: Any) -> str:
 class SchemaOptions(usage.Options):
     """
     Options whose keys come from ``schema``; the merged, checked result is
-    in ``self.values`` after parsing.  Make subclasses with
+    in ``self.settings`` after parsing.  Make subclasses with
     :func:`options_for`.
     """
 
@@ -34,7 +34,7 @@ class SchemaOptions(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self._given: dict[str, Any] = {}
-        self.values: dict[str, Any] = {}
+        self.settings: dict[str, Any] = {}
 
     def opt_version(self) -> None:
         """Print the version and exit."""
@@ -60,10 +60,10 @@ class SchemaOptions(usage.Options):
                 name: self.schema.check(name, value, f"--{name.replace('_', '-')}")
                 for name, value in given.items()
             }
-            self.values = self.schema.resolve(
+            self.settings = self.schema.resolve(
                 checked, self.get("config") if self.config_flag else None
             )
-            self.check_values(self.values)
+            self.check_values(self.settings)
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
 

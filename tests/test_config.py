@@ -17,7 +17,7 @@ SAMPLE = Path(__file__).parent.parent / "config" / "mmo.toml"
 def parse(*argv: str) -> dict:
     opts = Options()
     opts.parseOptions(list(argv))
-    return opts.values
+    return opts.settings
 
 
 def test_sample_config_documents_every_key_and_is_current():

@@ -67,7 +67,7 @@ def test_stats_round_trip():
 def parse(*argv: str) -> dict:
     o = Options()
     o.parseOptions(list(argv))
-    return o.values
+    return o.settings
 
 
 def test_seed_flags_and_targets():

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from .run import LoadGenService
 
-    service = LoadGenService(config.values, reactor, write=_write)
+    service = LoadGenService(config.settings, reactor, write=_write)
     r: Any = reactor
     r.callWhenRunning(service.startService)
     # Ctrl-C or SIGTERM: the bots are closed and the report written first.

@@ -40,4 +40,4 @@ def makeService(options: Any, reactor: Any = None) -> IService:
         reactor = _reactor
     from .run import LoadGenService
 
-    return LoadGenService(options.values, reactor, exit_at_end=True)
+    return LoadGenService(options.settings, reactor, exit_at_end=True)

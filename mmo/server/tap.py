@@ -35,4 +35,4 @@ def makeService(options: Any, reactor: Any = None) -> IService:
         reactor = _reactor
     from .service import NodeService
 
-    return NodeService(options.values, reactor)
+    return NodeService(options.settings, reactor)

@@ -235,13 +235,13 @@ def _area_changes(
     arrived = zone.arrived
     if departed:
         for key in cells:
-            records = departed.get(key)
-            if records:
-                gone.extend(eid for eid, to in records if to not in cellset)
+            left = departed.get(key)
+            if left:
+                gone.extend(eid for eid, to in left if to not in cellset)
     if arrived:
         for key in cells:
-            records = arrived.get(key)
-            if records:
-                came.extend(ent for ent, frm in records
+            entered = arrived.get(key)
+            if entered:
+                came.extend(ent for ent, frm in entered
                             if frm not in cellset and ent.zone is zone and ent.cell == key)
     return gone, came
