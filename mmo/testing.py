@@ -16,10 +16,11 @@ from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import fail, succeed
-from twisted.internet.error import CannotListenError, MulticastJoinError
+from twisted.internet.error import CannotListenError, ConnectionDone, MulticastJoinError
 from twisted.internet.interfaces import IMulticastTransport, IReactorMulticast
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .config import Schema
@@ -116,7 +117,7 @@ class FakePlayer:
         return self.session.entity
 
     def disconnect(self) -> None:
-        self.session.connectionLost(None)
+        self.session.connectionLost(Failure(ConnectionDone()))
 
     def system_lines(self) -> list[str]:
         """Every ``SYSTEM`` chat line received so far (login greetings included)."""

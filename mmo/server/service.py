@@ -77,14 +77,15 @@ class NodeService(MultiService):
         try:
             os.makedirs(data_dir, mode=0o700, exist_ok=True)
         except OSError as e:
-            raise SystemExit(f"mmo: cannot create data directory {data_dir}: {e.strerror}")
+            raise SystemExit(
+                f"mmo: cannot create data directory {data_dir}: {e.strerror}") from None
         self.pool.start()
         factory = self.node.factory()
         for description in self.endpoints():
             try:
                 ep = serverFromString(self.reactor, description)
             except (ValueError, TypeError, KeyError) as e:
-                raise SystemExit(f"mmo: bad --listen endpoint {description!r}: {e}")
+                raise SystemExit(f"mmo: bad --listen endpoint {description!r}: {e}") from None
             d = ep.listen(factory)
             d.addCallbacks(self._listening, self._listen_failed,
                            callbackArgs=(description,), errbackArgs=(description,))
@@ -96,7 +97,7 @@ class NodeService(MultiService):
                 raise SystemExit(error)
         super().startService()
         self._tick.start(1.0 / self.settings["tick_hz"], now=False).addErrback(
-            self.log.failure, "tick loop stopped")
+            lambda f: self.log.failure("tick loop stopped", f))
         interval = min(1.0, self.settings["login_timeout"] / 4,
                        self.settings["idle_timeout"] / 4)
         self._sweep.start(interval, now=False)
@@ -163,7 +164,7 @@ class NodeService(MultiService):
             yield done
         except defer.CancelledError:
             for session in list(self.node.connections):
-                session.transport.abortConnection()
+                session.transport.abortConnection()  # type: ignore[union-attr]
         else:
             timeout.cancel()
         for loop in (self._tick, self._sweep):

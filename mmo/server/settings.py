@@ -151,3 +151,9 @@ NODE_KEYS = [
 ]
 
 NODE_SCHEMA = Schema(NODE_KEYS)
+
+
+if __name__ == "__main__":  # python -m mmo.server.settings > config/mmo.toml
+    from ..config import sample_toml
+
+    print(sample_toml(NODE_SCHEMA, "mmo node configuration: every key, at its default."), end="")
