@@ -354,3 +354,21 @@ def test_nothing_qt_is_imported_by_the_node_the_loadgen_or_the_text_view():
             "assert not bad, bad; "
             "assert 'twisted.internet.reactor' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_metrics_too_long_for_a_datagram_stay_json_with_the_seed_keys_first():
+    # A busy node's metrics outgrow one datagram: they must still decode.
+    values = {f"counter_{i:03d}": 123456789 + i for i in range(200)}
+    values.update(node_id="alpha", connected_clients=400, events_per_sec=4426.5,
+                  tick_hz=10.0, tick_ms_p99=31.125, refusals={"full": 1})
+    s = Sender("alpha")
+    data = s.sealer.seal(codec.METRICS, codec.metrics_body(values, s.room))
+    assert len(data) <= codec.MAX_DATAGRAM
+    model = ClusterModel(WORLD, key=KEY)
+    feed(model, [s.heartbeat(), data], 1.0)
+    assert model.counters.malformed == 0
+    shown = model.nodes["alpha"].metrics
+    assert shown is not None and len(shown) > 20
+    for k in ("node_id", "connected_clients", "events_per_sec", "tick_hz", "tick_ms_p99"):
+        assert shown[k] == values[k]
+    assert present.rows(model, 1.0)[0].players == 400

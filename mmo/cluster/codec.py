@@ -266,13 +266,42 @@ class Heartbeat:
         return out
 
 
+#: Metrics kept first when the JSON would not fit in one datagram.
+METRICS_FIRST = (
+    "node_id", "connected_clients", "events_per_sec", "tick_hz", "tick_hz_target",
+    "tick_ms_p50", "tick_ms_p99", "bytes_in_per_sec", "bytes_out_per_sec",
+    "cluster_bytes_in_per_sec", "cluster_bytes_out_per_sec", "owned_entities",
+    "mirrored_entities", "entities", "cluster_nodes",
+)
+
+
+def _compact(values: dict[str, Any]) -> bytes:
+    return json.dumps(values, separators=(",", ":"), sort_keys=True).encode()
+
+
 def metrics_body(values: dict[str, Any], room: int) -> bytes:
-    """The metrics as compact JSON; nested tables go first if it is too long."""
-    raw = json.dumps(values, separators=(",", ":"), sort_keys=True).encode()
-    if len(raw) > room:
-        flat = {k: v for k, v in values.items() if not isinstance(v, (dict, list))}
-        raw = json.dumps(flat, separators=(",", ":"), sort_keys=True).encode()
-    return raw[:room] if len(raw) > room else raw
+    """
+    The metrics as compact JSON, always a whole object: if it is too long,
+    nested tables go first, then keys not in :data:`METRICS_FIRST`.
+    """
+    raw = _compact(values)
+    if len(raw) <= room:
+        return raw
+    flat = {k: v for k, v in values.items() if not isinstance(v, (dict, list))}
+    raw = _compact(flat)
+    if len(raw) <= room:
+        return raw
+    order = [k for k in METRICS_FIRST if k in flat]
+    order += sorted(k for k in flat if k not in METRICS_FIRST)
+    kept: dict[str, Any] = {}
+    size = 2  # the braces
+    for k in order:
+        # '"key":value', and a comma before all but the first
+        item = len(_compact({k: flat[k]})) - 2 + (1 if kept else 0)
+        if size + item <= room:
+            kept[k] = flat[k]
+            size += item
+    return _compact(kept)
 
 
 def read_metrics(data: bytes, at: int) -> dict[str, Any]:
