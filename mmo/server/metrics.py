@@ -77,6 +77,16 @@ NODE_METRICS: tuple[Spec, ...] = (
          label="reason"),
 )
 
+#: The account store's numbers (``DatabaseAccountStore.snapshot()``).
+STORE_METRICS: tuple[Spec, ...] = (
+    Spec("db_saved", "mmo_db_saved_states", "Player states written to the database."),
+    Spec("db_save_batches", "mmo_db_save_batches", "Save batches written."),
+    Spec("db_save_errors", "mmo_db_save_errors", "Save batches that failed (and were retried)."),
+    Spec("db_unsaved", "mmo_db_unsaved_players", "Player states waiting to be written.", "gauge"),
+    Spec("db_last_batch_ms", "mmo_db_last_batch_seconds", "Time the last save batch took.",
+         "gauge", scale=0.001),
+)
+
 #: The cluster's numbers (``ClusterService.numbers()``), read from the
 #: node's snapshot or the cluster's, whichever has them.
 CLUSTER_METRICS: tuple[Spec, ...] = (
@@ -192,6 +202,7 @@ class NodeCollector:
         info.add_metric([], {"node_id": str(snap.get("node_id", "")), "version": __version__})
         yield info
         yield from families(NODE_METRICS, snap)
+        yield from families(STORE_METRICS, snap)
         h = self.histogram
         if h is not None:
             hist = HistogramMetricFamily(
