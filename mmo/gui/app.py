@@ -58,4 +58,5 @@ def run_window(values: dict[str, Any], model: Any) -> int:
     if values["duration"]:
         r.callLater(values["duration"], stop)
     r.run()
+    window.close()
     return outcome["code"]

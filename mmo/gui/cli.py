@@ -8,6 +8,7 @@ view must run where PyQt5 is not installed at all.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -45,7 +46,7 @@ def parse(argv: list[str]) -> dict[str, Any]:
     except usage.UsageError as e:
         print(f"{config}\nmmo-monitor: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    return config.values
+    return config.settings
 
 
 def start_logging(text_view: bool) -> None:
@@ -101,7 +102,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"mmo-monitor: the window needs the gui extra (pip install 'mmo[gui]'): {e}\n"
               "mmo-monitor: --text shows the same numbers without Qt", file=sys.stderr)
         raise SystemExit(1) from None
-    raise SystemExit(run_window(values, make_model(values)))
+    code = run_window(values, make_model(values))
+    # Python's teardown of Qt and pyqtgraph objects can crash after a clean
+    # run (their C++ halves go in the wrong order): everything is written
+    # and closed by now, so leave at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

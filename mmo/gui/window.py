@@ -211,7 +211,8 @@ class MonitorWindow(QMainWindow):
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(1000)
         mono = QFont("monospace")
-        mono.setStyleHint(QFont.Monospace)
+        mono.setStyleHint(QFont.StyleHint.Monospace)
+        mono.setPointSizeF(self.table.font().pointSizeF())
         self.log_view.setFont(mono)
 
         left = QSplitter(Qt.Orientation.Vertical)
@@ -225,7 +226,7 @@ class MonitorWindow(QMainWindow):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(right)
-        split.setSizes([960, 540])
+        split.setSizes([985, 515])
         outer.addWidget(split, 1)
         self.setCentralWidget(central)
         self.resize(settings.get("width", 1500), settings.get("height", 920))
