@@ -38,8 +38,8 @@ MONITOR_KEYS = [
     Key("screenshot", "", "Write a PNG of the window to this file after --after "
         "seconds, with what it shows as JSON beside it (FILE.json), then exit.", text),
     Key("after", 5.0, "Seconds before --screenshot is taken.", number(0, 86400)),
-    Key("json", "", "Write what the monitor shows to this file as JSON every "
-        "second (replaced atomically).", text),
+    Key("json", "", "Write what the monitor shows to this file as JSON at each "
+        "redraw (twice a second; once with --text), replaced atomically.", text),
     Key("width", 1500, "Window width in pixels.", integer(400, 10000)),
     Key("height", 920, "Window height in pixels.", integer(300, 10000)),
 ]
