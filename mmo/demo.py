@@ -61,7 +61,7 @@ def wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float) 
     deadline = time.monotonic() + timeout
     while text not in log.read_text(errors="replace"):
         if proc.poll() is not None:
-            raise SystemExit(f"demo: {proc.args[0]} exited early; see {log}")
+            raise SystemExit(f"demo: a process exited early; see {log}")
         if time.monotonic() > deadline:
             raise SystemExit(f"demo: no {text!r} in {log} after {timeout:.0f}s")
         time.sleep(0.1)
