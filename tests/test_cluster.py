@@ -179,6 +179,26 @@ def test_without_requests_the_periodic_keyframe_recovers(three):
     assert "dave" in alice.names_seen()
 
 
+def test_a_stream_going_quiet_sends_its_final_state_at_once(three):
+    c, (alice, bob, carol) = three
+    n0 = c.services[0]
+    stream = c.services[1].publisher.streams[("world", bob.entity.cell)]
+    period = c.services[1].publisher.period
+    # Start right after bob's cell had its periodic keyframe, so that the
+    # next one is far: only the keyframe of a stream going quiet can help.
+    while (c.nodes[1].tick_number + 1 + stream.phase) % period != 0:
+        c.step(1)
+    c.step(1)
+    # Every delta to alice's node is lost: the last move and both repeats.
+    c.net.drop = lambda packet, sender, receiver: (
+        receiver is n0.transport and packet[3] == codec.CELL_DELTA)
+    move(bob, 1050, 1020)
+    c.step(4)  # the move's tick, its two repeats, then the quiet keyframe
+    assert (c.nodes[1].tick_number + stream.phase) % period != 0
+    mirror = mirror_of(c.nodes[0], "bob")
+    assert (mirror.x, mirror.y) == pytest.approx((1050, 1020))
+
+
 def test_departure_lost_in_transit_is_fixed_by_an_empty_keyframe():
     c = Cluster(2)
     alice = FakePlayer(c.nodes[0], "alice")

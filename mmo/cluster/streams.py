@@ -7,8 +7,9 @@ A stream is ``(zone, cell)``.  Its delta repeats every change of the last
 for an entity that arrived, a position for one that moved, its id for one
 that left), so one or two lost datagrams lose nothing.  A keyframe lists
 every owned entity of the cell in full; each stream sends one every
-``keyframe_interval`` seconds (streams are staggered over the ticks) and on
-request.
+``keyframe_interval`` seconds (streams are staggered over the ticks), on
+request, and once when it goes quiet (its last changes fully repeated), so
+that the final state of a walk does not wait for the periodic keyframe.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class Publisher:
         finished: list[Cell] = []
         for c, s in self.streams.items():
             recent = s.recent
+            settled = False
             if recent:
                 stale = [eid for eid, t in recent.items() if t < oldest]
                 for eid in stale:
@@ -131,8 +133,14 @@ class Publisher:
                 if s.fresh:
                     for eid in [eid for eid, t in s.fresh.items() if t < oldest]:
                         del s.fresh[eid]
+                # The stream just went quiet: its last changes were sent
+                # REPEAT + 1 times; one keyframe now carries the final state
+                # to a receiver that lost all of them, without waiting for
+                # the periodic one.
+                settled = bool(stale) and not recent
             alive = bool(s.owned) or tick - s.emptied <= linger
-            keyframe = alive and ((tick + s.phase) % period == 0 or c in requested)
+            keyframe = alive and (
+                (tick + s.phase) % period == 0 or c in requested or settled)
             if keyframe:
                 fulls = [full_item(e.id, e.kind, e.x, e.y, e.name) for e in s.owned.values()]
                 moves: list[bytes] = []
