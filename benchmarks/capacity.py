@@ -164,7 +164,7 @@ class Step:
                     "--node-id", f"bench-{i}", "--cluster-key-file", str(key),
                     "--mgroup", group, "--mport", mport,
                     "--tick-hz", str(TICK_HZ), "--cell-size", str(CELL),
-                    "--zone", self.zone(), "--max-per-ip", "0",
+                    "--zone", self.zone(), "--spawn", "random", "--max-per-ip", "0",
                     "--max-players", "100000", "--password-iterations", "1000",
                     "--idle-timeout", "600", "--login-timeout", "120",
                 ]
@@ -198,7 +198,7 @@ class Step:
         argv = pin(1) + [
             str(BIN / "mmo-loadgen"), "--targets", targets, "--clients", str(self.bots),
             "--rate", "10", "--ramp", str(ramp), "--duration", str(ramp_s + self.seconds),
-            "--spread", "uniform", "--speed", "40", "--chat-rate", "0",
+            "--spread", "spawn", "--speed", "40", "--chat-rate", "0",
             "--workers", str(self.workers), "--report", str(report), "--no-progress",
             "--max-failures", str(self.bots), "--login-timeout", "120",
             "--name-prefix", f"b{self.server[0]}",

@@ -78,6 +78,18 @@ def text(value: Any) -> str:
     return value
 
 
+def choice(*allowed: str) -> Callable[[Any], str]:
+    """A parser for one of the ``allowed`` words."""
+
+    def parse(value: Any) -> str:
+        value = text(value)
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
 def boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value

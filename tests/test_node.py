@@ -100,6 +100,16 @@ def test_neighbours_see_each_other_and_moves_in_one_write():
     assert (bob.entity_id, bob.entity.x, bob.entity.y) in moved
 
 
+def test_spawn_center_or_random():
+    node = make_node(zone=["w:5000x5000"])
+    centre = [node.spawn_point(node.world.default_zone) for _ in range(50)]
+    assert all(2450 <= x <= 2550 and 2450 <= y <= 2550 for x, y in centre)
+    node = make_node(zone=["w:5000x5000"], spawn="random")
+    spread = [node.spawn_point(node.world.default_zone) for _ in range(200)]
+    assert all(0 <= x <= 5000 and 0 <= y <= 5000 for x, y in spread)
+    assert max(x for x, _ in spread) - min(x for x, _ in spread) > 3000
+
+
 def test_far_player_is_not_seen():
     node = make_node(zone=["w:5000x5000"])
     alice = FakePlayer(node, "alice")

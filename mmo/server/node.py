@@ -214,7 +214,9 @@ class Node:
         )
 
     def spawn_point(self, zone: Zone) -> tuple[float, float]:
-        """Near the zone's centre, so that new players meet."""
+        """Near the zone's centre, so that new players meet (or anywhere)."""
+        if self.settings["spawn"] == "random":
+            return self.rng.uniform(0, zone.width), self.rng.uniform(0, zone.height)
         r = min(zone.cell_size / 2, zone.width / 2, zone.height / 2)
         return zone.clamp(
             zone.width / 2 + self.rng.uniform(-r, r),

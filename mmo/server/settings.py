@@ -6,6 +6,7 @@ from ..config import (
     Key,
     Schema,
     boolean,
+    choice,
     endpoint,
     integer,
     ipv4,
@@ -67,6 +68,9 @@ NODE_KEYS = [
         number(1, 100000)),
     Key("hysteresis", 10.0, "How far past a cell's edge an entity must go to "
         "change cell (no flicker on borders).", number(0, 100000)),
+    Key("spawn", "center", "Where a new player appears: center (near the zone's "
+        "centre, so that players meet) or random (anywhere in the zone).",
+        choice("center", "random")),
     Key("max_speed", 50.0, "Fastest a player may move, in units per second.",
         number(0.001, 1e6)),
     # Game extensions --------------------------------------------------------
