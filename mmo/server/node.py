@@ -230,13 +230,13 @@ class Node:
 
     # -- requests from players -----------------------------------------------
 
-    def move(self, session: PlayerSession, msg: m.Move, now: float) -> None:
+    def move(self, session: PlayerSession, seq: int, x: float, y: float, now: float) -> None:
         e = session.entity
         assert e is not None
-        reason = self.world.check_move(e, msg.x, msg.y, now)
+        reason = self.world.check_move(e, x, y, now)
         if reason is not None:
             self.count_refusal(ErrorCode.INVALID)
-            session.send(m.Correction(msg.seq, e.x, e.y, reason))
+            session.send(m.Correction(seq, e.x, e.y, reason))
         else:
             self.extensions.moved(session)
 
@@ -340,46 +340,50 @@ class Node:
         world.update_views()
         head = fast.tick_frame(self.tick_number, self.clock.seconds())
         blobs: dict[tuple[Zone, int], bytes] = {}
-        areas: dict[tuple[Zone, int], tuple[bytes, int]] = {}
+        # Per area (the 3x3 cells around one cell): its moves, the count, and
+        # the whole write of a player there with nothing else new (most of
+        # them): the Tick frame and the moves, joined once.
+        areas: dict[tuple[Zone, int], tuple[bytes, int, bytes]] = {}
         enter_cache: dict[int, bytes] = {}
         updates = 0
         out = 0
         for session in self.players.values():
             e = session.entity
-            if e is None or session.state != PLAYING or session.closing_since is not None:
-                continue
-            if session.paused_since is not None:
+            if (e is None or session.state != PLAYING or session.closing_since is not None
+                    or session.paused_since is not None):
                 continue
             v = e.viewer
             zone = e.zone
             if zone is None:
                 continue
-            parts = [head]
-            if v.resync:
-                v.resync = False
-                parts.append(fast.RESYNC)
-                visible = [world.entities[i] for i in v.visible if i in world.entities]
-                parts.extend(fast.enter_frames(visible, enter_cache))
-                updates += len(visible)
-            else:
-                if v.leaves:
-                    parts.extend(fast.leave_frames(v.leaves))
-                    updates += len(v.leaves)
-                if v.enters:
-                    parts.extend(fast.enter_frames(v.enters, enter_cache))
-                    updates += len(v.enters)
-            # Players in the same cell share an area: its moves are joined
-            # once per tick, from each cell's bytes encoded once per tick.
             area = areas.get((zone, v.center))
             if area is None:
-                area = areas[(zone, v.center)] = _area_moves(zone, v.cells, blobs)
-            if area[1]:
+                moves, count = _area_moves(zone, v.cells, blobs)
+                area = areas[(zone, v.center)] = (moves, count, head + moves if count else b"")
+            if v.resync or v.leaves or v.enters:
+                parts = [head]
+                if v.resync:
+                    v.resync = False
+                    parts.append(fast.RESYNC)
+                    visible = [world.entities[i] for i in v.visible if i in world.entities]
+                    parts.extend(fast.enter_frames(visible, enter_cache))
+                    updates += len(visible)
+                else:
+                    if v.leaves:
+                        parts.extend(fast.leave_frames(v.leaves))
+                        updates += len(v.leaves)
+                    if v.enters:
+                        parts.extend(fast.enter_frames(v.enters, enter_cache))
+                        updates += len(v.enters)
                 parts.append(area[0])
-                updates += area[1]
-            if len(parts) > 1:
                 data = b"".join(parts)
-                out += len(data)
-                fast_write(session.transport, data)
+            elif area[1]:
+                data = area[2]
+            else:
+                continue
+            updates += area[1]
+            out += len(data)
+            fast_write(session.transport, data)
         for observer in self.tick_observers:
             observer(world)
         world.end_tick()

@@ -11,6 +11,7 @@ go on, a clean close.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,10 @@ from ..wire.messages import ErrorCode, ProtocolError
 if TYPE_CHECKING:
     from ..world.grid import Entity
     from .node import Node
+
+_MOVE_TYPE = m.Move.TYPE
+_MOVE_SIZE = struct.calcsize(">Iff")
+_MOVE_UNPACK = struct.Struct(">Iff").unpack
 
 #: Frames a client may send while its login is being checked.
 MAX_PENDING = 64
@@ -168,11 +173,21 @@ class PlayerSession(Protocol):
             return
         if not frames:
             return
-        self.last_frame = self.node.clock.seconds()
+        self.last_frame = now = self.node.clock.seconds()
         if self.state == AUTHENTICATING or self.pending:
             self._queue(frames)
             return
         for i, (type_, body) in enumerate(frames):
+            # Moves are most of what players send: decoded here, without a
+            # message object (the same checks as Move.decode_body).
+            if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
+                self.node.events += 1
+                seq, x, y = _MOVE_UNPACK(body)
+                if x - x != 0.0 or y - y != 0.0:  # NaN or infinite
+                    self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
+                else:
+                    self.move(seq, x, y, now)
+                continue
             self._dispatch(type_, body)
             if self.state == AUTHENTICATING:
                 self._queue(frames[i + 1 :])
@@ -246,14 +261,16 @@ class PlayerSession(Protocol):
             self.refuse(ErrorCode.AUTH_FAILED, "login failed: server error")
 
     def on_move(self, msg: m.Move) -> None:
-        now = self.node.clock.seconds()
+        self.move(msg.seq, msg.x, msg.y, self.node.clock.seconds())
+
+    def move(self, seq: int, x: float, y: float, now: float) -> None:
         if not self.moves.take(now):
             self._rate_limited(now, "moves")
             e = self.entity
             assert e is not None
-            self.send(m.Correction(msg.seq, e.x, e.y, m.CorrectionReason.RATE_LIMITED))
+            self.send(m.Correction(seq, e.x, e.y, m.CorrectionReason.RATE_LIMITED))
             return
-        self.node.move(self, msg, now)
+        self.node.move(self, seq, x, y, now)
 
     def _rate_limited(self, now: float, what: str) -> None:
         # One log line and one error frame per burst, not one per message.

@@ -186,12 +186,21 @@ class Zone:
     def settle(self) -> None:
         """Apply this tick's moves to the grid and record what changed."""
         cells, moved = self.cells, self.moved
+        cs, cols = self.cell_size, self.cols
+        last_col, last_row = cols - 1, self.rows - 1
         for e in self._dirty:
             e.dirty = False
             if e.zone is not self:
                 continue
             old = e.cell
-            new = self._next_cell(e)
+            # Most moves stay in their cell: checked inline (positions are
+            # inside the zone, so only the far edges need clamping).
+            cx = int(e.x // cs)
+            cy = int(e.y // cs)
+            if cy * cols + cx == old and cx <= last_col and cy <= last_row:
+                new = old
+            else:
+                new = self._next_cell(e)
             if new != old:
                 members = cells[old]
                 del members[e.id]
