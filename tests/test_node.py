@@ -289,3 +289,56 @@ def test_arbitrary_bytes_never_raise_into_the_reactor(chunks, login):
     # The session either goes on or refused cleanly with an error frame.
     if p.transport.disconnecting:
         assert isinstance(msgs[-1], m.Error)
+
+
+def test_overload_slows_busy_cells_to_every_other_tick_without_losing_moves():
+    node = make_node(max_speed=1000, busy_cell=3)
+    watcher = FakePlayer(node, "watcher")
+    crowd = [FakePlayer(node, f"c{i}") for i in range(5)]
+
+    def walk(step):
+        node.clock.advance(1.0)
+        for i, p in enumerate(crowd):
+            p.send(m.Move(step, 1020.0 + 10 * i + step, 1050.0))
+        node.tick()
+
+    walk(0)  # the crowd gathers in one cell
+    assert len({p.entity.cell for p in crowd}) == 1
+    watcher.received()
+    # Ticks that take their whole budget: the node degrades.
+    for _ in range(20):
+        node.pacing.observe(0.1)
+    assert node.pacing.degraded
+    ids = {p.entity_id for p in crowd}
+    sent = []
+    for step in range(1, 5):
+        walk(step)
+        moves = [mv for x in watcher.received() if isinstance(x, m.Moves) for mv in x.moves]
+        sent.append({eid: (x, y) for eid, x, y in moves if eid in ids})
+    # The crowd's cell went out on every other tick only...
+    assert [bool(s) for s in sent] in ([True, False, True, False], [False, True, False, True])
+    # ...and each time with every mover's newest position.
+    for step, got in enumerate(sent, start=1):
+        if got:
+            assert got == {p.entity_id: (1020.0 + 10 * i + step, 1050.0)
+                           for i, p in enumerate(crowd)}
+    # The load falls: full rate again.
+    for _ in range(20):
+        node.pacing.observe(0.0)
+    assert not node.pacing.degraded
+    assert node.snapshot()["degraded_ticks"] > 0
+
+
+def test_quiet_cells_keep_full_rate_while_degraded():
+    node = make_node(max_speed=1000, busy_cell=3)
+    watcher = FakePlayer(node, "watcher")
+    walker = FakePlayer(node, "walker")
+    node.tick()
+    watcher.received()
+    for _ in range(20):
+        node.pacing.observe(0.1)
+    for step in range(1, 5):
+        node.clock.advance(1.0)
+        walker.send(m.Move(step, walker.entity.x + 1, walker.entity.y))
+        node.tick()
+        assert any(isinstance(x, m.Moves) for x in watcher.received())

@@ -29,6 +29,7 @@ from ..world.grid import Zone
 from ..world.world import World
 from .accounts import IAccountStore, LoginRefused
 from .fastwrite import write as fast_write
+from .pacing import UpdatePacing
 from .session import PLAYING, PlayerSession
 
 MAX_CHAT = 500
@@ -94,6 +95,7 @@ class Node:
         self.players: dict[str, PlayerSession] = {}
         self.accepting = True
         self.stats = TickStats()
+        self.pacing = UpdatePacing(1.0 / self.tick_hz, settings["busy_cell"])
         self.events = 0
         self.bytes_in = 0
         self.bytes_out = 0
@@ -338,8 +340,10 @@ class Node:
         world = self.world
         world.settle()
         world.update_views()
-        head = fast.tick_frame(self.tick_number, self.clock.seconds())
-        blobs: dict[tuple[Zone, int], bytes] = {}
+        tick = self.tick_number
+        pacing = self.pacing
+        head = fast.tick_frame(tick, self.clock.seconds())
+        blobs: dict[tuple[Zone, int], tuple[bytes, int]] = {}
         # Per area (the 3x3 cells around one cell): its moves, the count, and
         # the whole write of a player there with nothing else new (most of
         # them): the Tick frame and the moves, joined once.
@@ -358,7 +362,7 @@ class Node:
                 continue
             area = areas.get((zone, v.center))
             if area is None:
-                moves, count = _area_moves(zone, v.cells, blobs)
+                moves, count = _area_moves(zone, v.cells, blobs, pacing, tick)
                 area = areas[(zone, v.center)] = (moves, count, head + moves if count else b"")
             if v.resync or v.leaves or v.enters:
                 parts = [head]
@@ -389,7 +393,9 @@ class Node:
         world.end_tick()
         self.updates_out += updates
         self.bytes_out += out
-        self.stats.add(time.perf_counter() - started, 1.0 / self.tick_hz)
+        took = time.perf_counter() - started
+        self.stats.add(took, 1.0 / self.tick_hz)
+        pacing.observe(took)
 
     # -- housekeeping --------------------------------------------------------
 
@@ -447,6 +453,9 @@ class Node:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "updates_out": self.updates_out,
+            "degraded": int(self.pacing.degraded),
+            "degraded_ticks": self.pacing.degraded_ticks,
+            "held_moves": self.pacing.held_moves,
             "refusals": dict(self.refusals),
         }
         for source in self.snapshot_sources:
@@ -455,18 +464,20 @@ class Node:
 
 
 def _area_moves(
-    zone: Zone, cells: tuple[int, ...], blobs: dict[tuple[Zone, int], bytes]
+    zone: Zone, cells: tuple[int, ...], blobs: dict[tuple[Zone, int], tuple[bytes, int]],
+    pacing: UpdatePacing, tick: int,
 ) -> tuple[bytes, int]:
     """The Moves frames of ``cells`` this tick, and how many moves they hold."""
     moved = zone.moved
     parts = []
     count = 0
     for key in cells:
-        entities = moved.get(key)
-        if entities:
-            blob = blobs.get((zone, key))
-            if blob is None:
-                blob = blobs[(zone, key)] = fast.moves_frames(entities)
-            parts.append(blob)
-            count += len(entities)
+        blob = blobs.get((zone, key))
+        if blob is None:
+            entities = pacing.movers(zone, key, moved.get(key), tick)
+            blob = blobs[(zone, key)] = (
+                (fast.moves_frames(entities), len(entities)) if entities else (b"", 0))
+        if blob[1]:
+            parts.append(blob[0])
+            count += blob[1]
     return b"".join(parts), count

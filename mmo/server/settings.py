@@ -71,6 +71,9 @@ NODE_KEYS = [
     Key("spawn", "center", "Where a new player appears: center (near the zone's "
         "centre, so that players meet) or random (anywhere in the zone).",
         choice("center", "random")),
+    Key("busy_cell", 32, "Movers in one cell from which, while ticks take most of "
+        "their time, the cell's moves go out every other tick (degrade, not fall behind).",
+        integer(1, 1_000_000)),
     Key("max_speed", 50.0, "Fastest a player may move, in units per second.",
         number(0.001, 1e6)),
     # Game extensions --------------------------------------------------------
