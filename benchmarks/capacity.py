@@ -252,6 +252,9 @@ class Step:
             quantiles = [histogram_quantiles(b, a) for b, a in zip(before, after, strict=True)]
             p50s = [q[0] for q in quantiles]
             p99s = [q[1] for q in quantiles]
+            result["degraded_ticks"] = int(sum(
+                a.get("mmo_degraded_ticks_total", 0) - b.get("mmo_degraded_ticks_total", 0)
+                for b, a in zip(before, after, strict=True)))
             result["tick_ms_p50"] = round(max(p50s), 2)
             result["tick_ms_p99"] = round(max(p99s), 2)
         else:
@@ -286,7 +289,7 @@ def machine() -> dict[str, Any]:
 def table(rows: list[dict[str, Any]]) -> str:
     cols = ["server", "nodes", "bots", "logged_in", "tick_ms_p50", "tick_ms_p99",
             "update_age_ms_p50", "update_age_ms_p99", "updates_per_sec", "bytes_per_sec",
-            "server_cpu_pct", "server_rss_mb", "loadgen_cpu_pct", "held"]
+            "server_cpu_pct", "server_rss_mb", "loadgen_cpu_pct", "degraded_ticks", "held"]
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         out.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
@@ -301,7 +304,7 @@ def capacity(rows: list[dict[str, Any]]) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", default="500,1000,2000,2500,3000,3500,4000,5000,6000,7000")
-    ap.add_argument("--crowd-steps", default="300,500,750,1000")
+    ap.add_argument("--crowd-steps", default="300,500,1000,1500,2000,2500")
     ap.add_argument("--scenarios", default="world,crowd,two-nodes,baseline")
     ap.add_argument("--seconds", type=float, default=20.0, help="steady seconds per step")
     ap.add_argument("--workers", type=int, default=2)
@@ -336,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
             for n in [int(s) for s in args.crowd_steps.split(",")]:
                 if args.smoke:
                     n = min(n, steps[0])
-                results["crowd"].append(run("crowd", scenario="crowd", bots=n, server="node"))
-                if args.smoke:
+                r = run("crowd", scenario="crowd", bots=n, server="node")
+                results["crowd"].append(r)
+                if args.smoke or not r["held"]:
                     break
         if "two-nodes" in scenarios:
             one = capacity(results["world"]) or steps[0]
