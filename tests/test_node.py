@@ -243,6 +243,8 @@ def test_slow_reader_gets_nothing_then_resync_then_is_dropped_when_stuck():
     assert isinstance(msgs[1], m.Resync)
     assert alice.known and set(alice.known.values()) == {"bob", "carol"}
     alice.session.pauseProducing()
+    bob.send(m.Chat(m.Channel.SAY, "alice is not reading"))
+    assert alice.received() == []
     node.clock.advance(6)
     node.sweep()
     assert errors(alice.received()) == [ErrorCode.SLOW_READER]

@@ -296,7 +296,9 @@ class Node:
         else:
             sessions = list(self.players.values())
         for s in sessions:
-            if s is not None and s.closing_since is None:
+            # A reader that is not draining gets no chat (its output stays
+            # bounded); it gets a full view again once it drains.
+            if s is not None and s.closing_since is None and s.paused_since is None:
                 s.transport.write(frame)  # type: ignore[union-attr]
                 self.bytes_out += len(frame)
 
