@@ -6,6 +6,7 @@ loads the same keys from TOML with flags winning.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from twisted.python import usage
@@ -103,3 +104,14 @@ def options_for(
     namespace["optParameters"] = params
     namespace["optFlags"] = flags
     return type(f"{base.__name__}For{len(schema.keys)}", (base,), namespace)
+
+
+def parse_or_exit(options: type[usage.Options], argv: list[str], prog: str) -> Any:
+    """Parse ``argv`` for a console script; on a usage error, say why and exit 2."""
+    config = options()
+    try:
+        config.parseOptions(argv)
+    except usage.UsageError as e:
+        print(f"{config}\n{prog}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return config

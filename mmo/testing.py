@@ -304,6 +304,64 @@ class FakeMulticast:
 # -- game extensions -----------------------------------------------------------
 
 
+class FakeCluster:
+    """
+    Nodes with their cluster services on one ``Clock`` and one
+    :class:`FakeMulticast`, ticked together: a cluster in memory.
+
+        c = FakeCluster(["a", "b"])
+        alice, bob = FakePlayer(c.nodes[0], "alice"), FakePlayer(c.nodes[1], "bob")
+        c.step(10)            # one second at 10 Hz: bob is mirrored on alice's node
+    """
+
+    KEY = b"k" * 32
+
+    def __init__(self, node_ids: list[str] | tuple[str, ...] = ("n0", "n1", "n2"),
+                 key: bytes = KEY, clock: Clock | None = None, **overrides: Any) -> None:
+        self.clock = clock or Clock()
+        if clock is None:
+            self.clock.advance(1000)
+        self.net = FakeMulticast()
+        self.key = key
+        self.overrides = overrides
+        self.nodes: list[Node] = []
+        self.services: list[Any] = []
+        for node_id in node_ids:
+            self.add(node_id)
+
+    def add(self, node_id: str, key: bytes | None = None, **overrides: Any) -> tuple[Node, Any]:
+        """Start one more node (and its cluster service) on the network."""
+        import random
+
+        from .cluster.service import ClusterService
+
+        node = make_node(self.clock, node_id=node_id, **{**self.overrides, **overrides})
+        service = ClusterService(node, node.settings, self.clock, self.net,
+                                 rng=random.Random(len(self.nodes)), key=key or self.key)
+        service.startService()
+        self.nodes.append(node)
+        self.services.append(service)
+        return node, service
+
+    def step(self, ticks: int = 1) -> None:
+        """Run ``ticks`` ticks of every node, delivering datagrams after each."""
+        for _ in range(ticks):
+            self.clock.advance(1.0 / self.nodes[0].tick_hz)
+            for node in self.nodes:
+                node.tick()
+            self.net.flush()
+
+    def kill(self, i: int) -> None:
+        """Node ``i`` vanishes without a word (kill -9): its datagrams stop."""
+        service = self.services[i]
+        for loop in service._loops:
+            loop.stop()
+        self.net.ports.remove(service.transport)
+        service.transport.listening = False
+        service.transport = None
+        self.nodes[i].tick_observers.clear()
+
+
 def extension_node(*extensions: Any, clock: Clock | None = None, **overrides: Any) -> Node:
     """
     A :func:`make_node` running ``extensions`` (objects providing

@@ -7,13 +7,11 @@ import random
 
 import pytest
 from twisted.internet.interfaces import IMulticastTransport, IReactorMulticast
-from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
 from mmo.cluster import codec
 from mmo.cluster.auth import verify
-from mmo.cluster.service import ClusterService
-from mmo.testing import FakeMulticast, FakePlayer, make_node
+from mmo.testing import FakeCluster, FakeMulticast, FakePlayer
 from mmo.wire import messages as m
 from mmo.wire.messages import ErrorCode
 
@@ -21,46 +19,11 @@ KEY = b"k" * 32
 HZ = 10
 
 
-class Cluster:
-    """Nodes on one Clock and one FakeMulticast, ticked together."""
-
-    def __init__(self, n: int = 3, **overrides) -> None:
-        overrides.setdefault("max_speed", 100_000.0)
-        overrides.setdefault("keyframe_interval", 1.0)
-        self.overrides = overrides
-        self.clock = Clock()
-        self.clock.advance(1000)
-        self.net = FakeMulticast()
-        self.nodes = []
-        self.services = []
-        for i in range(n):
-            self.add(f"n{i}")
-
-    def add(self, node_id: str, key: bytes = KEY):
-        node = make_node(self.clock, node_id=node_id, **self.overrides)
-        svc = ClusterService(node, node.settings, self.clock, self.net,
-                             rng=random.Random(len(self.nodes)), key=key)
-        svc.startService()
-        self.nodes.append(node)
-        self.services.append(svc)
-        return node, svc
-
-    def step(self, ticks: int = 1) -> None:
-        for _ in range(ticks):
-            self.clock.advance(1.0 / HZ)
-            for node in self.nodes:
-                node.tick()
-            self.net.flush()
-
-    def kill(self, i: int) -> None:
-        """The node vanishes without a word (kill -9)."""
-        svc = self.services[i]
-        for loop in svc._loops:
-            loop.stop()
-        self.net.ports.remove(svc.transport)
-        svc.transport.listening = False
-        svc.transport = None
-        self.nodes[i].tick_observers.clear()
+def Cluster(n: int = 3, **overrides) -> FakeCluster:
+    """``n`` nodes in memory, fast players, 1 s keyframes."""
+    overrides.setdefault("max_speed", 100_000.0)
+    overrides.setdefault("keyframe_interval", 1.0)
+    return FakeCluster([f"n{i}" for i in range(n)], key=KEY, **overrides)
 
 
 def move(p: FakePlayer, x: float, y: float) -> None:

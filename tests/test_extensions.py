@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import textwrap
@@ -12,13 +11,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.plugin import IPlugin, getPlugins
 from zope.interface.verify import verifyObject
 
 import mmo.plugins
-from mmo.cluster.service import ClusterService
 from mmo.config import ConfigError
 from mmo.extensions import (
     BURST_GAP,
@@ -32,7 +29,7 @@ from mmo.game.commands import ChatCommands
 from mmo.game.npcs import Wanderers, parse_npcs
 from mmo.server.settings import NODE_SCHEMA
 from mmo.testing import (
-    FakeMulticast,
+    FakeCluster,
     FakePlayer,
     RecordingExtension,
     extension_node,
@@ -302,31 +299,17 @@ def test_thousands_of_npcs_cost_one_pass_and_stop_removes_them():
 
 
 def test_npcs_are_replicated_to_a_player_on_another_node():
-    clock = Clock()
-    clock.advance(1000)
-    net = FakeMulticast()
-    nodes = []
-    for node_id, npcs in (("a", ["small:50"]), ("b", [])):
-        node = make_node(clock, node_id=node_id, zone=["small:300x300"], npcs=npcs)
-        ClusterService(node, node.settings, clock, net, rng=random.Random(1),
-                       key=b"k" * 32).startService()
-        nodes.append(node)
-    a, b = nodes
+    c = FakeCluster([], zone=["small:300x300"])
+    a, _ = c.add("a", npcs=["small:50"])
+    b, _ = c.add("b")
     alice, bob = FakePlayer(a, "alice"), FakePlayer(b, "bob")
-
-    def step():
-        clock.advance(0.1)
-        for node in nodes:
-            node.tick()
-        net.flush()
 
     def npc_positions(p: FakePlayer, node) -> dict[str, tuple[float, float]]:
         p.received()
         return {e.name: (e.x, e.y) for e in node.world.entities.values()
                 if e.kind == m.Kind.NPC and e.id in p.entity.viewer.visible}
 
-    for _ in range(30):
-        step()
+    c.step(30)
     seen_a = npc_positions(alice, a)
     seen_b = npc_positions(bob, b)
     assert len(seen_a) == 50 and set(seen_b) == set(seen_a)
@@ -334,8 +317,7 @@ def test_npcs_are_replicated_to_a_player_on_another_node():
     assert {n for n in bob.known.values() if n.startswith("npc-")} == set(seen_a)
     # The mirrors follow the owner's NPCs as they walk.
     before = dict(seen_b)
-    for _ in range(20):
-        step()
+    c.step(20)
     after_a, after_b = npc_positions(alice, a), npc_positions(bob, b)
     assert after_b != before
     close = [n for n in after_a if abs(after_a[n][0] - after_b[n][0]) < 1e-3

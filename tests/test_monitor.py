@@ -11,13 +11,12 @@ from twisted.internet.task import Clock
 
 from mmo.cluster import codec
 from mmo.cluster.groups import CellGroups, cell_block
-from mmo.cluster.service import ClusterService
 from mmo.monitor import present
 from mmo.monitor.listener import MonitorService, zone_groups
 from mmo.monitor.model import GONE, LIVE, STALE, ClusterModel
 from mmo.monitor.settings import MONITOR_SCHEMA
 from mmo.monitor.text import TextView, render
-from mmo.testing import FakeMulticast, FakePlayer, make_node
+from mmo.testing import FakeCluster, FakeMulticast, FakePlayer
 from mmo.wire import messages as m
 from mmo.world.grid import Zone, ZoneSpec
 
@@ -251,20 +250,11 @@ def test_zone_groups_are_the_zone_cells_groups():
 # -- the listener against real node services on an in-memory network -------------
 
 
-class Network:
+class Network(FakeCluster):
     """Two nodes with players and a monitor, on one Clock and one FakeMulticast."""
 
     def __init__(self) -> None:
-        self.clock = Clock()
-        self.clock.advance(1000)
-        self.net = FakeMulticast()
-        self.nodes, self.services = [], []
-        for name in ("alpha", "beta"):
-            node = make_node(self.clock, node_id=name, max_speed=100_000.0)
-            svc = ClusterService(node, node.settings, self.clock, self.net, key=KEY)
-            svc.startService()
-            self.nodes.append(node)
-            self.services.append(svc)
+        super().__init__(["alpha", "beta"], key=KEY, max_speed=100_000.0)
         settings = MONITOR_SCHEMA.resolve({}, None)
         self.model = ClusterModel(settings["zone"], key=KEY)
         self.monitor = MonitorService(self.model, settings, self.clock, self.net)
@@ -272,21 +262,8 @@ class Network:
         self.monitor.views.append(self.redraws.append)
         self.monitor.startService()
 
-    def step(self, seconds: float) -> None:
-        for _ in range(round(seconds * 10)):
-            self.clock.advance(0.1)
-            for node in self.nodes:
-                if node.tick_observers:
-                    node.tick()
-            self.net.flush()
-
-    def kill(self, i: int) -> None:
-        svc = self.services[i]
-        for loop in svc._loops:
-            loop.stop()
-        self.net.ports.remove(svc.transport)
-        svc.transport = None
-        self.nodes[i].tick_observers.clear()
+    def run(self, seconds: float) -> None:
+        self.step(round(seconds * 10))
 
 
 def test_monitor_shows_nodes_players_and_dots_of_real_node_services():
@@ -294,7 +271,7 @@ def test_monitor_shows_nodes_players_and_dots_of_real_node_services():
     assert n.monitor.port.joined == {"239.255.0.1", *n.monitor.groups.groups}
     players = [FakePlayer(n.nodes[0], f"a{i}") for i in range(3)]
     players += [FakePlayer(n.nodes[1], f"b{i}") for i in range(2)]
-    n.step(3.0)
+    n.run(3.0)
     rows = {r.node: r for r in present.rows(n.model, n.clock.seconds())}
     assert {k: (r.players, r.state) for k, r in rows.items()} == {
         "alpha": (3, LIVE), "beta": (2, LIVE)}
@@ -302,9 +279,9 @@ def test_monitor_shows_nodes_players_and_dots_of_real_node_services():
         "alpha": 3, "beta": 2}
     assert n.redraws, "views are told to redraw"
     n.kill(0)
-    n.step(2.1)
+    n.run(2.1)
     assert n.model.nodes["alpha"].state == STALE
-    n.step(1.0)
+    n.run(1.0)
     assert n.model.nodes["alpha"].state == GONE
     assert {k: len(v) for k, v in present.dots_by_node(n.model).items()} == {"beta": 2}
     assert len(players) == 5
@@ -312,7 +289,7 @@ def test_monitor_shows_nodes_players_and_dots_of_real_node_services():
 
 def test_monitor_sends_nothing_and_nodes_do_not_see_it():
     n = Network()
-    n.step(2.0)
+    n.run(2.0)
     assert n.monitor.port.written == []
     assert "monitor" not in str(n.services[0].mirrors.nodes)
     assert set(n.services[0].mirrors.nodes) == {"beta"}
@@ -339,10 +316,10 @@ def test_move_is_applied_through_the_node():
     n = Network()
     p = FakePlayer(n.nodes[0], "walker")
     FakePlayer(n.nodes[1], "watcher")
-    n.step(1.0)
+    n.run(1.0)
     p.entity.last_move -= 1.0
     p.send(m.Move(1, 777.0, 555.0))
-    n.step(1.0)
+    n.run(1.0)
     assert (777.0, 555.0) in present.dots_by_node(n.model)["alpha"]
 
 

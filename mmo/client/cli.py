@@ -18,6 +18,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from ..options import parse_or_exit
 from ..wire import messages as m
 from .base import CLOSED
 from .commands import HELP, Command, CommandError, LinePrinter, at, parse_command
@@ -196,12 +197,7 @@ def run(reactor: Any, config: Options, write: Callable[[str], None] = _write) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = Options()
-    try:
-        config.parseOptions(sys.argv[1:] if argv is None else argv)
-    except usage.UsageError as e:
-        print(f"{config}\nmmo-client: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    config = parse_or_exit(Options, sys.argv[1:] if argv is None else argv, "mmo-client")
     from twisted.internet import task
 
     def _main(reactor: Any) -> Deferred:

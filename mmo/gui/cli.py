@@ -12,11 +12,9 @@ import os
 import sys
 from typing import Any
 
-from twisted.python import usage
-
 from ..config import ConfigError
 from ..monitor.settings import MONITOR_SCHEMA
-from ..options import SchemaOptions, options_for
+from ..options import SchemaOptions, options_for, parse_or_exit
 
 
 class _MonitorOptions(SchemaOptions):
@@ -40,12 +38,7 @@ Options = options_for(MONITOR_SCHEMA, _MonitorOptions)
 
 def parse(argv: list[str]) -> dict[str, Any]:
     """The checked settings of ``argv``; exits with a usage message when wrong."""
-    config = Options()
-    try:
-        config.parseOptions(argv)
-    except usage.UsageError as e:
-        print(f"{config}\nmmo-monitor: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    config = parse_or_exit(Options, argv, "mmo-monitor")
     return config.settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from twisted.python import usage
+from ..options import parse_or_exit
 
 
 def _write(line: str) -> None:
@@ -17,12 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the flags, run until ``--duration``, exit with the run's code."""
     from .tap import Options
 
-    config = Options()
-    try:
-        config.parseOptions(sys.argv[1:] if argv is None else argv)
-    except usage.UsageError as e:
-        print(f"{config}\nmmo-loadgen: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    config = parse_or_exit(Options, sys.argv[1:] if argv is None else argv, "mmo-loadgen")
     from twisted.internet import reactor
 
     from .run import LoadGenService
