@@ -24,7 +24,7 @@ system-deps:
 	bash scripts/system-deps.sh
 
 lint: setup
-	$(BIN)/ruff check mmo tests twisted benchmarks
+	$(BIN)/ruff check mmo plugins gui tests twisted benchmarks
 
 typecheck: setup
 	$(BIN)/mypy
@@ -33,7 +33,7 @@ test: system-deps setup-gui lint typecheck
 	$(BIN)/pytest
 
 demo: setup-gui
-	$(BIN)/python -m mmo.demo
+	$(BIN)/python -P -m mmo.demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache mmo-data

@@ -25,8 +25,8 @@ from mmo.extensions import (
     check_settings,
     find_makers,
 )
-from mmo.game.commands import ChatCommands
-from mmo.game.npcs import Wanderers, parse_npcs
+from mmo.plugins.game.commands import ChatCommands
+from mmo.plugins.game.npcs import Wanderers, parse_npcs
 from mmo.server.settings import NODE_SCHEMA
 from mmo.testing import (
     FakeCluster,

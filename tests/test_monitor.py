@@ -323,14 +323,15 @@ def test_move_is_applied_through_the_node():
     assert (777.0, 555.0) in present.dots_by_node(n.model)["alpha"]
 
 
-def test_nothing_qt_is_imported_by_the_node_the_loadgen_or_the_text_view():
+def test_nothing_qt_is_imported_by_the_node_the_loadgen_or_the_text_view(tmp_path):
     code = ("import sys, mmo.server.tap, mmo.loadgen.tap, mmo.monitor.listener, "
             "mmo.monitor.text, mmo.gui.cli; "
             "bad = [m for m in sys.modules if m.startswith(('PyQt5', 'pyqtgraph', "
             "'qt5reactor'))]; "
             "assert not bad, bad; "
             "assert 'twisted.internet.reactor' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    # Not from the source tree: mmo.gui is gui/ there, installed as mmo/gui.
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=tmp_path)
 
 
 def test_metrics_too_long_for_a_datagram_stay_json_with_the_seed_keys_first():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import (
+from mmo.config import (
     Key,
     Schema,
     boolean,
@@ -42,7 +42,7 @@ def extension_name(value: object) -> str:
 
 def npc_count(value: object) -> str:
     """``ZONE:COUNT``: how many NPCs wander a zone."""
-    from ..game.npcs import parse_npcs
+    from mmo.plugins.game.npcs import parse_npcs
 
     zone_name, count = parse_npcs(text(value))
     return f"{zone_name}:{count}"

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 from zope.interface import implementer
 
-from ..config import ConfigError
-from ..extensions import Extension, IExtension
-from ..wire.messages import Kind
+from mmo.config import ConfigError
+from mmo.extensions import Extension, IExtension
+from mmo.wire.messages import Kind
 
 if TYPE_CHECKING:
-    from ..server.node import Node
-    from ..world.grid import Entity, Zone
+    from mmo.server.node import Node
+    from mmo.world.grid import Entity, Zone
 
 #: Chance that an NPC rests instead of walking when it changes course.
 REST_CHANCE = 0.3

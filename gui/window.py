@@ -30,8 +30,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from ..monitor import present
-from ..monitor.model import ClusterModel
+from mmo.monitor import present
+from mmo.monitor.model import ClusterModel
 
 #: Columns of the table that hold numbers (right-aligned).
 NUMERIC = {2, 3, 4, 5, 6, 7, 8}

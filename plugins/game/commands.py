@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from zope.interface import implementer
 
-from ..extensions import Extension, IExtension, Player
+from mmo.extensions import Extension, IExtension, Player
 
 if TYPE_CHECKING:
-    from ..server.node import Node
+    from mmo.server.node import Node
 
 #: Names listed by ``/who`` before "and N more".
 WHO_LIMIT = 50

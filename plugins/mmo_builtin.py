@@ -3,8 +3,8 @@
 from mmo.extensions import ExtensionMaker
 
 commands = ExtensionMaker(
-    "commands", "mmo.game.commands:ChatCommands",
+    "commands", "mmo.plugins.game.commands:ChatCommands",
     "Chat commands: /who, /where, /zones, /help.")
 npcs = ExtensionMaker(
-    "npcs", "mmo.game.npcs:Wanderers",
+    "npcs", "mmo.plugins.game.npcs:Wanderers",
     "Server-side NPCs wandering the zones named by the npcs key.")

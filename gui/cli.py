@@ -12,9 +12,9 @@ import os
 import sys
 from typing import Any
 
-from ..config import ConfigError
-from ..monitor.settings import MONITOR_SCHEMA
-from ..options import SchemaOptions, options_for, parse_or_exit
+from mmo.config import ConfigError
+from mmo.monitor.settings import MONITOR_SCHEMA
+from mmo.options import SchemaOptions, options_for, parse_or_exit
 
 
 class _MonitorOptions(SchemaOptions):
@@ -59,7 +59,7 @@ def start_logging(text_view: bool) -> None:
 
 
 def make_model(values: dict[str, Any]) -> Any:
-    from ..monitor.model import ClusterModel
+    from mmo.monitor.model import ClusterModel
 
     return ClusterModel(values["zone"], values["cell_size"], values["expiry"],
                         values["history"], values["forget_after"])
@@ -69,8 +69,8 @@ def run_text(values: dict[str, Any]) -> int:
     """The text view on the default reactor, until ``--duration`` or Ctrl-C."""
     from twisted.internet import reactor
 
-    from ..monitor.listener import MonitorService
-    from ..monitor.text import TextView
+    from mmo.monitor.listener import MonitorService
+    from mmo.monitor.text import TextView
 
     model = make_model(values)
     service = MonitorService(model, values, reactor)

@@ -20,8 +20,8 @@ def run_window(values: dict[str, Any], model: Any) -> int:
     qt5reactor.install()
     from twisted.internet import reactor
 
-    from ..monitor.listener import MonitorService
-    from ..monitor.text import write_json
+    from mmo.monitor.listener import MonitorService
+    from mmo.monitor.text import write_json
     from .window import MonitorWindow
 
     r: Any = reactor
