@@ -13,14 +13,33 @@ import os
 import socket
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 from .world.grid import ZoneSpec
 
 
 class ConfigError(ValueError):
     """A configuration value or file is wrong; the text says which and why."""
+
+
+T = TypeVar("T")
+
+
+def frozen(value: Any) -> Any:
+    """``value`` with its lists made tuples (settings objects are immutable)."""
+    if isinstance(value, list):
+        return tuple(frozen(v) for v in value)
+    return value
+
+
+def build(cls: type[T], values: Mapping[str, Any], **keys: str) -> T:
+    """
+    The dataclass ``cls`` from checked ``values``: each field takes the key
+    of its own name, or the key ``keys`` maps it to (``zones="zone"``).
+    """
+    return cls(**{f.name: frozen(values[keys.get(f.name, f.name)])  # type: ignore[call-arg]
+                  for f in fields(cls) if f.init})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

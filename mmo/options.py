@@ -24,9 +24,10 @@ def _show(value: Any) -> str:
 
 class SchemaOptions(usage.Options):
     """
-    Options whose keys come from ``schema``; the merged, checked result is
-    in ``self.settings`` after parsing.  Make subclasses with
-    :func:`options_for`.
+    Options whose keys come from ``schema``.  After parsing, the merged,
+    checked values are in ``self.values`` (a dict, for the config code) and
+    the typed settings made from them once by :meth:`make_settings` in
+    ``self.settings``.  Make subclasses with :func:`options_for`.
     """
 
     schema: Schema
@@ -35,7 +36,8 @@ class SchemaOptions(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self._given: dict[str, Any] = {}
-        self.settings: dict[str, Any] = {}
+        self.values: dict[str, Any] = {}
+        self.settings: Any = None
 
     def opt_version(self) -> None:
         """Print the version and exit."""
@@ -61,15 +63,16 @@ class SchemaOptions(usage.Options):
                 name: self.schema.check(name, value, f"--{name.replace('_', '-')}")
                 for name, value in given.items()
             }
-            self.settings = self.schema.resolve(
+            self.values = self.schema.resolve(
                 checked, self.get("config") if self.config_flag else None
             )
-            self.check_values(self.settings)
+            self.settings = self.make_settings(self.values)
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
 
-    def check_values(self, values: dict[str, Any]) -> None:
-        """Cross-key checks; raise :class:`ConfigError`."""
+    def make_settings(self, values: dict[str, Any]) -> Any:
+        """The typed settings of ``values``; cross-key checks raise :class:`ConfigError`."""
+        return values
 
 
 def _repeat_handler(key: Key) -> Any:

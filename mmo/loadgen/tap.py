@@ -22,12 +22,13 @@ class _LoadGenOptions(SchemaOptions):
         "key of the TOML file given with --config; flags win."
     )
 
-    def check_values(self, values: dict[str, Any]) -> None:
+    def make_settings(self, values: dict[str, Any]) -> Any:
         if values["worker"] and values["workers"] != 1:
             raise ConfigError("--worker is for the children of a --workers run")
         if values["workers"] > values["clients"]:
             raise ConfigError(f"--workers {values['workers']} is more than "
                               f"--clients {values['clients']}")
+        return values
 
 
 Options = options_for(LOADGEN_SCHEMA, _LoadGenOptions)

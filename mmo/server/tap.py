@@ -19,10 +19,11 @@ class _NodeOptions(SchemaOptions):
         "TOML file given with --config; flags win."
     )
 
-    def check_values(self, values: dict[str, Any]) -> None:
+    def make_settings(self, values: dict[str, Any]) -> Any:
         from ..extensions import check_settings
 
         check_settings(values)
+        return values
 
 
 Options = options_for(NODE_SCHEMA, _NodeOptions)

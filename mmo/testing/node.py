@@ -1,0 +1,189 @@
+"""Fakes for code that runs inside one node: a node on a ``Clock``, players on ``StringTransport``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..config import Schema
+from ..extensions import Extension, IExtension, Player
+from ..server.accounts import MemoryAccountStore
+from ..server.node import Node
+from ..server.session import PlayerSession
+from ..server.settings import NODE_SCHEMA
+from ..wire import messages as m
+from ..wire.frames import FrameDecoder
+
+
+def node_settings(schema: Schema = NODE_SCHEMA, **overrides: Any) -> dict[str, Any]:
+    """The node's defaults with ``overrides`` applied, checked like flags."""
+    checked = {k: schema.check(k, v, f"override {k}") for k, v in overrides.items()}
+    return schema.resolve(checked, None)
+
+
+def make_node(clock: Clock | None = None, node_id: str = "test-node", **overrides: Any) -> Node:
+    """A node on a ``Clock`` with an in-memory account store (hashing inline)."""
+    overrides.setdefault("password_iterations", 1)
+    settings = node_settings(**overrides)
+    store = MemoryAccountStore(settings["password_iterations"])
+    return Node(settings, clock or Clock(), store, node_id)
+
+
+class FakeTransport(StringTransport):
+    """``StringTransport`` with the TCP transport's ``bufferSize`` attribute."""
+
+    bufferSize = 65536
+
+    def abortConnection(self) -> None:
+        self.loseConnection()
+
+
+class FakePlayer:
+    """
+    A client connected to ``node`` over a ``StringTransport``.
+
+    ``received()`` decodes what the server wrote since the last call;
+    ``names_seen()`` keeps track of the entities the player knows.
+    """
+
+    def __init__(self, node: Node, name: str, password: str = "pw",
+                 host: str = "127.0.0.1", login: bool = True) -> None:
+        self.node = node
+        self.name = name
+        self.transport = FakeTransport(peerAddress=IPv4Address("TCP", host, 40000))
+        self.session = PlayerSession(node)
+        self.session.makeConnection(self.transport)
+        self.decoder = FrameDecoder.for_client()
+        self.known: dict[int, str] = {}
+        self.log: list[m.Message] = []
+        self.entity_id = 0
+        if login:
+            self.send(m.Hello(), m.Login(name, password))
+            enter = self.expect(m.EnterWorld)
+            self.entity_id = enter.entity_id
+
+    def send(self, *msgs: m.Message) -> None:
+        self.session.dataReceived(b"".join(msg.encode() for msg in msgs))
+
+    def send_raw(self, data: bytes) -> None:
+        self.session.dataReceived(data)
+
+    def received(self) -> list[m.Message]:
+        data = self.transport.value()
+        self.transport.clear()
+        msgs = self.decoder.feed(data)
+        for msg in msgs:
+            if isinstance(msg, m.Enter):
+                for e in msg.entities:
+                    self.known[e.entity_id] = e.name
+            elif isinstance(msg, m.Leave):
+                for eid in msg.entity_ids:
+                    self.known.pop(eid, None)
+            elif isinstance(msg, m.Resync):
+                self.known.clear()
+        self.log.extend(msgs)
+        return msgs
+
+    def expect(self, kind: type[m.Message]) -> Any:
+        for msg in self.received():
+            if isinstance(msg, kind):
+                return msg
+        raise AssertionError(f"no {kind.__name__} in {self.log[-10:]}")
+
+    def names_seen(self) -> set[str]:
+        self.received()
+        return set(self.known.values())
+
+    @property
+    def entity(self) -> Any:
+        return self.session.entity
+
+    def disconnect(self) -> None:
+        self.session.connectionLost(Failure(ConnectionDone()))
+
+    def system_lines(self) -> list[str]:
+        """Every ``SYSTEM`` chat line received so far (login greetings included)."""
+        self.received()
+        return [msg.text for msg in self.log
+                if isinstance(msg, m.ChatMessage) and msg.channel == m.Channel.SYSTEM]
+
+    def command(self, text: str, channel: int = m.Channel.SAY) -> list[str]:
+        """Type the chat line ``text`` (say ``/who``); return the ``SYSTEM`` lines that came back."""
+        self.send(m.Chat(channel, text))
+        return [msg.text for msg in self.received()
+                if isinstance(msg, m.ChatMessage) and msg.channel == m.Channel.SYSTEM]
+
+
+def extension_node(*extensions: Any, clock: Clock | None = None, **overrides: Any) -> Node:
+    """
+    A :func:`make_node` running ``extensions`` (objects providing
+    :class:`~mmo.extensions.IExtension`) and, unless ``extension=[...]`` is
+    given, no other extension.
+    """
+    overrides.setdefault("extension", [])
+    node = make_node(clock, **overrides)
+    for extension in extensions:
+        node.extensions.enable(extension)
+    return node
+
+
+def run_ticks(node: Node, count: int = 1) -> None:
+    """Advance the node's ``Clock`` by one tick's time and tick, ``count`` times."""
+    step = 1.0 / node.tick_hz
+    for _ in range(count):
+        node.clock.advance(step)  # type: ignore[attr-defined]
+        node.tick()
+
+
+@implementer(IExtension)
+class RecordingExtension(Extension):
+    """
+    An extension that records every hook call in :attr:`calls`, as
+    ``(hook, player name or tick number, ...)``; it answers ``/echo``.
+    ``fail`` names hooks that raise instead (to test isolation).
+    """
+
+    def __init__(self, name: str = "recorder", fail: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.commands = {"echo": "say it back"}
+        self.fail = set(fail)
+        self.calls: list[tuple[Any, ...]] = []
+        self.started = self.stopped = False
+
+    def _record(self, hook: str, *args: Any) -> None:
+        self.calls.append((hook, *args))
+        if hook in self.fail:
+            raise RuntimeError(f"{self.name}: {hook} fails on purpose")
+
+    def start(self, node: Node) -> None:
+        super().start(node)
+        self.started = True
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def login(self, player: Player) -> None:
+        self._record("login", player.name)
+
+    def logout(self, player: Player) -> None:
+        self._record("logout", player.name)
+
+    def moved(self, player: Player) -> None:
+        self._record("moved", player.name, player.x, player.y)
+
+    def command(self, player: Player, name: str, args: str) -> None:
+        self._record("command", player.name, name, args)
+        player.tell(args)
+
+    def tick(self, number: int) -> None:
+        self._record("tick", number)
+
+    def hooks(self, hook: str) -> list[tuple[Any, ...]]:
+        """The recorded calls of one hook."""
+        return [c for c in self.calls if c[0] == hook]
