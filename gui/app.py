@@ -22,6 +22,7 @@ def run_window(values: dict[str, Any], model: Any) -> int:
 
     from mmo.monitor.listener import MonitorService
     from mmo.monitor.text import write_json
+
     from .window import MonitorWindow
 
     r: Any = reactor

@@ -53,6 +53,8 @@ class Key:
     repeat: bool = False
     flag: bool = False
     short: str | None = None
+    #: Older names of the key, still accepted in files and as flags.
+    aliases: tuple[str, ...] = ()
 
     @property
     def option(self) -> str:
@@ -149,6 +151,11 @@ def zone(value: Any) -> ZoneSpec:
     return ZoneSpec.parse(text(value))
 
 
+def group_or_auto(value: object) -> str:
+    """``auto`` or a multicast group address."""
+    return "auto" if value == "auto" else multicast_group(value)
+
+
 def endpoint(value: Any) -> str:
     value = text(value)
     if ":" not in value:
@@ -165,12 +172,14 @@ class Schema:
 
     def __init__(self, keys: Sequence[Key]) -> None:
         self.keys = {k.name: k for k in keys}
+        #: old name -> the key's name
+        self.aliases = {a: k.name for k in keys for a in k.aliases}
 
     def __iter__(self) -> Iterator[Key]:
         return iter(self.keys.values())
 
     def check(self, name: str, value: Any, origin: str) -> Any:
-        key = self.keys.get(name)
+        key = self.keys.get(self.aliases.get(name, name))
         if key is None:
             raise ConfigError(f"{origin}: unknown key {name!r}")
         try:
@@ -195,7 +204,9 @@ class Schema:
     def from_mapping(self, raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
         out = {}
         for name, value in raw.items():
-            out[name.replace("-", "_")] = self.check(name.replace("-", "_"), value, origin)
+            name = name.replace("-", "_")
+            value = self.check(name, value, origin)
+            out[self.aliases.get(name, name)] = value
         return out
 
     def resolve(self, given: Mapping[str, Any], path: str | None) -> dict[str, Any]:

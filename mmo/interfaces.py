@@ -20,7 +20,10 @@ interfaces below, and ``makeService`` (:mod:`mmo.app`) wires them.
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
+
+from .wire.messages import Message
 
 # -- errors that cross a seam ---------------------------------------------------------
 
@@ -58,7 +61,7 @@ class IPlayer(Interface):
     def tell(text: str) -> None:
         """Send it a ``SYSTEM`` chat line."""
 
-    def send(message: object) -> None:
+    def send(message: Message) -> None:
         """Send it one protocol message (:mod:`mmo.wire.messages`)."""
 
     def error(code: int, text: str) -> None:
@@ -128,14 +131,14 @@ class ICluster(INumbers):
 class IAccountStore(Interface):
     """Accounts and the players' saved state."""
 
-    def authenticate(name: str, password: str, create: bool) -> object:
+    def authenticate(name: str, password: str, create: bool) -> Deferred:
         """
         A ``Deferred`` firing with the account for ``name`` (with ``.name``
         and ``.state``) if ``password`` is right, creating it when unknown
         and ``create`` is true; failing with :class:`LoginRefused` otherwise.
         """
 
-    def save_state(name: str, state: dict) -> object:
+    def save_state(name: str, state: dict) -> Deferred:
         """Store a player's state; a ``Deferred`` that fires when it is stored."""
 
 
@@ -157,7 +160,7 @@ class ISession(Interface):
         "only then does it get updates and chat.")
     ended = Attribute("True once the session is closing or closed.")
 
-    def send(message: object) -> None:
+    def send(message: Message) -> None:
         """Encode and send one message (unless the session has ended)."""
 
     def write(data: bytes) -> int:

@@ -25,7 +25,7 @@ def _show(value: Any) -> str:
 class SchemaOptions(usage.Options):
     """
     Options whose keys come from ``schema``.  After parsing, the merged,
-    checked values are in ``self.values`` (a dict, for the config code) and
+    checked values are in ``self.checked`` (a dict, for the config code) and
     the typed settings made from them once by :meth:`make_settings` in
     ``self.settings``.  Make subclasses with :func:`options_for`.
     """
@@ -36,7 +36,7 @@ class SchemaOptions(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self._given: dict[str, Any] = {}
-        self.values: dict[str, Any] = {}
+        self.checked: dict[str, Any] = {}
         self.settings: Any = None
 
     def opt_version(self) -> None:
@@ -48,9 +48,15 @@ class SchemaOptions(usage.Options):
 
     def postOptions(self) -> None:
         given: dict[str, Any] = dict(self._given)
+        #: key name -> the flag it was given as (an old name says its own)
+        flags = {name: name for name in given}
         for key in self.schema:
             if key.repeat:
                 continue
+            for alias in key.aliases:
+                if self.get(alias.replace("_", "-")) is not None:
+                    given[key.name] = self[alias.replace("_", "-")]
+                    flags[key.name] = alias
             if key.flag:
                 if self.get(f"no-{key.option}"):
                     given[key.name] = False
@@ -58,15 +64,16 @@ class SchemaOptions(usage.Options):
                     given[key.name] = True
             elif self.get(key.option) is not None:
                 given[key.name] = self[key.option]
+                flags[key.name] = key.name
         try:
             checked = {
-                name: self.schema.check(name, value, f"--{name.replace('_', '-')}")
+                name: self.schema.check(name, value, f"--{flags.get(name, name).replace('_', '-')}")
                 for name, value in given.items()
             }
-            self.values = self.schema.resolve(
+            self.checked = self.schema.resolve(
                 checked, self.get("config") if self.config_flag else None
             )
-            self.settings = self.make_settings(self.values)
+            self.settings = self.make_settings(self.checked)
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -104,6 +111,9 @@ def options_for(
             flags.append([f"no-{key.option}", None, f"Turn off --{key.option}."])
         else:
             params.append([key.option, key.short, None, helptext])
+            for alias in key.aliases:
+                params.append([alias.replace("_", "-"), None, None,
+                               f"The old name of --{key.option}."])
     namespace["optParameters"] = params
     namespace["optFlags"] = flags
     return type(f"{base.__name__}For{len(schema.keys)}", (base,), namespace)

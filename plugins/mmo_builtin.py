@@ -1,5 +1,7 @@
 """The extensions shipped with mmo: chat commands and wandering NPCs."""
 
+from mmo.plugins.game.keys import NPC_KEYS
+
 from mmo.extensions import ExtensionMaker
 
 commands = ExtensionMaker(
@@ -7,4 +9,5 @@ commands = ExtensionMaker(
     "Chat commands: /who, /where, /zones, /help.")
 npcs = ExtensionMaker(
     "npcs", "mmo.plugins.game.npcs:Wanderers",
-    "Server-side NPCs wandering the zones named by the npcs key.")
+    "Server-side NPCs wandering the zones named by the npcs key.",
+    keys=NPC_KEYS, settings="mmo.plugins.game.keys:NpcSettings")

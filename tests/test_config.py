@@ -8,39 +8,51 @@ import pytest
 from twisted.python import usage
 
 from mmo.config import ConfigError, sample_toml
-from mmo.server.settings import NODE_SCHEMA
-from mmo.server.tap import Options
+from mmo.app.tap import SCHEMA as NODE_SCHEMA
+from mmo.app.tap import Options
 
 SAMPLE = Path(__file__).parent.parent / "config" / "mmo.toml"
 
 
 def parse(*argv: str) -> dict:
+    """The checked values of ``argv`` (the typed settings are made from them)."""
     opts = Options()
     opts.parseOptions(list(argv))
-    return opts.settings
+    return opts.checked
 
 
 def test_sample_config_documents_every_key_and_is_current():
     expected = sample_toml(NODE_SCHEMA, "mmo node configuration: every key, at its default.")
     assert SAMPLE.read_text() == expected, (
-        "config/mmo.toml is out of date: python -m mmo.server.settings > config/mmo.toml")
+        "config/mmo.toml is out of date: python -P -m mmo.app.tap > config/mmo.toml")
     values = NODE_SCHEMA.load_file(str(SAMPLE))
     assert set(values) == set(NODE_SCHEMA.keys)
 
 
 def test_defaults_file_then_flags(tmp_path):
-    assert parse()["tick_hz"] == 10.0
+    assert parse()["tick_rate"] == 10.0
     conf = tmp_path / "c.toml"
-    conf.write_text('tick_hz = 20\nmax-frame = 4096\nzone = ["a:10x10", {name = "b", width = 5, height = 6}]\n')
-    values = parse("--config", str(conf), "--tick-hz", "15")
-    assert values["tick_hz"] == 15.0 and values["max_frame"] == 4096
+    conf.write_text('tick_rate = 20\nmax-frame = 4096\nzone = ["a:10x10", {name = "b", width = 5, height = 6}]\n')
+    values = parse("--config", str(conf), "--tick-rate", "15")
+    assert values["tick_rate"] == 15.0 and values["max_frame"] == 4096
     assert [str(z) for z in values["zone"]] == ["a:10x10", "b:5x6"]
     assert [str(z) for z in parse("--zone", "x:1x2", "--zone", "y:3x4")["zone"]] == ["x:1x2", "y:3x4"]
     assert parse("--no-open-registration")["open_registration"] is False
 
 
+def test_the_old_name_tick_hz_still_sets_the_configured_rate(tmp_path):
+    conf = tmp_path / "old.toml"
+    conf.write_text("tick_hz = 20\n")
+    assert parse("--config", str(conf))["tick_rate"] == 20.0
+    assert parse("--tick-hz", "15")["tick_rate"] == 15.0
+    assert parse("--tick-hz", "15", "--tick-rate", "12")["tick_rate"] == 12.0
+    opts = Options()
+    opts.parseOptions(["--tick-hz", "5"])
+    assert opts.settings.node.tick_rate == 5.0 and opts.settings.node.tick_interval == 0.2
+
+
 @pytest.mark.parametrize("argv, words", [
-    (["--tick-hz", "0"], "--tick-hz"),
+    (["--tick-rate", "0"], "--tick-rate"),
     (["--tick-hz", "fast"], "--tick-hz"),
     (["--mgroup", "10.0.0.1"], "not a multicast address"),
     (["--iface", "nowhere"], "not an IPv4 address"),

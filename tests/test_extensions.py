@@ -17,17 +17,12 @@ from zope.interface.verify import verifyObject
 
 import mmo.plugins
 from mmo.config import ConfigError
-from mmo.extensions import (
-    BURST_GAP,
-    ExtensionHost,
-    IExtension,
-    IExtensionMaker,
-    check_settings,
-    find_makers,
-)
+from mmo.app.tap import SCHEMA as NODE_SCHEMA
+from mmo.extensions import IExtension, IExtensionMaker
+from mmo.plugins import find_makers
 from mmo.plugins.game.commands import ChatCommands
 from mmo.plugins.game.npcs import Wanderers, parse_npcs
-from mmo.server.settings import NODE_SCHEMA
+from mmo.server.extensions import BURST_GAP, ExtensionHost
 from mmo.testing import (
     FakeCluster,
     FakePlayer,
@@ -35,6 +30,7 @@ from mmo.testing import (
     extension_node,
     make_node,
     node_settings,
+    node_values,
     run_ticks,
 )
 from mmo.wire import messages as m
@@ -64,7 +60,7 @@ def test_get_plugins_finds_the_built_in_extensions():
     for maker in found.values():
         verifyObject(IPlugin, maker)
         verifyObject(IExtensionMaker, maker)
-        verifyObject(IExtension, maker.extension())
+        verifyObject(IExtension, maker.extension(maker.configure(node_values())))
     assert set(find_makers()) == set(found)
 
 
@@ -81,7 +77,7 @@ def test_a_third_party_dropin_on_sys_path_is_found(tmp_path):
         class Game(Extension):
             name = "mygame"
     """))
-    code = ("from mmo.extensions import find_makers; m = find_makers(); "
+    code = ("from mmo.plugins import find_makers; m = find_makers(); "
             "print(sorted(m)); print(type(m['mygame'].extension()).__name__)")
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
@@ -105,13 +101,13 @@ def test_extensions_are_enabled_by_name_from_the_settings():
 
 
 def test_config_checks_names_zones_and_the_npc_key():
-    check_settings(node_settings(npcs=["world:5"]))
+    assert node_settings(npcs=["world:5"]).extensions["npcs"].npcs == (("world", 5),)
     with pytest.raises(ConfigError, match="unknown extension 'nope'"):
-        check_settings(node_settings(extension=["nope"]))
+        node_settings(extension=["nope"])
     with pytest.raises(ConfigError, match="no zone named 'moon'"):
-        check_settings(node_settings(npcs=["moon:5"]))
+        node_settings(npcs=["moon:5"])
     with pytest.raises(ConfigError, match="needs the npcs extension"):
-        check_settings(node_settings(extension=["commands"], npcs=["world:5"]))
+        node_settings(extension=["commands"], npcs=["world:5"])
     assert parse_npcs("a:b:7") == ("a:b", 7)
     for bad in ("world", ":5", "world:x", "world:-1"):
         with pytest.raises(ValueError):
@@ -134,7 +130,7 @@ def test_two_extensions_cannot_answer_one_command():
 def test_hooks_run_for_login_move_command_tick_and_logout():
     rec = RecordingExtension()
     node = extension_node(rec)
-    assert rec.started and rec.node is node
+    assert rec.started and rec.game is node
     alice = FakePlayer(node, "alice")
     assert rec.hooks("login") == [("login", "alice")]
     e = alice.entity

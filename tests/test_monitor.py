@@ -324,7 +324,7 @@ def test_move_is_applied_through_the_node():
 
 
 def test_nothing_qt_is_imported_by_the_node_the_loadgen_or_the_text_view(tmp_path):
-    code = ("import sys, mmo.server.tap, mmo.loadgen.tap, mmo.monitor.listener, "
+    code = ("import sys, mmo.app.tap, mmo.loadgen.tap, mmo.monitor.listener, "
             "mmo.monitor.text, mmo.gui.cli; "
             "bad = [m for m in sys.modules if m.startswith(('PyQt5', 'pyqtgraph', "
             "'qt5reactor'))]; "

@@ -21,11 +21,11 @@ def test_hello_then_login_enters_world():
     p = FakePlayer(node, "alice", login=False)
     p.send(m.Hello(m.PROTOCOL_VERSION, "t"))
     welcome = p.expect(m.Welcome)
-    assert welcome.node_id == "test-node" and welcome.max_frame == node.settings["max_frame"]
+    assert welcome.node_id == "test-node" and welcome.max_frame == node.limits.max_frame
     p.send(m.Login("alice", "pw"))
     ew = p.expect(m.EnterWorld)
     assert ew.zone == "world" and ew.tick_hz == 10 and ew.aoi == 100
-    assert 0 <= ew.x <= ew.zone_width and node.players["alice"] is p.session
+    assert 0 <= ew.x <= ew.zone_width and node.sessions["alice"] is p.session
 
 
 def test_version_mismatch_gets_error_and_close():
@@ -78,7 +78,7 @@ def test_newest_login_replaces_older_session():
     new = FakePlayer(node, "alice")
     assert errors(old.received()) == [ErrorCode.NAME_IN_USE]
     assert old.transport.disconnecting
-    assert node.players["alice"] is new.session
+    assert node.sessions["alice"] is new.session
     assert len([e for e in node.world.players() if e.name == "alice"]) == 1
 
 

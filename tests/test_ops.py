@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,7 +13,7 @@ from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
 from mmo.config import ConfigError
-from mmo.server.metrics import (
+from mmo.app.metrics import (
     CLUSTER_METRICS,
     NODE_METRICS,
     NodeCollector,
@@ -21,9 +23,10 @@ from mmo.server.metrics import (
     make_registry,
     render,
 )
-from mmo.server.settings import DEFAULT_HTTP, NODE_SCHEMA
-from mmo.server.systemd import SystemdNotifier, socket_address, watchdog_usec
-from mmo.server.web import cluster_snapshot, liveness, make_site, readiness, service_snapshot
+from mmo.app.tap import SCHEMA as NODE_SCHEMA
+from mmo.settings import DEFAULT_HTTP
+from mmo.app.systemd import SystemdNotifier, socket_address, watchdog_usec
+from mmo.app.web import cluster_snapshot, liveness, make_site, readiness, service_snapshot
 from mmo.testing import make_node
 
 # -- sd_notify ---------------------------------------------------------------
@@ -238,7 +241,7 @@ def test_not_listening_is_unhealthy() -> None:
 def test_readiness_wants_a_first_tick_room_and_a_ready_cluster() -> None:
     assert "starting: no tick yet" in readiness(fake_service(last_tick_at=None)).reasons
     service = fake_service()
-    service.node.settings = dict(service.node.settings, max_players=0)
+    service.node.limits = dataclasses.replace(service.node.limits, max_players=0)
     assert readiness(service).reasons == ["full: 0 of 0 players"]
     service = fake_service(cluster=SimpleNamespace(ready=lambda: "no key"))
     assert readiness(service).reasons == ["cluster: no key"]

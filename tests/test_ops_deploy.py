@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from support import TWISTD
 
-from mmo.server.settings import NODE_SCHEMA
+from mmo.app.tap import SCHEMA as NODE_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "config" / "systemd"

@@ -96,7 +96,7 @@ def test_a_fresh_venv_gets_every_command(wheel: Path, tmp_path: Path) -> None:
     probe = (
         "import mmo, sys; from twisted.plugin import getPlugins; "
         "from twisted.application.service import IServiceMaker; "
-        "from mmo.extensions import find_makers; "
+        "from mmo.plugins import find_makers; "
         "names = sorted(p.tapname for p in getPlugins(IServiceMaker)); "
         "print(mmo.__file__); print(names); print(sorted(find_makers()))")
     run = subprocess.run([str(bin_ / "python"), "-c", probe], capture_output=True, text=True,

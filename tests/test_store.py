@@ -14,7 +14,7 @@ import pytest
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
-from mmo.server.accounts import IAccountStore, LoginRefused
+from mmo.interfaces import IAccountStore, LoginRefused
 from mmo.store import POSTGRESQL, SQLITE, VERSION, Database, DatabaseAccountStore, InlinePool
 from mmo.store.db import prepare
 from mmo.store.pool import parse_db, run_sync

@@ -11,10 +11,10 @@ from typing import Any
 from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 
-from mmo.server.accounts import LoginRefused
+from mmo.interfaces import LoginRefused
 from mmo.store import SQLITE, Database, DatabaseAccountStore, InlinePool, PersistenceService
 from mmo.store.db import prepare
-from mmo.store.limits import LoginLimiter
+from mmo.server.limits import LoginLimiter
 from mmo.store.writer import StateWriter
 from mmo.testing import FakePlayer, make_node
 from mmo.wire import messages as m
@@ -28,6 +28,7 @@ def persistent_node(tmp_path: Path, **settings: Any) -> tuple[Any, PersistenceSe
     pool = InlinePool(db)
     pool.runInteraction(prepare, SQLITE, node.node_id)
     node.store = DatabaseAccountStore(pool, SQLITE, node.node_id, clock, iterations=1)
+    node.report(node.store)  # as the node service wires it
     service = PersistenceService(node, node.store, None, clock, autosave=5.0)
     service.startService()
     return node, service, clock

@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from ..server.node import Node
+from ..interfaces import IGame
 from ..wire import messages as m
 from ..wire.messages import Channel, ErrorCode
 from .codec import CHAT, WHISPER_RECEIPT, ChatLine, WhisperReceipt
@@ -28,10 +28,10 @@ class ClusterChat:
     """Relays a node's chat to the cluster and delivers the cluster's chat."""
 
     def __init__(
-        self, node: Node, mirrors: MirrorTable, clock: IReactorTime,
+        self, game: IGame, mirrors: MirrorTable, clock: IReactorTime,
         send: Callable[[int, Callable[[int], bytes]], None],
     ) -> None:
-        self.node = node
+        self.game = game
         self.mirrors = mirrors
         self.clock = clock
         #: ``send(kind, body_for_room)`` puts a datagram on the control group.
@@ -41,9 +41,9 @@ class ClusterChat:
         self.relayed = 0
         self.delivered = 0
 
-    def relay(self, channel: int, sender: str, text: str, zone: str | None,
-              target: str | None) -> bool:
-        """The node's ``chat_relay`` hook; ``True`` when a whisper went out."""
+    def relay(self, channel: int, sender: str, entity_id: int, text: str, zone: str,
+              target: str) -> bool:
+        """A local player's chat line for the cluster; ``True`` when a whisper went out."""
         if channel == Channel.WHISPER:
             if not self.mirrors.nodes or not target or len(self.pending) >= MAX_PENDING:
                 return False
@@ -53,9 +53,7 @@ class ClusterChat:
             self.pending[token] = (sender, target, text, timer)
             line = ChatLine(channel, 0, token, "", sender, target, text)
         else:
-            session = self.node.players.get(sender)
-            eid = session.entity.id if session is not None and session.entity else 0
-            line = ChatLine(channel, eid, 0, zone or "", sender, "", text)
+            line = ChatLine(channel, entity_id, 0, zone or "", sender, "", text)
         self.relayed += 1
         self.send(CHAT, line.body)
         return True
@@ -65,17 +63,17 @@ class ClusterChat:
         if entry is None:
             return
         sender, target, _text, _timer = entry
-        session = self.node.players.get(sender)
-        if session is not None:
-            session.error(ErrorCode.UNKNOWN_PLAYER, f"no player named {target!r}")
+        player = self.game.player(sender)
+        if player is not None:
+            player.error(ErrorCode.UNKNOWN_PLAYER, f"no player named {target!r}")
 
     def chat_received(self, origin: str, line: ChatLine) -> None:
-        node = self.node
+        game = self.game
         if line.channel == Channel.WHISPER:
-            session = node.players.get(line.target)
-            if session is None:
+            player = game.player(line.target)
+            if player is None:
                 return
-            session.send(m.ChatMessage(Channel.WHISPER, line.sender, line.text))
+            player.send(m.ChatMessage(Channel.WHISPER, line.sender, line.text))
             self.delivered += 1
             receipt = WhisperReceipt(line.token, origin, line.sender, line.target)
             self.send(WHISPER_RECEIPT, lambda room: receipt.body())
@@ -84,9 +82,9 @@ class ClusterChat:
             near = self.mirrors.find(origin, line.entity_id)
             if near is None:
                 return
-            node.deliver_chat(Channel.SAY, line.sender, line.text, line.zone, near)
+            game.deliver_chat(Channel.SAY, line.sender, line.text, line.zone, near)
         elif line.channel in (Channel.ZONE, Channel.GLOBAL):
-            node.deliver_chat(line.channel, line.sender, line.text, line.zone)
+            game.deliver_chat(line.channel, line.sender, line.text, line.zone)
         else:
             return
         self.delivered += 1
@@ -100,9 +98,9 @@ class ClusterChat:
         sender, target, text, timer = entry
         if timer.active():
             timer.cancel()
-        session = self.node.players.get(sender)
-        if session is not None:
-            session.send(m.ChatMessage(Channel.WHISPER, f"to {target}", text))
+        player = self.game.player(sender)
+        if player is not None:
+            player.send(m.ChatMessage(Channel.WHISPER, f"to {target}", text))
 
     def stop(self) -> None:
         for *_rest, timer in self.pending.values():

@@ -5,13 +5,15 @@ metrics and expiry.
 
 :class:`ClusterProtocol` is a thin ``DatagramProtocol``; everything it
 receives goes to :meth:`ClusterService.datagram_received`, which never lets
-an exception out.  The node calls :meth:`ClusterService.on_tick` once per
-tick, after the grid settled and before the tick's records are cleared.
+an exception out.  The service sees its node as an
+:class:`~mmo.interfaces.IGame` and the node sees it as an
+:class:`~mmo.interfaces.ICluster`: the node calls
+:meth:`ClusterService.ticked` once per tick, after the grid settled and
+before the tick's records are cleared.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import socket
 import time
@@ -24,10 +26,11 @@ from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from .. import __version__
-from ..server.node import Node
-from ..world.world import World
+from ..interfaces import ICluster, IGame
+from ..settings import ClusterSettings
 from . import codec
 from .auth import (
     REPLAY,
@@ -64,40 +67,42 @@ class ClusterProtocol(DatagramProtocol):
             self.log.failure("cluster datagram from {addr} could not be handled", addr=addr)
 
 
+@implementer(ICluster)
 class ClusterService(Service):
-    """Shares ``node``'s world with the other nodes over multicast."""
+    """Shares ``game``'s world with the other nodes over multicast."""
 
     log = Logger()
 
     def __init__(
-        self, node: Node, settings: dict[str, Any], clock: Any,
+        self, game: IGame, settings: ClusterSettings, clock: Any,
         multicast: Any = None, rng: random.Random | None = None,
         key: bytes | None = None,
     ) -> None:
-        self.node = node
+        self.game = game
         self.settings = settings
         self.clock = clock
         #: An ``IReactorMulticast``: the reactor, or a fake in tests.
         self.multicast = multicast if multicast is not None else clock
         self.rng = rng or random.Random()
-        self.node_id = node.node_id
+        self.node_id = game.node_id
         self.key = key
-        self.port_number = settings["mport"]
-        self.control = settings["mgroup"]
-        self.iface = settings["iface"]
+        self.port_number = settings.mport
+        self.control = settings.mgroup
+        self.iface = settings.iface
         self.groups = CellGroups(cell_block(
-            self.control, settings["cell_group_base"], settings["cell_group_count"]))
-        kf = settings["keyframe_interval"]
+            self.control, settings.cell_group_base, settings.cell_group_count))
+        kf = settings.keyframe_interval
         self.keyframe_interval = kf
-        self.expiry = 3 * max(kf, settings["heartbeat_interval"])
-        self.publisher = Publisher(round(kf * settings["tick_hz"]))
+        self.expiry = settings.expiry
+        self.publisher = Publisher(round(kf * game.tick_rate))
         self.interest = Interest()
-        self.mirrors = MirrorTable(node.world, self.expiry, self.interest.__contains__)
+        self.mirrors = MirrorTable(game.world, self.expiry, self.interest.__contains__)
         self.replay = ReplayWindow()
         self.stats = ClusterStats()
-        self.chat = ClusterChat(node, self.mirrors, clock, self._send_control)
-        self.drop_fraction = settings["testing_drop_received"]
-        self.tcp_port = settings["tcp"]
+        self.chat = ClusterChat(game, self.mirrors, clock, self._send_control)
+        self.drop_fraction = settings.drop_received
+        #: The node's player port, for heartbeats (the node service sets it).
+        self.tcp_port = 0
         self.epoch = 0
         self.sealer: codec.Sealer | None = None
         self.transport: Any = None
@@ -111,8 +116,7 @@ class ClusterService(Service):
     # -- start and stop -------------------------------------------------------------
 
     def key_path(self) -> str:
-        return self.settings["cluster_key_file"] or os.path.join(
-            self.settings["data_dir"], "cluster.key")
+        return self.settings.key_file
 
     def startService(self) -> None:
         if self.key is None:
@@ -136,14 +140,10 @@ class ClusterService(Service):
             self.transport.setOutgoingInterface(self.iface).addErrback(
                 lambda f: self.log.failure("cannot send multicast out of {iface}", f,
                                            iface=self.iface))
-        self.transport.setTTL(self.settings["ttl"])
+        self.transport.setTTL(self.settings.ttl)
         self.transport.setLoopbackMode(1)
         self._join(self.control)
-        node = self.node
-        node.tick_observers.append(self.on_tick)
-        node.snapshot_sources.append(self.numbers)
-        node.chat_relay = self.chat.relay  # type: ignore[assignment]
-        for fn, interval in ((self.heartbeat, self.settings["heartbeat_interval"]),
+        for fn, interval in ((self.heartbeat, self.settings.heartbeat_interval),
                              (self.publish_metrics, 1.0),
                              (self.expire, self.keyframe_interval / 4)):
             loop = LoopingCall(fn)
@@ -156,7 +156,7 @@ class ClusterService(Service):
             "cluster: node {node} on {group}:{port} via {iface} ttl {ttl}, {n} cell groups "
             "from {first}, keyframes every {kf}s",
             node=self.node_id, group=self.control, port=self.port_number, iface=self.iface,
-            ttl=self.settings["ttl"], n=len(self.groups.groups), first=self.groups.groups[0],
+            ttl=self.settings.ttl, n=len(self.groups.groups), first=self.groups.groups[0],
             kf=self.keyframe_interval)
 
     def stopService(self) -> defer.Deferred:
@@ -165,12 +165,6 @@ class ClusterService(Service):
             if loop.running:
                 loop.stop()
         self._loops = []
-        node = self.node
-        if self.on_tick in node.tick_observers:
-            node.tick_observers.remove(self.on_tick)
-        if self.numbers in node.snapshot_sources:
-            node.snapshot_sources.remove(self.numbers)
-        node.chat_relay = None
         self.chat.stop()
         if self.transport is None:
             return defer.succeed(None)
@@ -229,20 +223,32 @@ class ClusterService(Service):
             self._write(self.control, kind, body(self._room()))
 
     def heartbeat(self) -> None:
-        node = self.node
+        game = self.game
+        world = game.world
         hb = codec.Heartbeat(
-            self.tcp_port, len(node.players), len(node.world.entities),
-            node.world.cell_size, int(self.settings["heartbeat_interval"] * 1000),
+            self.tcp_port, len(game.players()), len(world.entities),
+            world.cell_size, int(self.settings.heartbeat_interval * 1000),
             self.iface, __version__)
         self._send_control(codec.HEARTBEAT, lambda room: hb.body())
 
     def publish_metrics(self) -> None:
-        values = self.node.snapshot()
-        values.update(self.stats.rates(self.node, self.clock.seconds()))
+        values = self.game.snapshot()
+        values.update(self.stats.rates(values, self.clock.seconds()))
         self._send_control(codec.METRICS, lambda room: codec.metrics_body(values, room))
 
-    def on_tick(self, world: World) -> None:
+    # -- ICluster ---------------------------------------------------------------------
+
+    def relay_chat(self, channel: int, sender: str, entity_id: int, text: str, zone: str,
+                   target: str) -> bool:
+        if self.transport is None:
+            return False
+        return self.chat.relay(channel, sender, entity_id, text, zone, target)
+
+    def ticked(self, tick: int) -> None:
         """Per tick: follow the players' cells, publish owned changes."""
+        if self.transport is None:
+            return
+        world = self.game.world
         gained, lost = self.interest.update(world)
         groups = self.groups
         for zone, cell in lost:
@@ -252,7 +258,6 @@ class ClusterService(Service):
             self._join(groups.group_for(zone, cell))
         if gained:
             self._requests.extend(gained)
-        tick = self.node.tick_number
         publisher = self.publisher
         publisher.observe(world, tick)
         if self._announce:
@@ -339,10 +344,10 @@ class ClusterService(Service):
                     self._requested_at[cell] = now
                     self.request_keyframes([cell])
         elif kind == codec.HEARTBEAT:
-            if node.heartbeat is None and message.cell_size != self.node.world.cell_size:
+            if node.heartbeat is None and message.cell_size != self.game.world.cell_size:
                 self.log.warn("node {node} has cell size {theirs}, this node {ours}: "
                               "their entities will be misplaced", node=header.sender,
-                              theirs=message.cell_size, ours=self.node.world.cell_size)
+                              theirs=message.cell_size, ours=self.game.world.cell_size)
             node.heartbeat = message
         elif kind == codec.METRICS:
             node.metrics = message

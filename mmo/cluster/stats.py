@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -34,18 +35,20 @@ class ClusterStats:
             **c,
         }
 
-    def rates(self, node: Any, now: float) -> dict[str, float]:
-        """Per-second rates since the last call (the seed's metric names kept)."""
+    def rates(self, snapshot: Mapping[str, Any], now: float) -> dict[str, float]:
+        """
+        Per-second rates since the last call, from the node's ``snapshot``
+        (the seed's metric names kept: ``tick_hz`` is the measured rate).
+        """
         current = {
-            "events": node.events, "ticks": node.tick_number,
-            "bytes_in": node.bytes_in, "bytes_out": node.bytes_out,
+            "events": snapshot["events"], "ticks": snapshot["tick"],
+            "bytes_in": snapshot["bytes_in"], "bytes_out": snapshot["bytes_out"],
             "cluster_in": self.bytes_in, "cluster_out": self.bytes_out,
             "sent": self.sent, "received": self.received, "time": now,
         }
         last, self._last = self._last, current
         if last is None or now <= last["time"]:
-            return {"events_per_sec": 0.0, "tick_hz": float(node.tick_hz),
-                    "tick_hz_target": float(node.tick_hz),
+            return {"events_per_sec": 0.0, "tick_hz": float(snapshot["tick_rate"]),
                     "bytes_in_per_sec": 0.0, "bytes_out_per_sec": 0.0,
                     "cluster_bytes_in_per_sec": 0.0, "cluster_bytes_out_per_sec": 0.0,
                     "datagrams_sent_per_sec": 0.0, "datagrams_received_per_sec": 0.0}
@@ -57,7 +60,6 @@ class ClusterStats:
         return {
             "events_per_sec": rate("events"),
             "tick_hz": rate("ticks"),
-            "tick_hz_target": float(node.tick_hz),
             "bytes_in_per_sec": rate("bytes_in"),
             "bytes_out_per_sec": rate("bytes_out"),
             "cluster_bytes_in_per_sec": rate("cluster_in"),

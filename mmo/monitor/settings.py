@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import os
 
-from ..config import Key, Schema, boolean, integer, ipv4, multicast_group, number, text, zone
-from ..server.settings import group_or_auto
+from ..config import (
+    Key,
+    Schema,
+    boolean,
+    group_or_auto,
+    integer,
+    ipv4,
+    multicast_group,
+    number,
+    text,
+    zone,
+)
 
 MONITOR_KEYS = [
     # Where the cluster is (the same values as the nodes') ---------------------

@@ -1,9 +1,13 @@
 """
-The game of one node: sessions, the world and the tick.
+The game of one node: its rules, its world and the tick.
 
-:class:`Node` owns no socket; the service in :mod:`mmo.server.service` binds
-its factory to endpoints and drives :meth:`Node.tick` with a ``LoopingCall``.
-Tests drive it with a ``Clock`` and ``StringTransport``.
+:class:`Node` owns no socket and no transport: each player's
+:class:`~mmo.interfaces.ISession` owns its connection and everything
+written to it, and the node hands it bytes.  The cluster, the store and the
+extensions meet the node only through :mod:`mmo.interfaces` (the node is
+their :class:`~mmo.interfaces.IGame`); :mod:`mmo.app` wires them and drives
+:meth:`Node.tick` with a ``LoopingCall``.  Tests drive it with a ``Clock``
+and ``StringTransport`` (:mod:`mmo.testing`).
 """
 
 from __future__ import annotations
@@ -16,21 +20,20 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from .. import __version__
-from ..extensions import ExtensionHost
-from ..store.limits import LoginLimiter
+from ..interfaces import IAccountStore, ICluster, IGame, INumbers, ISession, LoginRefused
+from ..settings import Settings
 from ..wire import fast
 from ..wire import messages as m
 from ..wire.messages import ErrorCode, Kind
 from ..world.grid import Zone
 from ..world.world import World
-from .accounts import IAccountStore, LoginRefused
-from .fastwrite import write as fast_write
+from .extensions import ExtensionHost, Player, state_of
+from .limits import LoginLimiter
 from .pacing import UpdatePacing
-from .session import PLAYING, PlayerSession
 
 MAX_CHAT = 500
 MAX_WHO = 200
@@ -65,6 +68,7 @@ class TickStats:
         return ordered[min(len(ordered) - 1, int(p / 100.0 * len(ordered)))]
 
 
+@implementer(IGame)
 class Node:
     """One node's players, world and tick."""
 
@@ -72,74 +76,90 @@ class Node:
 
     def __init__(
         self,
-        settings: dict[str, Any],
+        settings: Settings,
         clock: IReactorTime,
         store: IAccountStore,
         node_id: str,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
+        self.limits = settings.limits
         self.clock = clock
         self.store = store
         self.node_id = node_id
         self.rng = rng or random.Random()
         self.server_string = f"mmo/{__version__}"
-        self.world = World(
-            settings["zone"], settings["cell_size"], settings["max_speed"],
-            settings["hysteresis"],
-        )
-        self.tick_hz = settings["tick_hz"]
+        config = settings.node
+        self.world = World(config.zones, config.cell_size, config.max_speed, config.hysteresis)
+        #: Configured ticks per second (the measured rate is the cluster's tick_hz).
+        self.tick_rate = config.tick_rate
+        self.tick_interval = config.tick_interval
+        self.spawn_mode = config.spawn
         self.tick_number = 0
-        self.connections: set[PlayerSession] = set()
+        self.connections: set[ISession] = set()
         self.per_ip: Counter[str] = Counter()
-        self.players: dict[str, PlayerSession] = {}
+        #: name -> the session of each logged-in player
+        self.sessions: dict[str, ISession] = {}
         self.accepting = True
         self.stats = TickStats()
-        self.pacing = UpdatePacing(1.0 / self.tick_hz, settings["busy_cell"])
+        self.pacing = UpdatePacing(self.tick_interval, config.busy_cell)
         self.events = 0
         self.bytes_in = 0
         self.bytes_out = 0
         self.updates_out = 0
         self.refusals: Counter[str] = Counter()
         self._closed_waiters: list[Deferred] = []
-        #: Called with ``(channel, sender, text, zone, target)`` for chat that
-        #: other nodes must see (the cluster sets it).
-        self.chat_relay: Callable[..., None] | None = None
-        #: Called with the world once per tick, after the grid settled and the
-        #: players were sent their updates, before the tick's records are
-        #: cleared (the cluster publishes owned changes from them).
-        self.tick_observers: list[Callable[[World], None]] = []
-        #: Each returns numbers merged into :meth:`snapshot` (the cluster's).
-        self.snapshot_sources: list[Callable[[], dict[str, Any]]] = []
+        #: The cluster sharing this node's world (``None``: the node is alone).
+        self.cluster: ICluster | None = None
+        #: Other parts whose numbers go into :meth:`snapshot` (the store's).
+        self.reporters: list[INumbers] = []
         #: Refuses addresses and names after repeated failed logins.
-        self.login_limiter = LoginLimiter.from_settings(settings, clock)
-        #: The game extensions this node runs (the ``extension`` key): last,
-        #: so that they start on a complete node.
+        self.login_limiter = LoginLimiter.from_settings(self.limits, clock)
+        #: The game extensions this node runs (enabled by :mod:`mmo.app`).
         self.extensions = ExtensionHost(self)
-        self.snapshot_sources.append(self.extensions.numbers)
-        self.extensions.enable_names(settings.get("extension", ()))
+        self.reporters.append(self.extensions)
+
+    def report(self, source: INumbers) -> None:
+        """Merge the numbers of ``source`` into every :meth:`snapshot` from now on."""
+        self.reporters.append(source)
+
+    # -- IGame -----------------------------------------------------------------
+
+    def player(self, name: str) -> Player | None:
+        session = self.sessions.get(name)
+        if session is None:
+            return None
+        return self.extensions.players.get(session) or Player(session)
+
+    def players(self) -> list[Player]:
+        host = self.extensions.players
+        return [host.get(s) or Player(s) for s in self.sessions.values()
+                if s.entity is not None]
+
+    def is_playing(self, name: str) -> bool:
+        return name in self.sessions
+
+    def commands(self) -> dict[str, str]:
+        return {name: text for name, (_, text) in self.extensions.commands.items()}
 
     # -- connections ---------------------------------------------------------
 
-    def factory(self) -> Factory:
-        return Factory.forProtocol(lambda: PlayerSession(self))  # type: ignore[arg-type]
-
-    def admit(self, session: PlayerSession) -> tuple[int, str] | None:
+    def admit(self, session: ISession) -> tuple[int, str] | None:
         """Accept a new connection, or return why not."""
         if not self.accepting:
             return ErrorCode.SHUTTING_DOWN, "the server is shutting down"
-        limit = self.settings["max_per_ip"]
+        limit = self.limits.max_per_ip
         if limit and self.per_ip[session.peer] >= limit:
             return ErrorCode.TOO_MANY_CONNECTIONS, (
                 f"no more than {limit} connections from one address"
             )
-        if len(self.connections) >= self.settings["max_players"] + 64:
+        if len(self.connections) >= self.limits.max_players + 64:
             return ErrorCode.SERVER_FULL, "the server is full"
         self.connections.add(session)
         self.per_ip[session.peer] += 1
         return None
 
-    def session_closed(self, session: PlayerSession) -> None:
+    def session_closed(self, session: ISession) -> None:
         if session in self.connections:
             self.connections.discard(session)
             self.per_ip[session.peer] -= 1
@@ -161,19 +181,20 @@ class Node:
 
     # -- login ---------------------------------------------------------------
 
-    def login(self, session: PlayerSession, name: str, password: str) -> Deferred:
+    def login(self, session: ISession, name: str, password: str) -> Deferred:
+        create = self.settings.store.open_registration
         d = self.login_limiter.attempt(session.peer, name, lambda: self.store.authenticate(
-            name, password, self.settings["open_registration"]))
+            name, password, create))
         d.addCallback(self._enter_world, session)
         return d
 
-    def _enter_world(self, account: Any, session: PlayerSession) -> None:
-        if session.closing_since is not None or session not in self.connections:
+    def _enter_world(self, account: Any, session: ISession) -> None:
+        if session.ended or session not in self.connections:
             return
-        if len(self.players) >= self.settings["max_players"]:
+        if len(self.sessions) >= self.limits.max_players:
             raise LoginRefused(ErrorCode.SERVER_FULL, "the server is full")
         name = account.name
-        older = self.players.get(name)
+        older = self.sessions.get(name)
         if older is not None:
             # The newest login wins: a player whose connection died can come
             # straight back without waiting for the old one to time out.
@@ -189,35 +210,35 @@ class Node:
         session.name = name
         session.entity = self.world.spawn(name, zone, x, y, Kind.PLAYER, view=True, now=now)
         session.entity.data.update(state.get("data", {}))
-        self.players[name] = session
+        self.sessions[name] = session
         self.log.info("player {name} joined zone {zone} from {peer}",
                       name=name, zone=zone.name, peer=session.peer)
         session.send(self._enter_world_msg(session))
         self.extensions.login(session)
 
-    def remove_player(self, session: PlayerSession) -> None:
+    def remove_player(self, session: ISession) -> None:
         """Save a session's player and take it out of the world."""
         e = session.entity
         if e is not None:
             self.extensions.logout(session)  # may still write to e.data
             session.entity = None
-            self.store.save_state(session.name, self._state_of(e))
+            self.store.save_state(session.name, state_of(e))
             self.world.despawn(e)
-        if self.players.get(session.name) is session:
-            del self.players[session.name]
+        if self.sessions.get(session.name) is session:
+            del self.sessions[session.name]
 
-    def _enter_world_msg(self, session: PlayerSession) -> m.EnterWorld:
+    def _enter_world_msg(self, session: ISession) -> m.EnterWorld:
         e = session.entity
         assert e is not None and e.zone is not None
         z = e.zone
         return m.EnterWorld(
             e.id, z.name, e.x, e.y, z.width, z.height, z.cell_size,
-            int(round(self.tick_hz)), self.node_id,
+            int(round(self.tick_rate)), self.node_id,
         )
 
     def spawn_point(self, zone: Zone) -> tuple[float, float]:
         """Near the zone's centre, so that new players meet (or anywhere)."""
-        if self.settings["spawn"] == "random":
+        if self.spawn_mode == "random":
             return self.rng.uniform(0, zone.width), self.rng.uniform(0, zone.height)
         r = min(zone.cell_size / 2, zone.width / 2, zone.height / 2)
         return zone.clamp(
@@ -225,14 +246,9 @@ class Node:
             zone.height / 2 + self.rng.uniform(-r, r),
         )
 
-    @staticmethod
-    def _state_of(e: Any) -> dict[str, Any]:
-        return {"zone": e.zone.name if e.zone else "", "x": e.x, "y": e.y,
-                "data": dict(e.data)}
-
     # -- requests from players -----------------------------------------------
 
-    def move(self, session: PlayerSession, seq: int, x: float, y: float, now: float) -> None:
+    def move(self, session: ISession, seq: int, x: float, y: float, now: float) -> None:
         e = session.entity
         assert e is not None
         reason = self.world.check_move(e, x, y, now)
@@ -242,7 +258,7 @@ class Node:
         else:
             self.extensions.moved(session)
 
-    def chat(self, session: PlayerSession, msg: m.Chat) -> None:
+    def chat(self, session: ISession, msg: m.Chat) -> None:
         e = session.entity
         assert e is not None
         text = msg.text.strip()
@@ -258,10 +274,10 @@ class Node:
                 return
             text = text[1:]
         if msg.channel == m.Channel.WHISPER:
-            target = self.players.get(msg.target)
+            target = self.sessions.get(msg.target)
             if target is None:
-                if self.chat_relay is not None and self.chat_relay(
-                    m.Channel.WHISPER, session.name, text, None, msg.target
+                if self.cluster is not None and self.cluster.relay_chat(
+                    m.Channel.WHISPER, session.name, e.id, text, "", msg.target
                 ):
                     return
                 session.error(ErrorCode.UNKNOWN_PLAYER, f"no player named {msg.target!r}")
@@ -275,8 +291,8 @@ class Node:
             return
         zone = e.zone.name if e.zone else ""
         self.deliver_chat(msg.channel, session.name, text, zone, e)
-        if self.chat_relay is not None:
-            self.chat_relay(msg.channel, session.name, text, zone, None)
+        if self.cluster is not None:
+            self.cluster.relay_chat(msg.channel, session.name, e.id, text, zone, "")
 
     def deliver_chat(
         self, channel: int, sender: str, text: str, zone: str, near: Any = None,
@@ -287,20 +303,19 @@ class Node:
             hearers = [self.world.entities.get(eid) for eid in near.viewer.visible] \
                 if near.viewer is not None else self._seers(near)
             hearers.append(near)
-            sessions = [self.players.get(h.name) for h in hearers
+            sessions = [self.sessions.get(h.name) for h in hearers
                         if h is not None and h.viewer is not None]
         elif channel == m.Channel.ZONE:
-            sessions = [s for s in self.players.values()
+            sessions = [s for s in self.sessions.values()
                         if s.entity is not None and s.entity.zone is not None
                         and s.entity.zone.name == zone]
         else:
-            sessions = list(self.players.values())
+            sessions = list(self.sessions.values())
         for s in sessions:
             # A reader that is not draining gets no chat (its output stays
             # bounded); it gets a full view again once it drains.
-            if s is not None and s.closing_since is None and s.paused_since is None:
-                s.transport.write(frame)  # type: ignore[union-attr]
-                self.bytes_out += len(frame)
+            if s is not None:
+                self.bytes_out += s.write(frame)
 
     def _seers(self, e: Any) -> list[Any]:
         """The local players who see ``e`` (a mirror, which sees nothing itself)."""
@@ -310,7 +325,7 @@ class Node:
         return [p for key in zone.neighbours(e.cell) for p in zone.cells.get(key, {}).values()
                 if p.viewer is not None and e.id in p.viewer.visible]
 
-    def change_zone(self, session: PlayerSession, name: str) -> None:
+    def change_zone(self, session: ISession, name: str) -> None:
         e = session.entity
         assert e is not None
         zone = self.world.zones.get(name)
@@ -323,7 +338,7 @@ class Node:
         e.last_move = self.clock.seconds()
         session.send(self._enter_world_msg(session))
 
-    def who(self, session: PlayerSession) -> None:
+    def who(self, session: ISession) -> None:
         players = [
             (e.name, e.zone.name if e.zone else "", e.owner or self.node_id)
             for e in self.world.players()
@@ -353,10 +368,9 @@ class Node:
         enter_cache: dict[int, bytes] = {}
         updates = 0
         out = 0
-        for session in self.players.values():
+        for session in self.sessions.values():
             e = session.entity
-            if (e is None or session.state != PLAYING or session.closing_since is not None
-                    or session.paused_since is not None):
+            if e is None or not session.live:
                 continue
             v = e.viewer
             zone = e.zone
@@ -389,37 +403,23 @@ class Node:
                 continue
             updates += area[1]
             out += len(data)
-            fast_write(session.transport, data)
-        for observer in self.tick_observers:
-            observer(world)
+            session.write_update(data)
+        if self.cluster is not None:
+            self.cluster.ticked(tick)
         world.end_tick()
         self.updates_out += updates
         self.bytes_out += out
         took = time.perf_counter() - started
-        self.stats.add(took, 1.0 / self.tick_hz)
+        self.stats.add(took, self.tick_interval)
         pacing.observe(took)
 
     # -- housekeeping --------------------------------------------------------
 
     def sweep(self) -> None:
-        """Time out connections that never log in, go idle or stop reading."""
+        """Let every connection enforce its time limits (login, idle, stuck)."""
         now = self.clock.seconds()
-        s = self.settings
         for session in list(self.connections):
-            if session.closing_since is not None:
-                if now - session.closing_since > max(s["shutdown_grace"], 5.0):
-                    session.transport.abortConnection()  # type: ignore[union-attr]
-                continue
-            if session.state != PLAYING:
-                if now - session.connected_at > s["login_timeout"]:
-                    session.refuse(ErrorCode.LOGIN_TIMEOUT, "no login in time")
-                continue
-            if session.paused_since is not None and now - session.paused_since > s["stuck_timeout"]:
-                session.refuse(ErrorCode.SLOW_READER,
-                               "you did not read your updates in time", abort=True)
-                continue
-            if now - session.last_frame > s["idle_timeout"]:
-                session.refuse(ErrorCode.IDLE_TIMEOUT, "idle for too long")
+            session.sweep(now)
 
     # -- shutdown ------------------------------------------------------------
 
@@ -428,7 +428,7 @@ class Node:
         self.accepting = False
         notice = m.Notice(m.NoticeKind.SHUTDOWN, text)
         for session in list(self.connections):
-            if session.closing_since is None:
+            if not session.ended:
                 session.send(notice)
                 session.close()
         if not self.connections:
@@ -443,11 +443,11 @@ class Node:
         """The node's numbers now (the metrics datagram and /metrics read it)."""
         out = {
             "node_id": self.node_id,
-            "connected_clients": len(self.players),
+            "connected_clients": len(self.sessions),
             "connections": len(self.connections),
             "entities": len(self.world.entities),
             "tick": self.tick_number,
-            "tick_hz": self.tick_hz,
+            "tick_rate": self.tick_rate,
             "tick_ms_p50": self.stats.percentile(50) * 1000,
             "tick_ms_p99": self.stats.percentile(99) * 1000,
             "tick_overruns": self.stats.overruns,
@@ -460,8 +460,10 @@ class Node:
             "held_moves": self.pacing.held_moves,
             "refusals": dict(self.refusals),
         }
-        for source in self.snapshot_sources:
-            out.update(source())
+        for source in self.reporters:
+            out.update(source.numbers())
+        if self.cluster is not None:
+            out.update(self.cluster.numbers())
         return out
 
 

@@ -1,10 +1,14 @@
 """
-One player's TCP session: a thin adapter between the transport, the frame
+One player's connection: the adapter between the transport, the frame
 decoder and the :class:`~mmo.server.node.Node`.
 
-The session checks the order of things (hello, then login, then play) and
-the per-player limits (move and chat rates); the node owns the world and
-decides everything else.  Anything the client does wrong gets an
+The session owns its transport and everything written to it (the tick's
+update goes straight to the socket when nothing is queued: :mod:`.fastwrite`);
+the node sees it as an :class:`~mmo.interfaces.ISession`.  The session
+checks the order of things (hello, then login, then play), the per-player
+limits (move and chat rates) and its own time limits (login, idle, a
+reader that does not drain); the node owns the world and decides
+everything else.  Anything the client does wrong gets an
 :class:`~mmo.wire.messages.Error` frame and, where the connection cannot
 go on, a clean close.
 """
@@ -13,21 +17,21 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..interfaces import ISession, LoginRefused
 from ..wire import messages as m
 from ..wire.frames import FrameDecoder
 from ..wire.messages import ErrorCode, ProtocolError
-
-if TYPE_CHECKING:
-    from ..world.grid import Entity
-    from .node import Node
+from ..world.grid import Entity
+from . import fastwrite
+from .node import Node
 
 _MOVE_TYPE = m.Move.TYPE
 _MOVE_SIZE = struct.calcsize(">Iff")
@@ -60,7 +64,7 @@ class TokenBucket:
         return False
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, ISession)
 class PlayerSession(Protocol):
     """The server side of one client connection."""
 
@@ -68,8 +72,11 @@ class PlayerSession(Protocol):
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.decoder = FrameDecoder.for_server(node.settings["max_frame"])
+        self.limits = limits = node.limits
+        self.decoder = FrameDecoder.for_server(limits.max_frame)
         self.state = HELLO
+        #: In play, not closing, draining: gets updates and chat.
+        self.live = False
         self.peer = "?"
         self.name = ""
         self.entity: Entity | None = None
@@ -80,9 +87,8 @@ class PlayerSession(Protocol):
         self.paused_since: float | None = None
         self.closing_since: float | None = None
         self.pending: deque[tuple[int, bytes]] = deque()
-        s = node.settings
-        self.moves = TokenBucket(s["move_rate"], s["move_rate"] * 2, now)
-        self.chats = TokenBucket(s["chat_rate"], 5.0, now)
+        self.moves = TokenBucket(limits.move_rate, limits.move_rate * 2, now)
+        self.chats = TokenBucket(limits.chat_rate, 5.0, now)
         self.limited_since: float | None = None
         self.bytes_in = 0
 
@@ -99,11 +105,12 @@ class PlayerSession(Protocol):
         set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
         if set_nodelay is not None:
             set_nodelay(True)
-        self.transport.bufferSize = self.node.settings["output_buffer"]  # type: ignore[union-attr]
+        self.transport.bufferSize = self.limits.output_buffer  # type: ignore[union-attr]
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.state = CLOSED
+        self.live = False
         self.pending.clear()
         self.node.session_closed(self)
 
@@ -113,17 +120,39 @@ class PlayerSession(Protocol):
     def pauseProducing(self) -> None:
         if self.paused_since is None:
             self.paused_since = self.node.clock.seconds()
+            self.live = False
 
     def resumeProducing(self) -> None:
         if self.paused_since is not None:
             self.paused_since = None
+            self._update_live()
             if self.entity is not None and self.entity.viewer is not None:
                 self.entity.viewer.resync = True
 
     def stopProducing(self) -> None:
         pass
 
+    def _update_live(self) -> None:
+        self.live = (self.state == PLAYING and self.closing_since is None
+                     and self.paused_since is None)
+
+    @property
+    def ended(self) -> bool:
+        """Closing or closed."""
+        return self.closing_since is not None or self.state == CLOSED
+
     # -- output --------------------------------------------------------------
+
+    def write(self, data: bytes) -> int:
+        """Pre-encoded frames, unless the session is closing or not draining."""
+        if self.closing_since is None and self.paused_since is None and self.state != CLOSED:
+            self.transport.write(data)  # type: ignore[union-attr]
+            return len(data)
+        return 0
+
+    def write_update(self, data: bytes) -> None:
+        """The tick's one write: straight to the socket when nothing is queued."""
+        fastwrite.write(self.transport, data)
 
     def send(self, msg: m.Message) -> None:
         if self.state != CLOSED and self.closing_since is None:
@@ -148,6 +177,7 @@ class PlayerSession(Protocol):
     def close(self, abort: bool = False) -> None:
         if self.closing_since is None:
             self.closing_since = self.node.clock.seconds()
+        self.live = False
         self.pending.clear()
         if abort:
             self.transport.abortConnection()  # type: ignore[union-attr]
@@ -158,6 +188,24 @@ class PlayerSession(Protocol):
         """Tell the client a request was refused; the session goes on."""
         self.node.count_refusal(code)
         self.send(m.Error(code, text))
+
+    def sweep(self, now: float) -> None:
+        """Time out a login not made, an idle player, a reader that does not drain."""
+        limits = self.limits
+        if self.closing_since is not None:
+            if now - self.closing_since > max(limits.shutdown_grace, 5.0):
+                self.transport.abortConnection()  # type: ignore[union-attr]
+            return
+        if self.state != PLAYING:
+            if now - self.connected_at > limits.login_timeout:
+                self.refuse(ErrorCode.LOGIN_TIMEOUT, "no login in time")
+            return
+        if self.paused_since is not None and now - self.paused_since > limits.stuck_timeout:
+            self.refuse(ErrorCode.SLOW_READER,
+                        "you did not read your updates in time", abort=True)
+            return
+        if now - self.last_frame > limits.idle_timeout:
+            self.refuse(ErrorCode.IDLE_TIMEOUT, "idle for too long")
 
     # -- input ---------------------------------------------------------------
 
@@ -234,7 +282,7 @@ class PlayerSession(Protocol):
             return
         self.state = LOGIN
         self.send(m.Welcome(
-            m.PROTOCOL_VERSION, self.node.node_id, self.node.settings["max_frame"],
+            m.PROTOCOL_VERSION, self.node.node_id, self.limits.max_frame,
             self.node.server_string,
         ))
 
@@ -247,13 +295,12 @@ class PlayerSession(Protocol):
         if self.state == CLOSED:
             return
         self.state = PLAYING
+        self._update_live()
         self._drain_pending()
 
     def _login_failed(self, f: Failure) -> None:
         if self.state == CLOSED:
             return
-        from .accounts import LoginRefused
-
         if f.check(LoginRefused):
             self.refuse(f.value.code, f.value.text)  # type: ignore[union-attr]
         else:
@@ -319,3 +366,8 @@ _HANDLERS: dict[int, dict[type, Any]] = {
     },
     CLOSED: {},
 }
+
+
+def session_factory(node: Node) -> Factory:
+    """The factory of ``node``'s player sessions, for any endpoint."""
+    return Factory.forProtocol(lambda: PlayerSession(node))  # type: ignore[arg-type]

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..settings import StoreSettings
 from .db import DatabaseAccountStore
-from .limits import LoginLimiter
 from .pool import Database, InlinePool, make_pool, parse_db
 from .service import PersistenceService
 from .sql import POSTGRESQL, SQLITE, VERSION
 
 __all__ = [
     "POSTGRESQL", "SQLITE", "VERSION", "Database", "DatabaseAccountStore", "InlinePool",
-    "LoginLimiter", "PersistenceService", "open_store", "parse_db",
+    "PersistenceService", "open_store", "parse_db",
 ]
 
 
-def open_store(settings: dict[str, Any], node_id: str, reactor: Any,
+def open_store(settings: StoreSettings, node_id: str, reactor: Any,
                hasher: Any) -> tuple[DatabaseAccountStore, Database]:
     """The node's store (no I/O yet: the pool connects once the reactor runs)."""
-    db = parse_db(settings.get("db", ""), settings["data_dir"])
+    db = parse_db(settings.db, settings.data_dir)
     if db.dialect is POSTGRESQL:
         try:
             import psycopg2  # noqa: F401
@@ -34,6 +34,6 @@ def open_store(settings: dict[str, Any], node_id: str, reactor: Any,
                              "pip install 'mmo[postgres]'") from None
     pool = make_pool(db, reactor)
     store = DatabaseAccountStore(
-        pool, db.dialect, node_id, reactor, settings["password_iterations"], hasher,
-        settings.get("presence_ttl", 15.0))
+        pool, db.dialect, node_id, reactor, settings.password_iterations, hasher,
+        settings.presence_ttl)
     return store, db

@@ -1,6 +1,6 @@
 """
 :class:`DatabaseAccountStore`: accounts and player state in SQLite or
-PostgreSQL, behind :class:`~mmo.server.accounts.IAccountStore`.
+PostgreSQL, behind :class:`~mmo.interfaces.IAccountStore`.
 
 Every query runs through ``pool.runInteraction`` (``adbapi``: a thread per
 query, never the reactor); password hashes are computed by the ``hasher``
@@ -31,16 +31,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..server.accounts import (
-    NAME_RE,
-    Account,
-    Hasher,
-    IAccountStore,
-    LoginRefused,
-    _inline,
-    hash_password,
-)
+from ..interfaces import IAccountStore, INumbers, LoginRefused
 from ..wire.messages import ErrorCode
+from .accounts import NAME_RE, Account, Hasher, _inline, hash_password
 from .sql import Dialect, migrate
 from .writer import StateWriter
 
@@ -65,7 +58,7 @@ def encode_data(data: Any) -> str:
     return json.dumps(data or {}, separators=(",", ":"), default=repr)
 
 
-@implementer(IAccountStore)
+@implementer(IAccountStore, INumbers)
 class DatabaseAccountStore:
     """Accounts and player state in a SQL database reached through ``pool``."""
 
@@ -252,8 +245,8 @@ class DatabaseAccountStore:
         txn.execute(d.sql("DELETE FROM online WHERE node_id = ?"), (self.node_id,))
         txn.execute(d.sql("DELETE FROM nodes WHERE node_id = ?"), (self.node_id,))
 
-    def snapshot(self) -> dict[str, Any]:
-        """Numbers for the metrics."""
+    def numbers(self) -> dict[str, Any]:
+        """Numbers for the metrics (:class:`~mmo.interfaces.INumbers`)."""
         w = self.writer
         return {"db_saved": w.saved, "db_save_batches": w.batches,
                 "db_save_errors": w.errors, "db_unsaved": len(w.pending) + len(w.in_flight),

@@ -19,18 +19,19 @@ from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from ..interfaces import IGame
 from .db import DatabaseAccountStore, prepare
 from .pool import Database, connect, run_sync
 
 
 class PersistenceService(Service):
-    """Keeps the players of ``node`` saved in ``store``."""
+    """Keeps the players of ``game`` saved in ``store``."""
 
     log = Logger()
 
-    def __init__(self, node: Any, store: DatabaseAccountStore, db: Database | None,
+    def __init__(self, game: IGame, store: DatabaseAccountStore, db: Database | None,
                  clock: Any, autosave: float = 30.0, save_timeout: float = 10.0) -> None:
-        self.node = node
+        self.game = game
         self.store = store
         self.db = db
         self.clock = clock
@@ -42,8 +43,7 @@ class PersistenceService(Service):
         self._autosave.clock = clock
         self._heartbeat = LoopingCall(self.heartbeat)
         self._heartbeat.clock = clock
-        store.is_playing = lambda name: name in node.players
-        node.snapshot_sources.append(store.snapshot)
+        store.is_playing = game.is_playing
 
     def startService(self) -> None:
         if self.db is not None:
@@ -74,14 +74,11 @@ class PersistenceService(Service):
 
     def states(self, changed_only: bool) -> dict[str, dict[str, Any]]:
         """The state of every player in the world (only changed ones if asked)."""
-        state_of = type(self.node)._state_of
         out: dict[str, dict[str, Any]] = {}
         last = self.last_put
-        for name, session in self.node.players.items():
-            e = session.entity
-            if e is None:
-                continue
-            state = state_of(e)
+        for player in self.game.players():
+            name = player.name
+            state = player.state()
             if changed_only and last.get(name) == state:
                 continue
             out[name] = state
@@ -90,8 +87,8 @@ class PersistenceService(Service):
     def autosave(self) -> None:
         """Queue every changed player's state (written in one batch, off the reactor)."""
         states = self.states(changed_only=True)
-        players = self.node.players
-        for name in [n for n in self.last_put if n not in players]:
+        playing = self.game.is_playing
+        for name in [n for n in self.last_put if not playing(n)]:
             del self.last_put[name]
         self.last_put.update(states)
         if states:

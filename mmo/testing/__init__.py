@@ -20,10 +20,11 @@ from .node import (
     extension_node,
     make_node,
     node_settings,
+    node_values,
     run_ticks,
 )
 
 __all__ = [
     "FakeCluster", "FakeMulticast", "FakeMulticastPort", "FakePlayer", "FakeTransport",
-    "RecordingExtension", "extension_node", "make_node", "node_settings", "run_ticks",
+    "RecordingExtension", "extension_node", "make_node", "node_settings", "node_values", "run_ticks",
 ]

@@ -215,8 +215,10 @@ class FakeCluster:
         from ..cluster.service import ClusterService
 
         node = make_node(self.clock, node_id=node_id, **{**self.overrides, **overrides})
-        service = ClusterService(node, node.settings, self.clock, self.net,
+        service = ClusterService(node, node.settings.cluster, self.clock, self.net,
                                  rng=random.Random(len(self.nodes)), key=key or self.key)
+        service.tcp_port = node.settings.node.tcp
+        node.cluster = service
         service.startService()
         self.nodes.append(node)
         self.services.append(service)
@@ -225,7 +227,7 @@ class FakeCluster:
     def step(self, ticks: int = 1) -> None:
         """Run ``ticks`` ticks of every node, delivering datagrams after each."""
         for _ in range(ticks):
-            self.clock.advance(1.0 / self.nodes[0].tick_hz)
+            self.clock.advance(self.nodes[0].tick_interval)
             for node in self.nodes:
                 node.tick()
             self.net.flush()
@@ -238,6 +240,6 @@ class FakeCluster:
         self.net.ports.remove(service.transport)
         service.transport.listening = False
         service.transport = None
-        self.nodes[i].tick_observers.clear()
+        self.nodes[i].cluster = None
 
 

@@ -11,28 +11,41 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..config import Schema
-from ..extensions import Extension, IExtension, Player
-from ..server.accounts import MemoryAccountStore
+from ..app.service import enable_extensions
+from ..extensions import Extension, IExtension, IGame, IPlayer
+from ..plugins import find_makers
 from ..server.node import Node
 from ..server.session import PlayerSession
-from ..server.settings import NODE_SCHEMA
+from ..settings import Settings, node_schema
+from ..store.accounts import MemoryAccountStore
 from ..wire import messages as m
 from ..wire.frames import FrameDecoder
 
 
-def node_settings(schema: Schema = NODE_SCHEMA, **overrides: Any) -> dict[str, Any]:
-    """The node's defaults with ``overrides`` applied, checked like flags."""
-    checked = {k: schema.check(k, v, f"override {k}") for k, v in overrides.items()}
+def node_values(**overrides: Any) -> dict[str, Any]:
+    """The node's checked values: defaults with ``overrides`` applied, checked like flags."""
+    schema = node_schema(find_makers())
+    checked = {schema.aliases.get(k, k): schema.check(k, v, f"override {k}")
+               for k, v in overrides.items()}
     return schema.resolve(checked, None)
 
 
+def node_settings(**overrides: Any) -> Settings:
+    """The node's typed settings: defaults with ``overrides`` (keys, as in a TOML file)."""
+    return Settings.build(node_values(**overrides), find_makers())
+
+
 def make_node(clock: Clock | None = None, node_id: str = "test-node", **overrides: Any) -> Node:
-    """A node on a ``Clock`` with an in-memory account store (hashing inline)."""
+    """
+    A node on a ``Clock`` with an in-memory account store (hashing inline),
+    running the extensions its settings enable (as ``twistd mmo`` would).
+    """
     overrides.setdefault("password_iterations", 1)
     settings = node_settings(**overrides)
-    store = MemoryAccountStore(settings["password_iterations"])
-    return Node(settings, clock or Clock(), store, node_id)
+    store = MemoryAccountStore(settings.store.password_iterations)
+    node = Node(settings, clock or Clock(), store, node_id)
+    enable_extensions(node, settings, find_makers())
+    return node
 
 
 class FakeTransport(StringTransport):
@@ -135,7 +148,7 @@ def extension_node(*extensions: Any, clock: Clock | None = None, **overrides: An
 
 def run_ticks(node: Node, count: int = 1) -> None:
     """Advance the node's ``Clock`` by one tick's time and tick, ``count`` times."""
-    step = 1.0 / node.tick_hz
+    step = node.tick_interval
     for _ in range(count):
         node.clock.advance(step)  # type: ignore[attr-defined]
         node.tick()
@@ -161,23 +174,23 @@ class RecordingExtension(Extension):
         if hook in self.fail:
             raise RuntimeError(f"{self.name}: {hook} fails on purpose")
 
-    def start(self, node: Node) -> None:
-        super().start(node)
+    def start(self, game: IGame) -> None:
+        super().start(game)
         self.started = True
 
     def stop(self) -> None:
         self.stopped = True
 
-    def login(self, player: Player) -> None:
+    def login(self, player: IPlayer) -> None:
         self._record("login", player.name)
 
-    def logout(self, player: Player) -> None:
+    def logout(self, player: IPlayer) -> None:
         self._record("logout", player.name)
 
-    def moved(self, player: Player) -> None:
+    def moved(self, player: IPlayer) -> None:
         self._record("moved", player.name, player.x, player.y)
 
-    def command(self, player: Player, name: str, args: str) -> None:
+    def command(self, player: IPlayer, name: str, args: str) -> None:
         self._record("command", player.name, name, args)
         player.tell(args)
 

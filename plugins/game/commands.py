@@ -10,14 +10,10 @@ can see.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
 
 from zope.interface import implementer
 
-from mmo.extensions import Extension, IExtension, Player
-
-if TYPE_CHECKING:
-    from mmo.server.node import Node
+from mmo.extensions import Extension, IExtension, IPlayer
 
 #: Names listed by ``/who`` before "and N more".
 WHO_LIMIT = 50
@@ -34,22 +30,21 @@ class ChatCommands(Extension):
         "zones": "every zone, its size and its players",
         "help": "this list",
     }
-    node: Node
 
-    def command(self, player: Player, name: str, args: str) -> None:
+    def command(self, player: IPlayer, name: str, args: str) -> None:
         getattr(self, f"do_{name}")(player, args)
 
-    def do_who(self, player: Player, args: str) -> None:
-        node = self.node
+    def do_who(self, player: IPlayer, args: str) -> None:
+        game = self.game
         found = sorted(
-            (e.name, e.zone.name if e.zone else "", e.owner or node.node_id)
-            for e in node.world.players())
+            (e.name, e.zone.name if e.zone else "", e.owner or game.node_id)
+            for e in game.world.players())
         shown = ", ".join(f"{n} ({z}, {o})" for n, z, o in found[:WHO_LIMIT])
         more = f" and {len(found) - WHO_LIMIT} more" if len(found) > WHO_LIMIT else ""
         count = "1 player" if len(found) == 1 else f"{len(found)} players"
         player.tell(f"{count} online: {shown}{more}")
 
-    def do_where(self, player: Player, args: str) -> None:
+    def do_where(self, player: IPlayer, args: str) -> None:
         e = player.entity
         zone = e.zone
         if zone is None:
@@ -58,10 +53,10 @@ class ChatCommands(Extension):
         cx, cy = zone.cell_coords(e.cell)
         seen = len(e.viewer.visible) if e.viewer is not None else 0
         player.tell(f"you are in zone {zone.name} at ({e.x:.1f}, {e.y:.1f}), cell "
-                    f"({cx}, {cy}), on node {self.node.node_id}; you see {seen} entities")
+                    f"({cx}, {cy}), on node {self.game.node_id}; you see {seen} entities")
 
-    def do_zones(self, player: Player, args: str) -> None:
-        world = self.node.world
+    def do_zones(self, player: IPlayer, args: str) -> None:
+        world = self.game.world
         counts = Counter(e.zone.name for e in world.players() if e.zone is not None)
         parts = []
         for zone in world.zones.values():
@@ -70,7 +65,6 @@ class ChatCommands(Extension):
                          f"({n} player{'' if n == 1 else 's'})")
         player.tell("zones: " + "; ".join(parts))
 
-    def do_help(self, player: Player, args: str) -> None:
-        host = self.node.extensions
-        lines = [f"/{name}: {text}" for name, (_, text) in sorted(host.commands.items())]
+    def do_help(self, player: IPlayer, args: str) -> None:
+        lines = [f"/{name}: {text}" for name, text in sorted(self.game.commands().items())]
         player.tell("commands: " + "; ".join(lines))

@@ -13,36 +13,21 @@ from __future__ import annotations
 
 import math
 import random
-from typing import TYPE_CHECKING
 
 from zope.interface import implementer
 
-from mmo.config import ConfigError
-from mmo.extensions import Extension, IExtension
+from mmo.extensions import Extension, IExtension, IGame
 from mmo.wire.messages import Kind
+from mmo.world.grid import Entity, Zone
 
-if TYPE_CHECKING:
-    from mmo.server.node import Node
-    from mmo.world.grid import Entity, Zone
+from .keys import NpcSettings, parse_npcs
+
+__all__ = ["Walker", "Wanderers", "parse_npcs"]
 
 #: Chance that an NPC rests instead of walking when it changes course.
 REST_CHANCE = 0.3
 #: Seconds an NPC keeps a course or a rest: between these two.
 LEG_SECONDS = (1.0, 5.0)
-
-
-def parse_npcs(text: str) -> tuple[str, int]:
-    """``"ZONE:COUNT"`` -> ``(zone, count)``; raises ``ValueError``."""
-    zone, sep, count = text.rpartition(":")
-    if not sep or not zone:
-        raise ValueError(f"{text!r} is not ZONE:COUNT")
-    try:
-        n = int(count)
-    except ValueError:
-        raise ValueError(f"{text!r} is not ZONE:COUNT (COUNT must be an integer)") from None
-    if not 0 <= n <= 1_000_000:
-        raise ValueError(f"{text!r}: COUNT must be between 0 and 1000000")
-    return zone, n
 
 
 class Walker:
@@ -62,9 +47,9 @@ class Wanderers(Extension):
     """NPCs wandering the zones the ``npcs`` key names."""
 
     name = "npcs"
-    node: Node
 
-    def __init__(self) -> None:
+    def __init__(self, settings: NpcSettings | None = None) -> None:
+        self.settings = settings or NpcSettings()
         #: zone -> its walkers
         self.walkers: dict[Zone, list[Walker]] = {}
         self.rng = random.Random()
@@ -72,25 +57,19 @@ class Wanderers(Extension):
         self.dt = 0.1
         self._serial = 0
 
-    def start(self, node: Node) -> None:
-        super().start(node)
-        self.rng = node.rng
-        settings = node.settings
-        self.speed = settings["max_speed"] * 0.5
-        self.dt = 1.0 / settings["tick_hz"]
-        for text in settings.get("npcs", ()):
-            zone_name, count = parse_npcs(text)
-            zone = node.world.zones.get(zone_name)
-            if zone is None:
-                raise ConfigError(f"npcs {text!r}: no zone named {zone_name!r}; zones: "
-                                  + ", ".join(node.world.zones))
-            self.spawn(zone, count)
+    def start(self, game: IGame) -> None:
+        super().start(game)
+        self.rng = game.rng
+        self.speed = game.world.max_speed * 0.5
+        self.dt = 1.0 / game.tick_rate
+        for zone_name, count in self.settings.npcs:
+            self.spawn(game.world.zones[zone_name], count)
 
     def spawn(self, zone: Zone, count: int) -> list[Entity]:
         """Add ``count`` NPCs at random places of ``zone``."""
-        world = self.node.world
+        world = self.game.world
         rng = self.rng
-        now = self.node.clock.seconds()
+        now = self.game.clock.seconds()
         walkers = self.walkers.setdefault(zone, [])
         made = []
         for _ in range(count):
@@ -104,7 +83,7 @@ class Wanderers(Extension):
         return made
 
     def stop(self) -> None:
-        world = self.node.world
+        world = self.game.world
         for walkers in self.walkers.values():
             for w in walkers:
                 world.despawn(w.entity)

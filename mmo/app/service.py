@@ -1,14 +1,18 @@
 """
 The node as a Twisted service: listeners, the tick, the sweep, shutdown.
 
-:func:`make_node_service` is the one place where the parts are wired; the
-``twistd mmo`` plugin calls it with the parsed options.
+:class:`NodeService` is the one place where the parts are wired: the node
+(:mod:`mmo.server`), its store (:mod:`mmo.store`), its cluster
+(:mod:`mmo.cluster`) and its game extensions (:mod:`mmo.plugins`) meet here,
+each seeing the others only through :mod:`mmo.interfaces`.  The ``twistd
+mmo`` plugin (:mod:`mmo.app.tap`) makes it from the parsed options.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -21,12 +25,24 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from ..cluster.service import ClusterService
-from ..config import default_node_id
+from ..config import ConfigError, default_node_id
+from ..server.node import Node
+from ..server.session import session_factory
+from ..settings import Settings
 from ..store import PersistenceService, open_store
 from .metrics import TickHistogram
-from .node import Node
 from .systemd import SystemdNotifier
 from .web import http_service
+
+
+def enable_extensions(node: Node, settings: Settings, makers: Mapping[str, Any]) -> None:
+    """Make and start the extensions ``settings`` enables, with their own settings."""
+    for name, own in settings.extensions.items():
+        maker = makers.get(name)
+        if maker is None:
+            raise ConfigError(f"unknown extension {name!r}; found: "
+                              + (", ".join(sorted(makers)) or "none"))
+        node.extensions.enable(maker.extension(own))
 
 
 class NodeService(MultiService):
@@ -34,17 +50,19 @@ class NodeService(MultiService):
 
     log = Logger()
 
-    def __init__(self, settings: dict[str, Any], reactor: Any) -> None:
+    def __init__(self, settings: Settings, reactor: Any,
+                 makers: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.reactor = reactor
-        self.node_id = settings["node_id"] or default_node_id()
+        self.node_id = settings.node.node_id or default_node_id()
         self.pool = ThreadPool(minthreads=0, maxthreads=4, name="mmo-blocking")
         # Accounts and player state: SQLite or PostgreSQL (mmo.store).
-        store, db = open_store(settings, self.node_id, reactor, self.run_blocking)
+        store, db = open_store(settings.store, self.node_id, reactor, self.run_blocking)
         self.node = Node(settings, reactor, store, self.node_id)
+        self.node.report(store)
         self.persistence = PersistenceService(
-            self.node, store, db, reactor, settings["autosave"], settings["save_timeout"])
+            self.node, store, db, reactor, settings.store.autosave, settings.store.save_timeout)
         self.persistence.setServiceParent(self)
         self.ports: list[Any] = []
         self._listen_error: str | None = None
@@ -57,30 +75,37 @@ class NodeService(MultiService):
         self.notifier = SystemdNotifier.from_environ(reactor)
         self.tick_histogram = TickHistogram()
         self.node.stats.observers.append(self.tick_histogram.observe)
-        if settings["http"] != "none":
+        if settings.http.enabled:
             http_service(self).setServiceParent(self)
         # The cluster: multicast state sharing with the other nodes.
         self.cluster: ClusterService | None = None
-        if settings["cluster"]:
-            self.cluster = ClusterService(self.node, settings, reactor)
+        if settings.cluster.enabled:
+            self.cluster = ClusterService(self.node, settings.cluster, reactor)
             self.cluster.setServiceParent(self)
+            self.node.cluster = self.cluster
+        # The game extensions, last: they start on a complete node.
+        if makers is None:
+            from ..plugins import find_makers
+
+            makers = find_makers()
+        enable_extensions(self.node, settings, makers)
 
     def run_blocking(self, fn: Any) -> defer.Deferred:
         """Run ``fn`` in the node's thread pool (never on the reactor)."""
         return deferToThreadPool(self.reactor, self.pool, fn)
 
     def endpoints(self) -> list[str]:
-        return list(self.settings["listen"]) or [f"tcp:{self.settings['tcp']}"]
+        return list(self.settings.node.endpoints)
 
     def startService(self) -> None:
-        data_dir = self.settings["data_dir"]
+        data_dir = self.settings.node.data_dir
         try:
             os.makedirs(data_dir, mode=0o700, exist_ok=True)
         except OSError as e:
             raise SystemExit(
                 f"mmo: cannot create data directory {data_dir}: {e.strerror}") from None
         self.pool.start()
-        factory = self.node.factory()
+        factory = session_factory(self.node)
         for description in self.endpoints():
             try:
                 ep = serverFromString(self.reactor, description)
@@ -96,10 +121,10 @@ class NodeService(MultiService):
                 self.pool.stop()
                 raise SystemExit(error)
         super().startService()
-        self._tick.start(1.0 / self.settings["tick_hz"], now=False).addErrback(
+        self._tick.start(self.settings.node.tick_interval, now=False).addErrback(
             lambda f: self.log.failure("tick loop stopped", f))
-        interval = min(1.0, self.settings["login_timeout"] / 4,
-                       self.settings["idle_timeout"] / 4)
+        limits = self.settings.limits
+        interval = min(1.0, limits.login_timeout / 4, limits.idle_timeout / 4)
         self._sweep.start(interval, now=False)
         self.notifier.ready(f"node {self.node_id} listening on "
                             + ", ".join(self.endpoints()))
@@ -107,7 +132,7 @@ class NodeService(MultiService):
         self.log.info(
             "node {node} started: {n} zones, {hz} Hz, cell {cell}",
             node=self.node_id, n=len(self.node.world.zones),
-            hz=self.settings["tick_hz"], cell=self.settings["cell_size"],
+            hz=self.settings.node.tick_rate, cell=self.settings.node.cell_size,
         )
 
     def _install_sigterm(self) -> None:
@@ -150,8 +175,8 @@ class NodeService(MultiService):
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
-        self.notifier.stopping(f"draining {len(self.node.players)} players")
-        self.log.info("shutting down: telling {n} players", n=len(self.node.players))
+        self.notifier.stopping(f"draining {len(self.node.sessions)} players")
+        self.log.info("shutting down: telling {n} players", n=len(self.node.sessions))
         yield defer.gatherResults(
             [defer.maybeDeferred(p.stopListening) for p in self.ports],
             consumeErrors=True,
@@ -159,12 +184,12 @@ class NodeService(MultiService):
         self.ports = []
         done = self.node.shutdown()
         timeout = self.reactor.callLater(
-            self.settings["shutdown_grace"], done.cancel)
+            self.settings.limits.shutdown_grace, done.cancel)
         try:
             yield done
         except defer.CancelledError:
             for session in list(self.node.connections):
-                session.transport.abortConnection()  # type: ignore[union-attr]
+                session.close(abort=True)
         else:
             timeout.cancel()
         for loop in (self._tick, self._sweep):

@@ -1,13 +1,31 @@
-"""The node's configuration keys: each is a TOML key and a ``twistd mmo`` flag."""
+"""
+The node's settings: its configuration keys (each a TOML key and a
+``twistd mmo`` flag) and the typed, frozen objects made from them once.
+
+:class:`Settings` holds one frozen dataclass per concern -- :class:`NodeSettings`,
+:class:`LimitSettings`, :class:`StoreSettings`, :class:`HttpSettings`,
+:class:`ClusterSettings` -- and each enabled game extension's own settings
+(an extension declares its keys on its maker).  Only this module and
+:mod:`mmo.config` read settings by key; everything else gets attributes.
+"""
 
 from __future__ import annotations
 
-from mmo.config import (
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .config import (
+    ConfigError,
     Key,
     Schema,
     boolean,
+    build,
     choice,
     endpoint,
+    group_or_auto,
     integer,
     ipv4,
     multicast_group,
@@ -15,6 +33,7 @@ from mmo.config import (
     text,
     zone,
 )
+from .world.grid import ZoneSpec
 
 #: /metrics and /healthz on this host only (9100 is also node_exporter's port).
 DEFAULT_HTTP = "tcp:9100:interface=127.0.0.1"
@@ -27,25 +46,12 @@ def http_endpoint(value: object) -> str:
     return endpoint(value)
 
 
-def group_or_auto(value: object) -> str:
-    """``auto`` or a multicast group address."""
-    return "auto" if value == "auto" else multicast_group(value)
-
-
 def extension_name(value: object) -> str:
     """The name of a game extension."""
     name = text(value).strip()
     if not name or any(c.isspace() for c in name):
         raise ValueError(f"{value!r} is not an extension name")
     return name
-
-
-def npc_count(value: object) -> str:
-    """``ZONE:COUNT``: how many NPCs wander a zone."""
-    from mmo.plugins.game.npcs import parse_npcs
-
-    zone_name, count = parse_npcs(text(value))
-    return f"{zone_name}:{count}"
 
 
 NODE_KEYS = [
@@ -60,7 +66,8 @@ NODE_KEYS = [
     Key("data_dir", "mmo-data", "Directory for the node's state (cluster key, "
         "database).", text),
     # World ------------------------------------------------------------------
-    Key("tick_hz", 10.0, "Simulation ticks per second.", number(1, 120)),
+    Key("tick_rate", 10.0, "Simulation ticks per second (the configured rate; the "
+        "measured one is tick_hz in the metrics).", number(1, 120), aliases=("tick_hz",)),
     Key("zone", ["world:2000x2000", "arena:500x500"],
         "A zone as NAME:WIDTHxHEIGHT; the first is where new players start.",
         zone, repeat=True),
@@ -78,10 +85,8 @@ NODE_KEYS = [
         number(0.001, 1e6)),
     # Game extensions --------------------------------------------------------
     Key("extension", ["commands", "npcs"], "A game extension to enable, by name "
-        "(found with twisted.plugin in mmo/plugins; see docs/EXTENDING.md).",
+        "(found with twisted.plugin in mmo.plugins; see docs/EXTENDING.md).",
         extension_name, repeat=True),
-    Key("npcs", [], "NPCs wandering a zone, as ZONE:COUNT (needs the npcs "
-        "extension), e.g. world:50.", npc_count, repeat=True),
     # Accounts ---------------------------------------------------------------
     Key("open_registration", True, "Create an account on the first login of "
         "an unknown name.", boolean, flag=True),
@@ -160,7 +165,174 @@ NODE_KEYS = [
 NODE_SCHEMA = Schema(NODE_KEYS)
 
 
-if __name__ == "__main__":  # python -m mmo.server.settings > config/mmo.toml
-    from ..config import sample_toml
+def node_schema(makers: Mapping[str, Any] = MappingProxyType({})) -> Schema:
+    """The node's keys and those the extension ``makers`` declare (``--npcs``)."""
+    keys = list(NODE_KEYS)
+    owner: dict[str, str] = {}
+    for name, maker in makers.items():
+        for key in getattr(maker, "keys", ()):
+            if key.name in NODE_SCHEMA.keys or key.name in owner:
+                raise ConfigError(f"extension {name!r} declares the key {key.name!r}, "
+                                  f"which {owner.get(key.name, 'the node')} already has")
+            owner[key.name] = name
+            keys.append(key)
+    return Schema(keys)
 
-    print(sample_toml(NODE_SCHEMA, "mmo node configuration: every key, at its default."), end="")
+
+# -- typed settings ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """The node: who it is, where it listens, its world and tick."""
+
+    node_id: str
+    data_dir: str
+    tcp: int
+    listen: tuple[str, ...]
+    tick_rate: float
+    zones: tuple[ZoneSpec, ...]
+    cell_size: float
+    hysteresis: float
+    spawn: str
+    busy_cell: int
+    max_speed: float
+
+    @property
+    def tick_interval(self) -> float:
+        """Seconds between ticks at the configured rate."""
+        return 1.0 / self.tick_rate
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Where players connect: the ``listen`` endpoints, or ``tcp:TCP``."""
+        return self.listen or (f"tcp:{self.tcp}",)
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """What one connection may cost, and the login failure limits."""
+
+    max_frame: int
+    max_players: int
+    max_per_ip: int
+    login_timeout: float
+    idle_timeout: float
+    move_rate: float
+    chat_rate: float
+    output_buffer: int
+    stuck_timeout: float
+    shutdown_grace: float
+    login_failures_per_ip: int
+    login_failures_per_name: int
+    login_failure_window: float
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Accounts and player state."""
+
+    db: str
+    data_dir: str
+    open_registration: bool
+    password_iterations: int
+    autosave: float
+    save_timeout: float
+    presence_ttl: float
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """``/metrics``, ``/healthz`` and ``/readyz``."""
+
+    #: An endpoint string, or ``"none"``.
+    endpoint: str
+
+    @property
+    def enabled(self) -> bool:
+        return self.endpoint != "none"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Sharing the world with the other nodes."""
+
+    enabled: bool
+    mgroup: str
+    mport: int
+    iface: str
+    ttl: int
+    #: The cluster key's file (``DATA_DIR/cluster.key`` unless configured).
+    key_file: str
+    keyframe_interval: float
+    heartbeat_interval: float
+    cell_group_base: str
+    cell_group_count: int
+    #: Testing only: the fraction of received datagrams dropped on purpose.
+    drop_received: float
+
+    @property
+    def expiry(self) -> float:
+        """Seconds after which an entity or node not heard from expires."""
+        return 3 * max(self.keyframe_interval, self.heartbeat_interval)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a node is configured with, by concern."""
+
+    node: NodeSettings
+    limits: LimitSettings
+    store: StoreSettings
+    http: HttpSettings
+    cluster: ClusterSettings
+    #: The enabled extensions, in order: name -> its own settings (or ``None``).
+    extensions: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def build(cls, values: Mapping[str, Any],
+              makers: Mapping[str, Any] = MappingProxyType({})) -> Settings:
+        """
+        The settings of checked ``values`` (the node's keys and the extension
+        ``makers``' keys); raise :class:`ConfigError` for what no single key
+        can say: an unknown extension, an extension's key set while that
+        extension is off, an extension's own cross-key checks.
+        """
+        names = list(dict.fromkeys(values["extension"]))
+        unknown = [n for n in names if n not in makers]
+        if unknown:
+            raise ConfigError(
+                f"--extension: unknown extension {', '.join(map(repr, unknown))}; "
+                "found: " + (", ".join(sorted(makers)) or "none"))
+        for name, maker in makers.items():
+            if name not in names:
+                for key in getattr(maker, "keys", ()):
+                    if key.name in values and not is_default(values[key.name], key):
+                        raise ConfigError(f"--{key.option} needs the {name} extension "
+                                          f"(--extension {name})")
+        own = {name: makers[name].configure(values) for name in names}
+        data_dir = values["data_dir"]
+        return cls(
+            node=build(NodeSettings, values, zones="zone"),
+            limits=build(LimitSettings, values),
+            store=build(StoreSettings, values),
+            http=HttpSettings(values["http"]),
+            cluster=build(
+                ClusterSettings, dict(
+                    values, key_file=values["cluster_key_file"]
+                    or os.path.join(data_dir, "cluster.key")),
+                enabled="cluster", drop_received="testing_drop_received"),
+            extensions=MappingProxyType(own),
+        )
+
+
+def is_default(value: Any, key: Key) -> bool:
+    """Whether ``value`` is ``key``'s default (a key left alone)."""
+    default = key.default
+    if key.repeat:
+        try:
+            default = [key.parse(v) for v in default]
+        except (ValueError, TypeError):
+            return False
+        return list(value) == default
+    return bool(value == default)

@@ -25,9 +25,9 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from ..settings import DEFAULT_HTTP
 from ..wire.messages import ErrorCode
 from .metrics import NodeCollector, make_registry, render
-from .settings import DEFAULT_HTTP
 
 #: A tick this many tick periods (and at least this many seconds) late means
 #: the loop is stuck.
@@ -49,9 +49,9 @@ class Health:
         return ("ok\n" if self.ok else "".join(f"{r}\n" for r in self.reasons)).encode()
 
 
-def overload_reason(samples: list[float], budget: float, tick_hz: float) -> str | None:
+def overload_reason(samples: list[float], budget: float, tick_rate: float) -> str | None:
     """Why the recent ticks count as overloaded, or ``None``."""
-    window = max(1, int(tick_hz * OVERLOAD_WINDOW_SECONDS))
+    window = max(1, int(tick_rate * OVERLOAD_WINDOW_SECONDS))
     recent = samples[-window:]
     if len(recent) < min(window, 10):
         return None
@@ -74,15 +74,15 @@ def liveness(service: Any) -> Health:
         reasons.append("draining: the node is shutting down")
     if not service.ports:
         reasons.append("not listening for players")
-    tick_hz = node.tick_hz
+    tick_rate = node.tick_rate
     now = service.reactor.seconds()
     last = service.last_tick_at
     if last is not None:
         late = now - last
-        if late > max(STALL_SECONDS, STALL_PERIODS / tick_hz):
+        if late > max(STALL_SECONDS, STALL_PERIODS / tick_rate):
             reasons.append(f"tick stalled: no tick for {late:.1f} s")
-    budget = 1.0 / tick_hz
-    reason = overload_reason(node.stats.samples, budget, tick_hz)
+    budget = node.tick_interval
+    reason = overload_reason(node.stats.samples, budget, tick_rate)
     if reason:
         reasons.append(reason)
     return Health(not reasons, reasons)
@@ -95,9 +95,9 @@ def readiness(service: Any) -> Health:
     node = service.node
     if service.last_tick_at is None:
         reasons.append("starting: no tick yet")
-    limit = node.settings["max_players"]
-    if len(node.players) >= limit:
-        reasons.append(f"full: {len(node.players)} of {limit} players")
+    limit = node.limits.max_players
+    if len(node.sessions) >= limit:
+        reasons.append(f"full: {len(node.sessions)} of {limit} players")
     cluster = getattr(service, "cluster", None)
     ready = getattr(cluster, "ready", None)
     if callable(ready):
@@ -221,7 +221,7 @@ def service_snapshot(service: Any) -> dict[str, Any]:
     snap = node.snapshot()
     # Every reason is a series from the start, so that rate() sees the first one.
     snap["refusals"] = {**{c.name.lower(): 0 for c in ErrorCode}, **snap["refusals"]}
-    snap["max_players"] = node.settings["max_players"]
+    snap["max_players"] = node.limits.max_players
     snap["accepting"] = 1 if node.accepting else 0
     return snap
 
@@ -244,6 +244,6 @@ def http_service(service: Any) -> HTTPService:
         lambda: cluster_snapshot(service),
     )
     site = make_site(service, make_registry(collector))
-    description = service.settings["http"]
+    description = service.settings.http.endpoint
     return HTTPService(description, site, service.reactor,
                        required=description != DEFAULT_HTTP)

@@ -61,7 +61,7 @@ NODE_METRICS: tuple[Spec, ...] = (
     Spec("max_players", "mmo_max_players", "Players this node accepts at once.", "gauge"),
     Spec("accepting", "mmo_accepting", "1 while the node accepts players, 0 while draining.",
          "gauge"),
-    Spec("tick_hz", "mmo_tick_rate_hertz", "Configured simulation ticks per second.", "gauge"),
+    Spec("tick_rate", "mmo_tick_rate_hertz", "Configured simulation ticks per second.", "gauge"),
     Spec("tick", "mmo_ticks", "Simulation ticks run."),
     Spec("tick_overruns", "mmo_tick_overruns", "Ticks that took longer than their budget."),
     Spec("degraded", "mmo_degraded",

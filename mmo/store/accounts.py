@@ -1,7 +1,7 @@
 """
 Accounts: who may log in.
 
-:class:`IAccountStore` is the seam; :class:`MemoryAccountStore` keeps
+:class:`~mmo.interfaces.IAccountStore` is the seam; :class:`MemoryAccountStore` keeps
 accounts for the life of the process.  Password hashes are salted
 PBKDF2-SHA256, computed by the ``hasher`` given (a thread pool in the node)
 so that a slow hash never blocks the reactor.
@@ -18,18 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
-from zope.interface import Interface, implementer
+from zope.interface import implementer
+
+from ..interfaces import IAccountStore, LoginRefused
+from ..wire.messages import ErrorCode
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,24}$")
-
-
-class LoginRefused(Exception):
-    """Login refused; ``code`` is the protocol's error code."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
 
 
 @dataclass
@@ -40,18 +34,6 @@ class Account:
     iterations: int
     #: Persistent player state: zone, x, y, and extensions' keys.
     state: dict[str, Any] = field(default_factory=dict)
-
-
-class IAccountStore(Interface):
-    def authenticate(name: str, password: str, create: bool) -> Deferred:
-        """
-        Fire with the :class:`Account` for ``name`` if ``password`` is right,
-        creating it when unknown and ``create`` is true; fail with
-        :class:`LoginRefused` otherwise.
-        """
-
-    def save_state(name: str, state: dict) -> Deferred:
-        """Store a player's persistent state; fire when it is stored."""
 
 
 Hasher = Callable[[Callable[[], bytes]], Deferred]
@@ -76,8 +58,6 @@ class MemoryAccountStore:
 
     @inlineCallbacks
     def authenticate(self, name: str, password: str, create: bool) -> Any:
-        from ..wire.messages import ErrorCode
-
         if not NAME_RE.match(name):
             raise LoginRefused(
                 ErrorCode.INVALID,

@@ -20,7 +20,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..server.accounts import LoginRefused
+from ..interfaces import LoginRefused
+from ..settings import LimitSettings
 from ..wire.messages import ErrorCode
 
 #: The refusals that count as a failed guess.
@@ -84,10 +85,9 @@ class LoginLimiter:
         self.refused = 0
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any], clock: IReactorTime) -> LoginLimiter:
-        return cls(clock, settings.get("login_failures_per_ip", 20),
-                   settings.get("login_failures_per_name", 5),
-                   settings.get("login_failure_window", 60.0))
+    def from_settings(cls, limits: LimitSettings, clock: IReactorTime) -> LoginLimiter:
+        return cls(clock, limits.login_failures_per_ip, limits.login_failures_per_name,
+                   limits.login_failure_window)
 
     def attempt(self, peer: str, name: str, login: Callable[[], Deferred]) -> Deferred:
         """Run ``login()`` unless ``peer`` or ``name`` is locked out."""
