@@ -1,8 +1,7 @@
 """The extensions shipped with mmo: chat commands and wandering NPCs."""
 
-from mmo.plugins.game.keys import NPC_KEYS
-
 from mmo.extensions import ExtensionMaker
+from mmo.plugins.game.keys import NPC_KEYS
 
 commands = ExtensionMaker(
     "commands", "mmo.plugins.game.commands:ChatCommands",

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from twisted.python import usage
 
-from mmo.config import ConfigError, sample_toml
 from mmo.app.tap import SCHEMA as NODE_SCHEMA
 from mmo.app.tap import Options
+from mmo.config import ConfigError, sample_toml
 
 SAMPLE = Path(__file__).parent.parent / "config" / "mmo.toml"
 

@@ -16,8 +16,8 @@ from twisted.plugin import IPlugin, getPlugins
 from zope.interface.verify import verifyObject
 
 import mmo.plugins
-from mmo.config import ConfigError
 from mmo.app.tap import SCHEMA as NODE_SCHEMA
+from mmo.config import ConfigError
 from mmo.extensions import IExtension, IExtensionMaker
 from mmo.plugins import find_makers
 from mmo.plugins.game.commands import ChatCommands

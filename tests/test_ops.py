@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +11,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
-from mmo.config import ConfigError
 from mmo.app.metrics import (
     CLUSTER_METRICS,
     NODE_METRICS,
@@ -23,10 +21,11 @@ from mmo.app.metrics import (
     make_registry,
     render,
 )
-from mmo.app.tap import SCHEMA as NODE_SCHEMA
-from mmo.settings import DEFAULT_HTTP
 from mmo.app.systemd import SystemdNotifier, socket_address, watchdog_usec
+from mmo.app.tap import SCHEMA as NODE_SCHEMA
 from mmo.app.web import cluster_snapshot, liveness, make_site, readiness, service_snapshot
+from mmo.config import ConfigError
+from mmo.settings import DEFAULT_HTTP
 from mmo.testing import make_node
 
 # -- sd_notify ---------------------------------------------------------------

@@ -12,9 +12,9 @@ from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 
 from mmo.interfaces import LoginRefused
+from mmo.server.limits import LoginLimiter
 from mmo.store import SQLITE, Database, DatabaseAccountStore, InlinePool, PersistenceService
 from mmo.store.db import prepare
-from mmo.server.limits import LoginLimiter
 from mmo.store.writer import StateWriter
 from mmo.testing import FakePlayer, make_node
 from mmo.wire import messages as m
