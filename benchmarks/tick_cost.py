@@ -17,20 +17,25 @@ import random
 import sys
 import time
 
-from mmo.testing import FakePlayer, make_node
+from mmo.testing import FakePlayer, FakeTransport, make_node
 from mmo.wire import messages as m
 
 
-class CountingTransport:
-    """Takes every write, keeps only the byte count."""
+class CountingTransport(FakeTransport):
+    """Once ``counting``, takes every write and keeps only the byte count."""
 
     bufferSize = 1 << 20
 
     def __init__(self) -> None:
+        super().__init__()
         self.bytes = 0
+        self.counting = False
 
     def write(self, data: bytes) -> None:
-        self.bytes += len(data)
+        if self.counting:
+            self.bytes += len(data)
+        else:
+            super().write(data)
 
 
 def run(n: int, seconds: int = 5, seed: int = 1) -> dict[str, float]:
@@ -38,9 +43,9 @@ def run(n: int, seconds: int = 5, seed: int = 1) -> dict[str, float]:
     node = make_node(zone=[f"w:{side:.0f}x{side:.0f}"], max_per_ip=0, max_players=1_000_000,
                      spawn="random", extension=[])
     rng = random.Random(seed)
-    players = [FakePlayer(node, f"b{i}") for i in range(n)]
+    players = [FakePlayer(node, f"b{i}", transport=CountingTransport()) for i in range(n)]
     for p in players:
-        p.session.transport = CountingTransport()  # type: ignore[assignment]
+        p.transport.counting = True  # type: ignore[attr-defined]
     node.tick()
     pos = [(p.entity.x, p.entity.y) for p in players]
     tick_times: list[float] = []

@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from ..cluster.service import ClusterService
-from ..config import ConfigError, default_node_id
+from ..config import default_node_id
 from ..server.node import Node
 from ..server.session import session_factory
 from ..settings import Settings
@@ -33,16 +33,6 @@ from ..store import PersistenceService, open_store
 from .metrics import TickHistogram
 from .systemd import SystemdNotifier
 from .web import http_service
-
-
-def enable_extensions(node: Node, settings: Settings, makers: Mapping[str, Any]) -> None:
-    """Make and start the extensions ``settings`` enables, with their own settings."""
-    for name, own in settings.extensions.items():
-        maker = makers.get(name)
-        if maker is None:
-            raise ConfigError(f"unknown extension {name!r}; found: "
-                              + (", ".join(sorted(makers)) or "none"))
-        node.extensions.enable(maker.extension(own))
 
 
 class NodeService(MultiService):
@@ -88,7 +78,7 @@ class NodeService(MultiService):
             from ..plugins import find_makers
 
             makers = find_makers()
-        enable_extensions(self.node, settings, makers)
+        self.node.extensions.enable_configured(settings.extensions, makers)
 
     def run_blocking(self, fn: Any) -> defer.Deferred:
         """Run ``fn`` in the node's thread pool (never on the reactor)."""

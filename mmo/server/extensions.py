@@ -11,12 +11,14 @@ and the store see it (:class:`~mmo.interfaces.IPlayer`).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.logger import Logger
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from ..config import ConfigError
 from ..extensions import HOOKS, Extension
 from ..interfaces import IExtension, IGame, INumbers, IPlayer, ISession
 from ..wire import messages as m
@@ -133,6 +135,20 @@ class ExtensionHost:
         self._tick = self.hooks["tick"]
 
     # -- enabling ------------------------------------------------------------
+
+    def enable_configured(self, configured: Mapping[str, Any],
+                          makers: Mapping[str, Any]) -> None:
+        """
+        Make and enable the extensions ``configured`` names (name -> its own
+        settings, as :attr:`mmo.settings.Settings.extensions` has them) with
+        the ``makers`` found in :mod:`mmo.plugins`.
+        """
+        for name, own in configured.items():
+            maker = makers.get(name)
+            if maker is None:
+                raise ConfigError(f"unknown extension {name!r}; found: "
+                                  + (", ".join(sorted(makers)) or "none"))
+            self.enable(maker.extension(own))
 
     def enable(self, extension: Any) -> Any:
         """Start ``extension`` (an :class:`IExtension`) and call its hooks from now on."""

@@ -33,6 +33,8 @@ from ..world.grid import Entity
 from . import fastwrite
 from .node import Node
 
+_fast_write = fastwrite.write
+
 _MOVE_TYPE = m.Move.TYPE
 _MOVE_SIZE = struct.calcsize(">Iff")
 _MOVE_UNPACK = struct.Struct(">Iff").unpack
@@ -152,7 +154,7 @@ class PlayerSession(Protocol):
 
     def write_update(self, data: bytes) -> None:
         """The tick's one write: straight to the socket when nothing is queued."""
-        fastwrite.write(self.transport, data)
+        _fast_write(self.transport, data)
 
     def send(self, msg: m.Message) -> None:
         if self.state != CLOSED and self.closing_since is None:

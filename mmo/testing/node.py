@@ -11,7 +11,6 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..app.service import enable_extensions
 from ..extensions import Extension, IExtension, IGame, IPlayer
 from ..plugins import find_makers
 from ..server.node import Node
@@ -44,7 +43,7 @@ def make_node(clock: Clock | None = None, node_id: str = "test-node", **override
     settings = node_settings(**overrides)
     store = MemoryAccountStore(settings.store.password_iterations)
     node = Node(settings, clock or Clock(), store, node_id)
-    enable_extensions(node, settings, find_makers())
+    node.extensions.enable_configured(settings.extensions, find_makers())
     return node
 
 
@@ -66,10 +65,12 @@ class FakePlayer:
     """
 
     def __init__(self, node: Node, name: str, password: str = "pw",
-                 host: str = "127.0.0.1", login: bool = True) -> None:
+                 host: str = "127.0.0.1", login: bool = True,
+                 transport: FakeTransport | None = None) -> None:
         self.node = node
         self.name = name
-        self.transport = FakeTransport(peerAddress=IPv4Address("TCP", host, 40000))
+        self.transport = transport or FakeTransport()
+        self.transport.peerAddress = IPv4Address("TCP", host, 40000)
         self.session = PlayerSession(node)
         self.session.makeConnection(self.transport)
         self.decoder = FrameDecoder.for_client()
