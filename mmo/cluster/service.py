@@ -29,17 +29,11 @@ from .. import __version__
 from ..server.node import Node
 from ..world.world import World
 from . import codec
-from .auth import (
-    REPLAY,
-    STALE_EPOCH,
-    KeyFileError,
-    ReplayWindow,
-    load_or_create_key,
-    verify,
-)
+from .auth import KeyFileError, load_or_create_key
 from .chat import ClusterChat
 from .groups import CellGroups, Interest, cell_block
 from .mirrors import MirrorTable
+from .opener import AUTH_FAILED, LOOPED, Opener
 from .stats import ClusterStats
 from .streams import Publisher
 
@@ -47,6 +41,8 @@ from .streams import Publisher
 IP_MULTICAST_ALL = 49
 #: How often a node asks for a keyframe of a stream it cannot make sense of.
 REQUEST_EVERY = 0.5
+#: Seconds between two log lines about authentication failures.
+AUTH_LOG_EVERY = 10.0
 
 
 class ClusterProtocol(DatagramProtocol):
@@ -93,8 +89,8 @@ class ClusterService(Service):
         self.publisher = Publisher(round(kf * settings["tick_hz"]))
         self.interest = Interest()
         self.mirrors = MirrorTable(node.world, self.expiry, self.interest.__contains__)
-        self.replay = ReplayWindow()
-        self.stats = ClusterStats()
+        self.opener = Opener(key, self.node_id)
+        self.stats = ClusterStats(self.opener)
         self.chat = ClusterChat(node, self.mirrors, clock, self._send_control)
         self.drop_fraction = settings["testing_drop_received"]
         self.tcp_port = settings["tcp"]
@@ -105,7 +101,6 @@ class ClusterService(Service):
         self._requests: list[tuple[str, int]] = []
         self._requested_at: dict[tuple[str, int], float] = {}
         self._announce = False
-        self._last_auth_log = -1e9
         self._loops: list[LoopingCall] = []
 
     # -- start and stop -------------------------------------------------------------
@@ -120,6 +115,7 @@ class ClusterService(Service):
                 self.key = load_or_create_key(self.key_path())
             except KeyFileError as e:
                 raise SystemExit(f"mmo: {e}") from None
+        self.opener.key = self.key
         # Larger after every restart, so that receivers tell a restart from
         # a replay of the previous run's datagrams.
         self.epoch = time.time_ns() // 1000
@@ -282,41 +278,30 @@ class ClusterService(Service):
     # -- receiving ----------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        """One datagram from the transport: opened, counted, acted on."""
         stats = self.stats
-        sender = codec.peek_sender(data)
-        if sender == self.node_id:
-            stats.looped += 1
-            return
-        stats.received += 1
-        stats.bytes_in += len(data)
-        if self.drop_fraction and self.rng.random() < self.drop_fraction:
+        if self.drop_fraction and codec.peek_sender(data) != self.node_id \
+                and self.rng.random() < self.drop_fraction:
+            # Lost on purpose (testing), before any check, as the network would.
+            stats.received += 1
+            stats.bytes_in += len(data)
             stats.dropped += 1
             stats.dropped_on_purpose += 1
             return
-        assert self.key is not None
-        signed = verify(self.key, data) if sender is not None else None
-        if signed is None:
+        opened = self.opener.open(data, addr)
+        if opened.verdict == LOOPED:
+            return
+        stats.received += 1
+        stats.bytes_in += len(data)
+        if not opened.ok:
             stats.dropped += 1
-            stats.auth_failures += 1
-            now = self.clock.seconds()
-            if now - self._last_auth_log >= 10.0:
-                self._last_auth_log = now
+            if opened.verdict == AUTH_FAILED and self.opener.auth_failures_to_report(
+                    self.clock.seconds(), AUTH_LOG_EVERY):
                 self.log.warn("cluster datagram from {addr} failed authentication "
                               "({n} so far)", addr=addr, n=stats.auth_failures)
             return
-        try:
-            header = codec.read_header(signed)
-            message = codec.decode_body(header, signed)
-        except (codec.DatagramError, ValueError):
-            stats.dropped += 1
-            stats.malformed += 1
-            return
-        verdict = self.replay.check(header.sender, header.epoch, header.seq)
-        if verdict in (REPLAY, STALE_EPOCH):
-            stats.dropped += 1
-            stats.replays += 1
-            return
-        self._dispatch(header, message)
+        assert opened.header is not None
+        self._dispatch(opened.header, opened.message)
 
     def _dispatch(self, header: codec.Header, message: Any) -> None:
         now = self.clock.seconds()
