@@ -1,19 +1,20 @@
 """
-The cluster as a Twisted service: one multicast socket, the control group,
-the cell groups this node's players need, and the timers for heartbeats,
-metrics and expiry.
+The cluster as a Twisted service: the control group, the cell groups this
+node's players need, and the timers for heartbeats, metrics and expiry.
 
-:class:`ClusterProtocol` is a thin ``DatagramProtocol``; everything it
-receives goes to :meth:`ClusterService.datagram_received`, which never lets
-an exception out.  The node calls :meth:`ClusterService.on_tick` once per
-tick, after the grid settled and before the tick's records are cleared.
+Datagrams move through an :class:`~mmo.interfaces.IClusterTransport`
+(:class:`~mmo.cluster.multicast.MulticastTransport` unless another is
+given); everything it receives goes to
+:meth:`ClusterService.datagram_received`, opened by an
+:class:`~mmo.cluster.opener.Opener`.  The node calls
+:meth:`ClusterService.on_tick` once per tick, after the grid settled and
+before the tick's records are cleared.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,11 +22,11 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from .. import __version__
+from ..interfaces import IClusterTransport, INumbers
 from ..server.node import Node
 from ..world.world import World
 from . import codec
@@ -33,54 +34,47 @@ from .auth import KeyFileError, load_or_create_key
 from .chat import ClusterChat
 from .groups import CellGroups, Interest, cell_block
 from .mirrors import MirrorTable
+from .multicast import MulticastTransport
 from .opener import AUTH_FAILED, LOOPED, Opener
 from .stats import ClusterStats
 from .streams import Publisher
 
-#: Linux's IP_MULTICAST_ALL: off, so the socket gets only the groups it joined.
-IP_MULTICAST_ALL = 49
 #: How often a node asks for a keyframe of a stream it cannot make sense of.
 REQUEST_EVERY = 0.5
 #: Seconds between two log lines about authentication failures.
 AUTH_LOG_EVERY = 10.0
 
 
-class ClusterProtocol(DatagramProtocol):
-    """Hands every datagram to ``receive``; nothing it raises escapes."""
-
-    log = Logger()
-
-    def __init__(self, receive: Callable[[bytes, Any], None]) -> None:
-        self.receive = receive
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        try:
-            self.receive(datagram, addr)
-        except Exception:
-            self.log.failure("cluster datagram from {addr} could not be handled", addr=addr)
-
-
 class ClusterService(Service):
-    """Shares ``node``'s world with the other nodes over multicast."""
+    """
+    Shares ``node``'s world with the other nodes through ``transport``.
+
+    Without a transport, datagrams go over multicast: a
+    :class:`MulticastTransport` on ``multicast`` (an ``IReactorMulticast``,
+    by default ``clock``, the reactor) with the ``mport``, ``iface`` and
+    ``ttl`` settings.
+    """
 
     log = Logger()
 
     def __init__(
         self, node: Node, settings: dict[str, Any], clock: Any,
         multicast: Any = None, rng: random.Random | None = None,
-        key: bytes | None = None,
+        key: bytes | None = None, transport: IClusterTransport | None = None,
     ) -> None:
         self.node = node
         self.settings = settings
         self.clock = clock
-        #: An ``IReactorMulticast``: the reactor, or a fake in tests.
-        self.multicast = multicast if multicast is not None else clock
         self.rng = rng or random.Random()
         self.node_id = node.node_id
         self.key = key
-        self.port_number = settings["mport"]
         self.control = settings["mgroup"]
         self.iface = settings["iface"]
+        if transport is None:
+            transport = MulticastTransport(
+                multicast if multicast is not None else clock, settings["mport"],
+                self.iface, settings["ttl"])
+        self.transport: IClusterTransport = transport
         self.groups = CellGroups(cell_block(
             self.control, settings["cell_group_base"], settings["cell_group_count"]))
         kf = settings["keyframe_interval"]
@@ -96,7 +90,7 @@ class ClusterService(Service):
         self.tcp_port = settings["tcp"]
         self.epoch = 0
         self.sealer: codec.Sealer | None = None
-        self.transport: Any = None
+        #: Groups joined, each with the number of wanted cells mapped to it.
         self.joined: Counter[str] = Counter()
         self._requests: list[tuple[str, int]] = []
         self._requested_at: dict[tuple[str, int], float] = {}
@@ -119,21 +113,11 @@ class ClusterService(Service):
         # Larger after every restart, so that receivers tell a restart from
         # a replay of the previous run's datagrams.
         self.epoch = time.time_ns() // 1000
+        started = self.transport.start(self._receive)
+        if isinstance(started, defer.Deferred):
+            started.addErrback(lambda f: self.log.failure(
+                "cluster transport {transport} failed to start", f, transport=self.transport))
         self.sealer = codec.Sealer(self.key, self.node_id, self.epoch)
-        self.transport = self.multicast.listenMulticast(
-            self.port_number, ClusterProtocol(self.datagram_received), listenMultiple=True)
-        sock = getattr(self.transport, "socket", None)
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
-            except OSError:
-                pass  # not Linux: the payload filter is enough
-        if self.iface != "0.0.0.0":
-            self.transport.setOutgoingInterface(self.iface).addErrback(
-                lambda f: self.log.failure("cannot send multicast out of {iface}", f,
-                                           iface=self.iface))
-        self.transport.setTTL(self.settings["ttl"])
-        self.transport.setLoopbackMode(1)
         self._join(self.control)
         node = self.node
         node.tick_observers.append(self.on_tick)
@@ -149,11 +133,10 @@ class ClusterService(Service):
             self._loops.append(loop)
         super().startService()
         self.log.info(
-            "cluster: node {node} on {group}:{port} via {iface} ttl {ttl}, {n} cell groups "
+            "cluster: node {node} on {group} over {transport}, {n} cell groups "
             "from {first}, keyframes every {kf}s",
-            node=self.node_id, group=self.control, port=self.port_number, iface=self.iface,
-            ttl=self.settings["ttl"], n=len(self.groups.groups), first=self.groups.groups[0],
-            kf=self.keyframe_interval)
+            node=self.node_id, group=self.control, transport=str(self.transport),
+            n=len(self.groups.groups), first=self.groups.groups[0], kf=self.keyframe_interval)
 
     def stopService(self) -> defer.Deferred:
         super().stopService()
@@ -168,50 +151,38 @@ class ClusterService(Service):
             node.snapshot_sources.remove(self.numbers)
         node.chat_relay = None
         self.chat.stop()
-        if self.transport is None:
+        if self.sealer is None:
             return defer.succeed(None)
         self._send_control(codec.BYE, lambda room: b"")
-        for group in list(self.joined):
-            self.transport.leaveGroup(group, self._join_iface()).addErrback(lambda f: None)
+        self.sealer = None
         self.joined.clear()
-        transport, self.transport = self.transport, None
-        return defer.maybeDeferred(transport.stopListening)
+        return defer.maybeDeferred(self.transport.stop)
 
     # -- groups ---------------------------------------------------------------------
-
-    def _join_iface(self) -> str:
-        return "" if self.iface == "0.0.0.0" else self.iface
+    #
+    # Several cells share a group: it is joined with the first cell that
+    # needs it and left with the last, counted here once for any transport.
 
     def _join(self, group: str) -> None:
         self.joined[group] += 1
         if self.joined[group] == 1:
             self.stats.joins += 1
-            self.transport.joinGroup(group, self._join_iface()).addErrback(
-                self._join_failed, group)
-
-    def _join_failed(self, failure: Any, group: str) -> None:
-        self.stats.join_failures += 1
-        self.log.warn("cannot join multicast group {group}: {why} (see "
-                      "net.ipv4.igmp_max_memberships)", group=group,
-                      why=failure.getErrorMessage())
+            self.transport.join(group)
 
     def _leave(self, group: str) -> None:
         self.joined[group] -= 1
         if self.joined[group] <= 0:
             del self.joined[group]
             self.stats.leaves += 1
-            self.transport.leaveGroup(group, self._join_iface()).addErrback(lambda f: None)
+            self.transport.leave(group)
 
     # -- sending ----------------------------------------------------------------------
 
     def _write(self, group: str, kind: int, body: bytes) -> None:
         assert self.sealer is not None
         data = self.sealer.seal(kind, body)
-        try:
-            self.transport.write(data, (group, self.port_number))
-        except OSError as e:
+        if not self.transport.send(group, data):
             self.stats.send_errors += 1
-            self.log.warn("cannot send to {group}: {why}", group=group, why=e)
             return
         self.stats.sent += 1
         self.stats.bytes_out += len(data)
@@ -221,7 +192,7 @@ class ClusterService(Service):
         return codec.MAX_DATAGRAM - self.sealer.overhead
 
     def _send_control(self, kind: int, body: Callable[[int], bytes]) -> None:
-        if self.transport is not None:
+        if self.sealer is not None:
             self._write(self.control, kind, body(self._room()))
 
     def heartbeat(self) -> None:
@@ -276,6 +247,13 @@ class ClusterService(Service):
             self._write(self.control, codec.KEYFRAME_REQUEST, body)
 
     # -- receiving ----------------------------------------------------------------------
+
+    def _receive(self, data: bytes, source: Any) -> None:
+        try:
+            self.datagram_received(data, source)
+        except Exception:
+            self.log.failure("cluster datagram from {source} could not be handled",
+                             source=source)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         """One datagram from the transport: opened, counted, acted on."""
@@ -365,5 +343,9 @@ class ClusterService(Service):
             keyframes_sent=self.publisher.keyframes,
             groups_joined=len(self.joined),
         )
+        if INumbers.providedBy(self.transport):
+            # The transport's own counters (join failures, ...) add to the service's.
+            for name, value in INumbers(self.transport).numbers().items():
+                out[name] = out.get(name, 0) + value
         out.update(self.chat.numbers())
         return out

@@ -235,9 +235,11 @@ class FakeCluster:
         service = self.services[i]
         for loop in service._loops:
             loop.stop()
-        self.net.ports.remove(service.transport)
-        service.transport.listening = False
-        service.transport = None
+        transport = service.transport
+        port = transport.port  # type: ignore[attr-defined]
+        self.net.ports.remove(port)
+        port.listening = False
+        transport.port = None  # type: ignore[attr-defined]
         self.nodes[i].tick_observers.clear()
 
 
