@@ -62,7 +62,7 @@ def test_fake_network_provides_the_interfaces():
     net = FakeMulticast()
     verifyObject(IReactorMulticast, net)
     svc = Cluster(1).services[0]
-    verifyObject(IMulticastTransport, svc.transport)
+    verifyObject(IMulticastTransport, svc.transport.port)
 
 
 def test_players_on_three_nodes_see_each_other(three):
@@ -98,7 +98,7 @@ def test_walking_away_gives_leave_and_groups_follow_players(three):
     wanted = {svc.groups.group_for(zone.name, k) for k in zone.neighbours(bob.entity.cell)}
     wanted.add(svc.control)
     assert set(svc.joined) == wanted
-    assert set(svc.transport.joined) == wanted
+    assert set(svc.transport.port.joined) == wanted
     assert svc.stats.leaves > 0 and before != wanted
     # Coming back: enter again.
     move(bob, 1005, 1005)
@@ -111,7 +111,7 @@ def test_gap_is_counted_and_recovered_from_the_next_keyframe(three):
     n0 = c.services[0]
     cells = {codec.CELL_DELTA, codec.CELL_KEYFRAME}
     c.net.drop = lambda packet, sender, receiver: (
-        receiver is n0.transport and packet[3] in cells)
+        receiver is n0.transport.port and packet[3] in cells)
     # Dave arrives on bob's node, in bob's cell, while alice's node hears nothing.
     dave = FakePlayer(c.nodes[1], "dave")
     move(dave, 1062, 1052)
@@ -135,7 +135,7 @@ def test_without_requests_the_periodic_keyframe_recovers(three):
     c, (alice, bob, carol) = three
     n0 = c.services[0]
     c.net.drop = lambda packet, sender, receiver: (
-        receiver is n0.transport and packet[3] == codec.CELL_DELTA)
+        receiver is n0.transport.port and packet[3] == codec.CELL_DELTA)
     dave = FakePlayer(c.nodes[1], "dave")
     move(dave, 1012, 1002)
     c.step(HZ + 2)  # one keyframe interval, only keyframes get through
@@ -154,7 +154,7 @@ def test_a_stream_going_quiet_sends_its_final_state_at_once(three):
     c.step(1)
     # Every delta to alice's node is lost: the last move and both repeats.
     c.net.drop = lambda packet, sender, receiver: (
-        receiver is n0.transport and packet[3] == codec.CELL_DELTA)
+        receiver is n0.transport.port and packet[3] == codec.CELL_DELTA)
     move(bob, 1050, 1020)
     c.step(4)  # the move's tick, its two repeats, then the quiet keyframe
     assert (c.nodes[1].tick_number + stream.phase) % period != 0
@@ -172,7 +172,7 @@ def test_departure_lost_in_transit_is_fixed_by_an_empty_keyframe():
     assert "bob" in alice.names_seen()
     n0 = c.services[0]
     c.net.drop = lambda packet, sender, receiver: (
-        receiver is n0.transport and packet[3] in (codec.CELL_DELTA, codec.CELL_KEYFRAME))
+        receiver is n0.transport.port and packet[3] in (codec.CELL_DELTA, codec.CELL_KEYFRAME))
     bob.disconnect()
     c.step(5)
     assert "bob" in alice.names_seen()  # the departure was lost
@@ -224,13 +224,14 @@ def test_forged_and_replayed_datagrams_change_nothing(three):
                              [], [], 1000)[0]
     forged = codec.Sealer(b"x" * 32, "evil", 1).seal(codec.CELL_DELTA, body)
     before = set(c.nodes[0].world.entities)
-    c.net.inject(forged, group, n0.port_number)
-    c.net.inject(b"garbage", group, n0.port_number)
-    c.net.inject(forged[:-1] + bytes([forged[-1] ^ 1]), group, n0.port_number)
+    port = n0.transport.port_number
+    c.net.inject(forged, group, port)
+    c.net.inject(b"garbage", group, port)
+    c.net.inject(forged[:-1] + bytes([forged[-1] ^ 1]), group, port)
     assert n0.stats.auth_failures == 3
     # A real datagram of bob's node, sent again.
-    sent = [d for d, (g, _p) in c.services[1].transport.written if g == group]
-    c.net.inject(sent[-1], group, n0.port_number)
+    sent = [d for d, (g, _p) in c.services[1].transport.port.written if g == group]
+    c.net.inject(sent[-1], group, port)
     assert n0.stats.replays == 1
     c.step(1)
     assert set(c.nodes[0].world.entities) == before
@@ -303,7 +304,7 @@ def test_metrics_datagram_has_the_seed_keys():
     c.step(2 * HZ)
     svc = c.services[0]
     found = []
-    for data, (group, _port) in svc.transport.written:
+    for data, (group, _port) in svc.transport.port.written:
         if group == svc.control and data[3] == codec.METRICS:
             signed = verify(KEY, data)
             found.append(codec.decode_body(codec.read_header(signed), signed))

@@ -1,11 +1,12 @@
 """
-The cluster as a Twisted service: one multicast socket, the control group,
-the cell groups this node's players need, and the timers for heartbeats,
-metrics and expiry.
+The cluster as a Twisted service: the control group, the cell groups this
+node's players need, and the timers for heartbeats, metrics and expiry.
 
-:class:`ClusterProtocol` is a thin ``DatagramProtocol``; everything it
-receives goes to :meth:`ClusterService.datagram_received`, which never lets
-an exception out.  The service sees its node as an
+Datagrams move through an :class:`~mmo.interfaces.IClusterTransport`
+(:class:`~mmo.cluster.multicast.MulticastTransport` unless another is
+given); everything it receives goes to
+:meth:`ClusterService.datagram_received`, opened by an
+:class:`~mmo.cluster.opener.Opener`.  The service sees its node as an
 :class:`~mmo.interfaces.IGame` and the node sees it as an
 :class:`~mmo.interfaces.ICluster`: the node calls
 :meth:`ClusterService.ticked` once per tick, after the grid settled and
@@ -15,7 +16,6 @@ before the tick's records are cleared.
 from __future__ import annotations
 
 import random
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,72 +23,60 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from .. import __version__
-from ..interfaces import ICluster, IGame
+from ..interfaces import ICluster, IClusterTransport, IGame, INumbers
 from ..settings import ClusterSettings
 from . import codec
-from .auth import (
-    REPLAY,
-    STALE_EPOCH,
-    KeyFileError,
-    ReplayWindow,
-    load_or_create_key,
-    verify,
-)
+from .auth import KeyFileError, load_or_create_key
 from .chat import ClusterChat
 from .groups import CellGroups, Interest, cell_block
 from .mirrors import MirrorTable
+from .multicast import MulticastTransport
+from .opener import AUTH_FAILED, LOOPED, Opener
 from .stats import ClusterStats
 from .streams import Publisher
 
-#: Linux's IP_MULTICAST_ALL: off, so the socket gets only the groups it joined.
-IP_MULTICAST_ALL = 49
 #: How often a node asks for a keyframe of a stream it cannot make sense of.
 REQUEST_EVERY = 0.5
-
-
-class ClusterProtocol(DatagramProtocol):
-    """Hands every datagram to ``receive``; nothing it raises escapes."""
-
-    log = Logger()
-
-    def __init__(self, receive: Callable[[bytes, Any], None]) -> None:
-        self.receive = receive
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        try:
-            self.receive(datagram, addr)
-        except Exception:
-            self.log.failure("cluster datagram from {addr} could not be handled", addr=addr)
+#: Seconds between two log lines about authentication failures.
+AUTH_LOG_EVERY = 10.0
 
 
 @implementer(ICluster)
 class ClusterService(Service):
-    """Shares ``game``'s world with the other nodes over multicast."""
+    """
+    Shares ``game``'s world with the other nodes through ``transport``.
+
+    Without a transport, datagrams go over multicast: a
+    :class:`MulticastTransport` on ``multicast`` (an ``IReactorMulticast``,
+    by default ``clock``, the reactor) with the ``mport``, ``iface`` and
+    ``ttl`` settings.
+    """
 
     log = Logger()
 
     def __init__(
         self, game: IGame, settings: ClusterSettings, clock: Any,
         multicast: Any = None, rng: random.Random | None = None,
-        key: bytes | None = None,
+        key: bytes | None = None, transport: IClusterTransport | None = None,
     ) -> None:
         self.game = game
         self.settings = settings
         self.clock = clock
-        #: An ``IReactorMulticast``: the reactor, or a fake in tests.
-        self.multicast = multicast if multicast is not None else clock
         self.rng = rng or random.Random()
         self.node_id = game.node_id
         self.key = key
-        self.port_number = settings.mport
         self.control = settings.mgroup
         self.iface = settings.iface
+        if transport is None:
+            transport = MulticastTransport(
+                multicast if multicast is not None else clock, settings.mport,
+                self.iface, settings.ttl)
+        self.transport: IClusterTransport = transport
         self.groups = CellGroups(cell_block(
             self.control, settings.cell_group_base, settings.cell_group_count))
         kf = settings.keyframe_interval
@@ -97,20 +85,19 @@ class ClusterService(Service):
         self.publisher = Publisher(round(kf * game.tick_rate))
         self.interest = Interest()
         self.mirrors = MirrorTable(game.world, self.expiry, self.interest.__contains__)
-        self.replay = ReplayWindow()
-        self.stats = ClusterStats()
+        self.opener = Opener(key, self.node_id)
+        self.stats = ClusterStats(self.opener)
         self.chat = ClusterChat(game, self.mirrors, clock, self._send_control)
         self.drop_fraction = settings.drop_received
         #: The node's player port, for heartbeats (the node service sets it).
         self.tcp_port = 0
         self.epoch = 0
         self.sealer: codec.Sealer | None = None
-        self.transport: Any = None
+        #: Groups joined, each with the number of wanted cells mapped to it.
         self.joined: Counter[str] = Counter()
         self._requests: list[tuple[str, int]] = []
         self._requested_at: dict[tuple[str, int], float] = {}
         self._announce = False
-        self._last_auth_log = -1e9
         self._loops: list[LoopingCall] = []
 
     # -- start and stop -------------------------------------------------------------
@@ -124,24 +111,15 @@ class ClusterService(Service):
                 self.key = load_or_create_key(self.key_path())
             except KeyFileError as e:
                 raise SystemExit(f"mmo: {e}") from None
+        self.opener.key = self.key
         # Larger after every restart, so that receivers tell a restart from
         # a replay of the previous run's datagrams.
         self.epoch = time.time_ns() // 1000
+        started = self.transport.start(self._receive)
+        if isinstance(started, defer.Deferred):
+            started.addErrback(lambda f: self.log.failure(
+                "cluster transport {transport} failed to start", f, transport=self.transport))
         self.sealer = codec.Sealer(self.key, self.node_id, self.epoch)
-        self.transport = self.multicast.listenMulticast(
-            self.port_number, ClusterProtocol(self.datagram_received), listenMultiple=True)
-        sock = getattr(self.transport, "socket", None)
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
-            except OSError:
-                pass  # not Linux: the payload filter is enough
-        if self.iface != "0.0.0.0":
-            self.transport.setOutgoingInterface(self.iface).addErrback(
-                lambda f: self.log.failure("cannot send multicast out of {iface}", f,
-                                           iface=self.iface))
-        self.transport.setTTL(self.settings.ttl)
-        self.transport.setLoopbackMode(1)
         self._join(self.control)
         for fn, interval in ((self.heartbeat, self.settings.heartbeat_interval),
                              (self.publish_metrics, 1.0),
@@ -153,11 +131,10 @@ class ClusterService(Service):
             self._loops.append(loop)
         super().startService()
         self.log.info(
-            "cluster: node {node} on {group}:{port} via {iface} ttl {ttl}, {n} cell groups "
+            "cluster: node {node} on {group} over {transport}, {n} cell groups "
             "from {first}, keyframes every {kf}s",
-            node=self.node_id, group=self.control, port=self.port_number, iface=self.iface,
-            ttl=self.settings.ttl, n=len(self.groups.groups), first=self.groups.groups[0],
-            kf=self.keyframe_interval)
+            node=self.node_id, group=self.control, transport=str(self.transport),
+            n=len(self.groups.groups), first=self.groups.groups[0], kf=self.keyframe_interval)
 
     def stopService(self) -> defer.Deferred:
         super().stopService()
@@ -166,50 +143,38 @@ class ClusterService(Service):
                 loop.stop()
         self._loops = []
         self.chat.stop()
-        if self.transport is None:
+        if self.sealer is None:
             return defer.succeed(None)
         self._send_control(codec.BYE, lambda room: b"")
-        for group in list(self.joined):
-            self.transport.leaveGroup(group, self._join_iface()).addErrback(lambda f: None)
+        self.sealer = None
         self.joined.clear()
-        transport, self.transport = self.transport, None
-        return defer.maybeDeferred(transport.stopListening)
+        return defer.maybeDeferred(self.transport.stop)
 
     # -- groups ---------------------------------------------------------------------
-
-    def _join_iface(self) -> str:
-        return "" if self.iface == "0.0.0.0" else self.iface
+    #
+    # Several cells share a group: it is joined with the first cell that
+    # needs it and left with the last, counted here once for any transport.
 
     def _join(self, group: str) -> None:
         self.joined[group] += 1
         if self.joined[group] == 1:
             self.stats.joins += 1
-            self.transport.joinGroup(group, self._join_iface()).addErrback(
-                self._join_failed, group)
-
-    def _join_failed(self, failure: Any, group: str) -> None:
-        self.stats.join_failures += 1
-        self.log.warn("cannot join multicast group {group}: {why} (see "
-                      "net.ipv4.igmp_max_memberships)", group=group,
-                      why=failure.getErrorMessage())
+            self.transport.join(group)
 
     def _leave(self, group: str) -> None:
         self.joined[group] -= 1
         if self.joined[group] <= 0:
             del self.joined[group]
             self.stats.leaves += 1
-            self.transport.leaveGroup(group, self._join_iface()).addErrback(lambda f: None)
+            self.transport.leave(group)
 
     # -- sending ----------------------------------------------------------------------
 
     def _write(self, group: str, kind: int, body: bytes) -> None:
         assert self.sealer is not None
         data = self.sealer.seal(kind, body)
-        try:
-            self.transport.write(data, (group, self.port_number))
-        except OSError as e:
+        if not self.transport.send(group, data):
             self.stats.send_errors += 1
-            self.log.warn("cannot send to {group}: {why}", group=group, why=e)
             return
         self.stats.sent += 1
         self.stats.bytes_out += len(data)
@@ -219,7 +184,7 @@ class ClusterService(Service):
         return codec.MAX_DATAGRAM - self.sealer.overhead
 
     def _send_control(self, kind: int, body: Callable[[int], bytes]) -> None:
-        if self.transport is not None:
+        if self.sealer is not None:
             self._write(self.control, kind, body(self._room()))
 
     def heartbeat(self) -> None:
@@ -240,13 +205,13 @@ class ClusterService(Service):
 
     def relay_chat(self, channel: int, sender: str, entity_id: int, text: str, zone: str,
                    target: str) -> bool:
-        if self.transport is None:
+        if self.sealer is None:
             return False
         return self.chat.relay(channel, sender, entity_id, text, zone, target)
 
     def ticked(self, tick: int) -> None:
         """Per tick: follow the players' cells, publish owned changes."""
-        if self.transport is None:
+        if self.sealer is None:
             return
         world = self.game.world
         gained, lost = self.interest.update(world)
@@ -286,42 +251,38 @@ class ClusterService(Service):
 
     # -- receiving ----------------------------------------------------------------------
 
+    def _receive(self, data: bytes, source: Any) -> None:
+        try:
+            self.datagram_received(data, source)
+        except Exception:
+            self.log.failure("cluster datagram from {source} could not be handled",
+                             source=source)
+
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        """One datagram from the transport: opened, counted, acted on."""
         stats = self.stats
-        sender = codec.peek_sender(data)
-        if sender == self.node_id:
-            stats.looped += 1
-            return
-        stats.received += 1
-        stats.bytes_in += len(data)
-        if self.drop_fraction and self.rng.random() < self.drop_fraction:
+        if self.drop_fraction and codec.peek_sender(data) != self.node_id \
+                and self.rng.random() < self.drop_fraction:
+            # Lost on purpose (testing), before any check, as the network would.
+            stats.received += 1
+            stats.bytes_in += len(data)
             stats.dropped += 1
             stats.dropped_on_purpose += 1
             return
-        assert self.key is not None
-        signed = verify(self.key, data) if sender is not None else None
-        if signed is None:
+        opened = self.opener.open(data, addr)
+        if opened.verdict == LOOPED:
+            return
+        stats.received += 1
+        stats.bytes_in += len(data)
+        if not opened.ok:
             stats.dropped += 1
-            stats.auth_failures += 1
-            now = self.clock.seconds()
-            if now - self._last_auth_log >= 10.0:
-                self._last_auth_log = now
+            if opened.verdict == AUTH_FAILED and self.opener.auth_failures_to_report(
+                    self.clock.seconds(), AUTH_LOG_EVERY):
                 self.log.warn("cluster datagram from {addr} failed authentication "
                               "({n} so far)", addr=addr, n=stats.auth_failures)
             return
-        try:
-            header = codec.read_header(signed)
-            message = codec.decode_body(header, signed)
-        except (codec.DatagramError, ValueError):
-            stats.dropped += 1
-            stats.malformed += 1
-            return
-        verdict = self.replay.check(header.sender, header.epoch, header.seq)
-        if verdict in (REPLAY, STALE_EPOCH):
-            stats.dropped += 1
-            stats.replays += 1
-            return
-        self._dispatch(header, message)
+        assert opened.header is not None
+        self._dispatch(opened.header, opened.message)
 
     def _dispatch(self, header: codec.Header, message: Any) -> None:
         now = self.clock.seconds()
@@ -385,5 +346,9 @@ class ClusterService(Service):
             keyframes_sent=self.publisher.keyframes,
             groups_joined=len(self.joined),
         )
+        if INumbers.providedBy(self.transport):
+            # The transport's own counters (join failures, ...) add to the service's.
+            for name, value in INumbers(self.transport).numbers().items():
+                out[name] = out.get(name, 0) + value
         out.update(self.chat.numbers())
         return out

@@ -5,27 +5,50 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .opener import Opener
+
 
 class ClusterStats:
-    """Datagrams and bytes in and out, and why any were dropped."""
+    """
+    Datagrams and bytes in and out, and why any were dropped: the verdicts
+    of ``opener`` (authentication, replays, malformed, looped) are read
+    from it, not counted twice.
+    """
 
     COUNTERS = (
-        "sent", "received", "dropped", "bytes_in", "bytes_out", "auth_failures",
-        "replays", "malformed", "filtered", "looped", "dropped_on_purpose",
-        "send_errors", "joins", "leaves", "join_failures",
+        "sent", "received", "dropped", "bytes_in", "bytes_out", "filtered",
+        "dropped_on_purpose", "send_errors", "joins", "leaves", "join_failures",
     )
+    #: Counted by the opener.
+    OPENED = ("auth_failures", "replays", "malformed", "looped")
 
-    sent = received = dropped = bytes_in = bytes_out = auth_failures = 0
-    replays = malformed = filtered = looped = dropped_on_purpose = 0
-    send_errors = joins = leaves = join_failures = 0
+    sent = received = dropped = bytes_in = bytes_out = filtered = 0
+    dropped_on_purpose = send_errors = joins = leaves = join_failures = 0
 
-    def __init__(self) -> None:
+    def __init__(self, opener: Opener | None = None) -> None:
         for name in self.COUNTERS:
             setattr(self, name, 0)
+        self.opener = opener if opener is not None else Opener(None)
         self._last: dict[str, float] | None = None
 
+    @property
+    def auth_failures(self) -> int:
+        return self.opener.auth_failures
+
+    @property
+    def replays(self) -> int:
+        return self.opener.replays
+
+    @property
+    def malformed(self) -> int:
+        return self.opener.malformed
+
+    @property
+    def looped(self) -> int:
+        return self.opener.looped
+
     def counters(self) -> dict[str, Any]:
-        c = {name: getattr(self, name) for name in self.COUNTERS}
+        c = {name: getattr(self, name) for name in self.COUNTERS + self.OPENED}
         return {
             "datagrams_sent": c.pop("sent"),
             "datagrams_received": c.pop("received"),

@@ -4,8 +4,9 @@ The cluster as the monitor knows it, computed from datagrams alone.
 :class:`ClusterModel` is sans-IO: :meth:`ClusterModel.datagram_received`
 takes the bytes of one datagram and the time, :meth:`ClusterModel.advance`
 moves the clock (node states, expiry, chart samples).  It reuses the
-cluster's own codec, authentication, replay window and mirror table, so
-it reads the datagrams exactly as a node does; it never sends any.
+cluster's own codec, :class:`~mmo.cluster.opener.Opener` (authentication,
+replay window) and mirror table, so it reads the datagrams exactly as a
+node does; it never sends any.
 
 A node is *live* while it is heard from, *stale* once it missed
 :data:`STALE_INTERVALS` heartbeat intervals, *gone* after
@@ -22,8 +23,8 @@ from typing import Any
 from twisted.logger import Logger
 
 from ..cluster import codec
-from ..cluster.auth import REPLAY, RESTARTED, STALE_EPOCH, ReplayWindow, verify
 from ..cluster.mirrors import MirrorTable
+from ..cluster.opener import AUTH_FAILED, Opener
 from ..world.grid import ZoneSpec
 from ..world.world import World
 
@@ -80,18 +81,34 @@ class NodeState:
 
 @dataclass
 class Counters:
-    """What came in, and why any of it was dropped."""
+    """What came in, and why any of it was dropped (the verdicts of ``opener``)."""
 
+    opener: Opener = field(default_factory=lambda: Opener(None), repr=False)
     received: int = 0
     bytes_in: int = 0
-    accepted: int = 0
-    auth_failures: int = 0
-    malformed: int = 0
-    replays: int = 0
-    #: Datagrams that arrived before the key file could be read.
-    no_key: int = 0
     cell_updates: int = 0
     other_zones: int = 0
+
+    @property
+    def accepted(self) -> int:
+        return self.opener.accepted
+
+    @property
+    def auth_failures(self) -> int:
+        return self.opener.auth_failures
+
+    @property
+    def malformed(self) -> int:
+        return self.opener.malformed
+
+    @property
+    def replays(self) -> int:
+        return self.opener.replays
+
+    @property
+    def no_key(self) -> int:
+        """Datagrams that arrived before the key file could be read."""
+        return self.opener.no_key
 
 
 @dataclass(frozen=True)
@@ -130,28 +147,31 @@ class ClusterModel:
     ) -> None:
         self.zone_spec = zone
         self.cell_size = cell_size
-        self.key = key
+        #: Opens every datagram (no node id: the monitor sends nothing to loop back).
+        self.opener = Opener(key)
         self.expiry = expiry
         self.forget_after = forget_after
         self.nodes: dict[str, NodeState] = {}
-        self.counters = Counters()
+        self.counters = Counters(self.opener)
         self.events: deque[Event] = deque(maxlen=EVENT_LINES)
         #: Events logged since the start (the log keeps the last few).
         self.event_count = 0
         self.history: deque[Sample] = deque(maxlen=max(2, int(history)))
-        self.replay = ReplayWindow()
         self.world = World([zone], cell_size)
         self.mirrors = MirrorTable(self.world, expiry)
         #: Cell sizes the nodes reported that differ from ``cell_size``.
         self.other_cell_sizes: set[float] = set()
         self._appeared = 0
         self._last_sample = -1e18
-        self._auth_logged = 0
-        self._auth_log_at = -1e18
 
     @property
     def zone(self) -> str:
         return self.zone_spec.name
+
+    @property
+    def key(self) -> bytes | None:
+        """The cluster key; ``None`` until it is known (datagrams are then counted only)."""
+        return self.opener.key
 
     # -- input -----------------------------------------------------------------
 
@@ -160,34 +180,15 @@ class ClusterModel:
         c = self.counters
         c.received += 1
         c.bytes_in += len(data)
-        if self.key is None:
-            c.no_key += 1
-            return
-        signed = verify(self.key, data) if codec.peek_sender(data) is not None else None
-        if signed is None:
-            c.auth_failures += 1
-            self._auth_failed(now)
-            return
-        try:
-            header = codec.read_header(signed)
-            message = codec.decode_body(header, signed)
-        except (codec.DatagramError, ValueError):
-            c.malformed += 1
-            return
-        verdict = self.replay.check(header.sender, header.epoch, header.seq)
-        if verdict in (REPLAY, STALE_EPOCH):
-            c.replays += 1
-            return
-        c.accepted += 1
-        self._dispatch(header, message, now, verdict == RESTARTED)
-
-    def _auth_failed(self, now: float) -> None:
-        n = self.counters.auth_failures
-        if now - self._auth_log_at >= AUTH_LOG_EVERY:
-            self._auth_log_at = now
-            new, self._auth_logged = n - self._auth_logged, n
-            self.event(now, f"{new} datagram(s) failed authentication ({n} in all): "
-                            "another cluster key?", "warn")
+        opened = self.opener.open(data)
+        if opened.ok:
+            assert opened.header is not None
+            self._dispatch(opened.header, opened.message, now, opened.restarted)
+        elif opened.verdict == AUTH_FAILED:
+            new = self.opener.auth_failures_to_report(now, AUTH_LOG_EVERY)
+            if new:
+                self.event(now, f"{new} datagram(s) failed authentication "
+                                f"({c.auth_failures} in all): another cluster key?", "warn")
 
     def _dispatch(self, header: codec.Header, message: Any, now: float,
                   restarted: bool) -> None:
@@ -304,4 +305,4 @@ class ClusterModel:
                 for m in self.mirrors.mirrors.values()]
 
     def set_key(self, key: bytes) -> None:
-        self.key = key
+        self.opener.key = key

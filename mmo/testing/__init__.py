@@ -12,7 +12,7 @@ players connected to it through ``StringTransport``.
 
 from __future__ import annotations
 
-from .cluster import FakeCluster, FakeMulticast, FakeMulticastPort
+from .cluster import FakeCluster, FakeMulticast, FakeMulticastPort, MemoryBus, MemoryTransport
 from .node import (
     FakePlayer,
     FakeTransport,
@@ -26,5 +26,6 @@ from .node import (
 
 __all__ = [
     "FakeCluster", "FakeMulticast", "FakeMulticastPort", "FakePlayer", "FakeTransport",
-    "RecordingExtension", "extension_node", "make_node", "node_settings", "node_values", "run_ticks",
+    "MemoryBus", "MemoryTransport", "RecordingExtension", "extension_node", "make_node",
+    "node_settings", "node_values", "run_ticks",
 ]

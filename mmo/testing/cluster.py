@@ -1,16 +1,21 @@
-"""Fakes for the cluster: an in-memory multicast network and nodes ticked together on it."""
+"""
+Fakes for the cluster: an in-memory multicast network, an in-memory cluster
+transport, and nodes ticked together on either.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import CannotListenError, MulticastJoinError
 from twisted.internet.interfaces import IMulticastTransport, IReactorMulticast
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
+from ..interfaces import IClusterTransport
 from ..server.node import Node
 from .node import make_node
 
@@ -183,6 +188,114 @@ class FakeMulticast:
             p.protocol.datagramReceived(packet, (source, port))
 
 
+# -- a cluster transport in memory --------------------------------------------------
+#
+# :class:`MemoryTransport` provides ``IClusterTransport`` itself, with no
+# multicast underneath: what the cluster needs of any transport, and no more.
+
+
+@implementer(IClusterTransport)
+class MemoryTransport:
+    """
+    One member of a :class:`MemoryBus`: an ``IClusterTransport`` in memory.
+
+    A datagram sent to a group reaches every *other* started transport of
+    the bus that has joined the group when the bus delivers it.
+    """
+
+    def __init__(self, bus: MemoryBus, source: str | None = None) -> None:
+        self.bus = bus
+        #: What receivers are told a datagram came from.
+        self.source = source or bus.next_source()
+        self.receive: Callable[[bytes, Any], object] | None = None
+        self.joined: set[str] = set()
+        #: Every (group, datagram) this transport handed on.
+        self.sent: list[tuple[str, bytes]] = []
+
+    @property
+    def started(self) -> bool:
+        return self.receive is not None
+
+    def start(self, receive: Any) -> None:
+        self.receive = receive
+        if self not in self.bus.transports:
+            self.bus.transports.append(self)
+
+    def stop(self) -> Deferred:
+        self.unplug()
+        self.joined.clear()
+        return succeed(None)
+
+    def unplug(self) -> None:
+        """Leave the bus without a word (a crash): nothing more in or out."""
+        if self in self.bus.transports:
+            self.bus.transports.remove(self)
+        self.receive = None
+
+    def join(self, group: str) -> None:
+        self.joined.add(group)
+
+    def leave(self, group: str) -> None:
+        self.joined.discard(group)
+
+    def send(self, group: str, data: bytes) -> bool:
+        if not self.started:
+            return False
+        data = bytes(data)
+        self.sent.append((group, data))
+        self.bus.queue.append((self, group, data))
+        return True
+
+
+class MemoryBus:
+    """
+    The network that :class:`MemoryTransport` objects share: datagrams wait
+    in a queue until :meth:`flush`, so that tests choose when, and whether,
+    each is delivered.  ``drop`` (a function of datagram, sender and receiver)
+    loses datagrams on purpose.
+
+        bus = MemoryBus()
+        a, b = MemoryTransport(bus), MemoryTransport(bus)
+        ...
+        bus.flush()
+    """
+
+    def __init__(self) -> None:
+        self.transports: list[MemoryTransport] = []
+        self.queue: list[tuple[MemoryTransport, str, bytes]] = []
+        self.drop: Callable[[bytes, MemoryTransport, MemoryTransport], bool] | None = None
+        self.delivered = 0
+        self.dropped = 0
+        self.largest = 0
+        self._next = 1
+
+    def next_source(self) -> str:
+        name = f"memory-{self._next}"
+        self._next += 1
+        return name
+
+    def flush(self, limit: int = 100_000) -> int:
+        """Deliver queued datagrams (and any they cause), at most ``limit``."""
+        count = 0
+        while self.queue and count < limit:
+            batch, self.queue = self.queue, []
+            for sender, group, data in batch:
+                count += 1
+                self.largest = max(self.largest, len(data))
+                for t in [t for t in self.transports if t is not sender and group in t.joined]:
+                    if self.drop is not None and self.drop(data, sender, t):
+                        self.dropped += 1
+                        continue
+                    if t.receive is None:
+                        continue  # unplugged by an earlier delivery
+                    self.delivered += 1
+                    t.receive(data, sender.source)
+        return count
+
+
+# -- nodes ticked together -----------------------------------------------------------
+
+
 class FakeCluster:
     """
     Nodes with their cluster services on one ``Clock`` and one
@@ -191,16 +304,21 @@ class FakeCluster:
         c = FakeCluster(["a", "b"])
         alice, bob = FakePlayer(c.nodes[0], "alice"), FakePlayer(c.nodes[1], "bob")
         c.step(10)            # one second at 10 Hz: bob is mirrored on alice's node
+
+    With ``bus`` (a :class:`MemoryBus`), the services use a
+    :class:`MemoryTransport` each on it instead of multicast.
     """
 
     KEY = b"k" * 32
 
     def __init__(self, node_ids: list[str] | tuple[str, ...] = ("n0", "n1", "n2"),
-                 key: bytes = KEY, clock: Clock | None = None, **overrides: Any) -> None:
+                 key: bytes = KEY, clock: Clock | None = None, bus: MemoryBus | None = None,
+                 **overrides: Any) -> None:
         self.clock = clock or Clock()
         if clock is None:
             self.clock.advance(1000)
         self.net = FakeMulticast()
+        self.bus = bus
         self.key = key
         self.overrides = overrides
         self.nodes: list[Node] = []
@@ -215,8 +333,10 @@ class FakeCluster:
         from ..cluster.service import ClusterService
 
         node = make_node(self.clock, node_id=node_id, **{**self.overrides, **overrides})
+        transport = MemoryTransport(self.bus, node_id) if self.bus is not None else None
         service = ClusterService(node, node.settings.cluster, self.clock, self.net,
-                                 rng=random.Random(len(self.nodes)), key=key or self.key)
+                                 rng=random.Random(len(self.nodes)), key=key or self.key,
+                                 transport=transport)
         service.tcp_port = node.settings.node.tcp
         node.cluster = service
         service.startService()
@@ -231,15 +351,22 @@ class FakeCluster:
             for node in self.nodes:
                 node.tick()
             self.net.flush()
+            if self.bus is not None:
+                self.bus.flush()
 
     def kill(self, i: int) -> None:
         """Node ``i`` vanishes without a word (kill -9): its datagrams stop."""
         service = self.services[i]
         for loop in service._loops:
             loop.stop()
-        self.net.ports.remove(service.transport)
-        service.transport.listening = False
-        service.transport = None
+        transport = service.transport
+        if isinstance(transport, MemoryTransport):
+            transport.unplug()
+        else:
+            port = transport.port  # type: ignore[attr-defined]
+            self.net.ports.remove(port)
+            port.listening = False
+            transport.port = None  # type: ignore[attr-defined]
         self.nodes[i].cluster = None
 
 

@@ -70,7 +70,7 @@ class FakePlayer:
         self.node = node
         self.name = name
         self.transport = transport or FakeTransport()
-        self.transport.peerAddr = IPv4Address("TCP", host, 40000)
+        self.transport.peerAddr = IPv4Address("TCP", host, 40000)  # type: ignore[assignment]
         self.session = PlayerSession(node)
         self.session.makeConnection(self.transport)
         self.decoder = FrameDecoder.for_client()
