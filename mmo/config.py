@@ -138,6 +138,11 @@ def multicast_group(value: Any) -> str:
     return value
 
 
+def group_or_auto(value: Any) -> str:
+    """``auto`` or a multicast group address."""
+    return "auto" if value == "auto" else multicast_group(value)
+
+
 def zone(value: Any) -> ZoneSpec:
     if isinstance(value, ZoneSpec):
         return value

@@ -8,6 +8,7 @@ from mmo.config import (
     boolean,
     choice,
     endpoint,
+    group_or_auto,
     integer,
     ipv4,
     multicast_group,
@@ -15,6 +16,9 @@ from mmo.config import (
     text,
     zone,
 )
+
+# group_or_auto lives in mmo.config now (the monitor shares it without
+# importing the server); it stays importable from here.
 
 #: /metrics and /healthz on this host only (9100 is also node_exporter's port).
 DEFAULT_HTTP = "tcp:9100:interface=127.0.0.1"
@@ -25,11 +29,6 @@ def http_endpoint(value: object) -> str:
     if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
         return "none"
     return endpoint(value)
-
-
-def group_or_auto(value: object) -> str:
-    """``auto`` or a multicast group address."""
-    return "auto" if value == "auto" else multicast_group(value)
 
 
 def extension_name(value: object) -> str:
