@@ -244,6 +244,18 @@ def test_text_view_prints_the_same_numbers_and_writes_json(model, tmp_path):
     assert shown["dots"]["total"] == 1
 
 
+def test_the_text_view_keeps_its_note_under_the_title_at_each_redraw(model):
+    out: list[str] = []
+    view = TextView(model, out.append, clear=True, note="no window: no X display")
+    view(1.0)
+    view(2.0)
+    assert len(out) == 2
+    for screen in out:
+        assert screen.startswith("\x1b[H\x1b[2J")
+        assert screen.splitlines()[1] == "no window: no X display"
+    assert "no window" not in render(model, 1.0)
+
+
 def test_zone_groups_are_the_zone_cells_groups():
     groups = CellGroups(cell_block("239.255.0.1", "auto", 16))
     small = Zone("arena", 300, 300, 100.0)
