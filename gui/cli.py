@@ -3,7 +3,9 @@
 
 The flags are parsed before anything imports Qt or the reactor: the window
 needs the QApplication created and qt5reactor installed first, and the text
-view must run where PyQt5 is not installed at all.
+view must run where PyQt5 is not installed at all.  Where the window cannot
+open (no X display, or Qt's xcb plugin misses a library: Qt would abort the
+process), one line says why and the text view runs instead.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def make_model(settings: MonitorSettings) -> Any:
                         settings.history, settings.forget_after)
 
 
-def run_text(settings: MonitorSettings) -> int:
+def run_text(settings: MonitorSettings, note: str = "") -> int:
     """The text view on the default reactor, until ``--duration`` or Ctrl-C."""
     from twisted.internet import reactor
 
@@ -76,7 +78,7 @@ def run_text(settings: MonitorSettings) -> int:
 
     model = make_model(settings)
     service = MonitorService(model, settings, reactor)
-    service.views.append(TextView(model, json_path=settings.json))
+    service.views.append(TextView(model, json_path=settings.json, note=note))
     r: Any = reactor
     r.callWhenRunning(service.startService)
     r.addSystemEventTrigger("before", "shutdown", service.stopService)
@@ -88,8 +90,8 @@ def run_text(settings: MonitorSettings) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     settings = parse(sys.argv[1:] if argv is None else argv)
-    start_logging(settings.text)
     if settings.text:
+        start_logging(text_view=True)
         raise SystemExit(run_text(settings))
     try:
         from .app import run_window
@@ -97,6 +99,18 @@ def main(argv: list[str] | None = None) -> None:
         print(f"mmo-monitor: the window needs the gui extra (pip install 'mmo[gui]'): {e}\n"
               "mmo-monitor: --text shows the same numbers without Qt", file=sys.stderr)
         raise SystemExit(1) from None
+    from .xcb import window_problem
+
+    problem = window_problem()
+    if problem and settings.screenshot:
+        print(f"mmo-monitor: no window for --screenshot: {problem}", file=sys.stderr)
+        raise SystemExit(1)
+    if problem:
+        print(f"mmo-monitor: no window: {problem}; showing the text view", file=sys.stderr)
+        sys.stderr.flush()
+        start_logging(text_view=True)
+        raise SystemExit(run_text(settings, note=f"no window: {problem}"))
+    start_logging(text_view=False)
     code = run_window(settings, make_model(settings))
     # Python's teardown of Qt and pyqtgraph objects can crash after a clean
     # run (their C++ halves go in the wrong order): everything is written

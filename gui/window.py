@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import pyqtgraph as pg
 from PyQt5.QtCore import Qt
-from PyQt5.QtGui import QColor, QFont
+from PyQt5.QtGui import QColor, QFont, QGuiApplication
 from PyQt5.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -307,6 +307,8 @@ class MonitorWindow(QMainWindow):
         counts = self.map.counts()
         return {
             "size": [self.width(), self.height()],
+            # xcb on an X screen; offscreen in the tests that have none.
+            "platform": QGuiApplication.platformName(),
             "totals": {label: card.value.text() for label, card in self.cards.items()},
             "nodes": nodes,
             "row_colours": [_present(table.item(r, 0)).background().color().name()

@@ -50,6 +50,7 @@ def test_window_shows_totals_table_map_charts_and_log(window):
     window.refresh(10.0)
     shown = window.shown()
     assert shown["size"] == [1200, 800]
+    assert shown["platform"] == "offscreen"
     assert shown["totals"]["nodes"] == "2"
     assert shown["totals"]["players"] == "5"
     assert shown["totals"]["on map"] == "5 +1 NPCs"
