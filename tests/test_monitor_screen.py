@@ -29,6 +29,7 @@ pytest.importorskip("qt5reactor")
 pytest.importorskip("pyqtgraph")
 
 MONITOR = str(BIN / "mmo-monitor")
+REPO = Path(__file__).resolve().parent.parent
 #: What could steer Qt away from the xcb plugin this file is about.
 QT_CHOICE = ("QT_QPA_PLATFORM", "QT_QPA_PLATFORM_PLUGIN_PATH", "QT_PLUGIN_PATH",
              "XDG_SESSION_TYPE", "WAYLAND_DISPLAY")
@@ -243,3 +244,24 @@ def test_the_plugin_qt_would_load_is_the_one_examined(tmp_path):
     assert xcb.window_problem({"DISPLAY": ":0"}, str(tmp_path / "nowhere")) == (
         "Qt's xcb platform plugin (libqxcb.so) is not installed with PyQt5")
 
+
+def test_every_library_the_plugin_needs_has_its_package_and_system_deps_installs_them():
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf (binutils) is needed to list the plugin's libraries")
+    plugin = bundled_plugin()
+    qt_lib = plugin.parent.parent.parent / "lib"
+    needed = set()
+    for path in (plugin, qt_lib / "libQt5XcbQpa.so.5"):
+        out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+        needed |= set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
+    from_system = {n for n in needed if not (qt_lib / n).exists()}
+    assert from_system and from_system <= set(xcb.PACKAGES), from_system - set(xcb.PACKAGES)
+
+    script = (REPO / "scripts" / "system-deps.sh").read_text()
+    listed = re.search(r"^xcb=\(([^)]*)\)", script, re.M)
+    assert listed, "system-deps.sh has no xcb=(...) list"
+    # Python and PyQt5's QtCore need these before any window.
+    base = {"libc6", "libstdc++6", "libgcc-s1", "zlib1g", "libglib2.0-0"}
+    assert set(xcb.PACKAGES.values()) - base == set(listed.group(1).split())
+    assert re.search(r"^command -v Xvfb .*want\+=\(xvfb\)", script, re.M)
