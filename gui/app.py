@@ -10,8 +10,10 @@ from typing import Any
 
 from PyQt5.QtWidgets import QApplication
 
+from mmo.monitor.settings import MonitorSettings
 
-def run_window(values: dict[str, Any], model: Any) -> int:
+
+def run_window(settings: MonitorSettings, model: Any) -> int:
     """Open the window and run the reactor until it closes; return the exit code."""
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
@@ -26,17 +28,17 @@ def run_window(values: dict[str, Any], model: Any) -> int:
     from .window import MonitorWindow
 
     r: Any = reactor
-    window = MonitorWindow(model, values)
-    service = MonitorService(model, values, r)
+    window = MonitorWindow(model, settings)
+    service = MonitorService(model, settings, r)
     service.views.append(window.refresh)
     outcome = {"code": 0}
 
-    if values["json"]:
+    if settings.json:
         # At every redraw (twice a second), so that short states are seen.
-        service.views.append(lambda now: write_json(values["json"], window.shown()))
+        service.views.append(lambda now: write_json(settings.json, window.shown()))
 
     def screenshot() -> None:
-        path = values["screenshot"]
+        path = settings.screenshot
         service.refresh()
         app.processEvents()
         if not window.grab().save(path, "PNG"):
@@ -54,10 +56,10 @@ def run_window(values: dict[str, Any], model: Any) -> int:
     app.lastWindowClosed.connect(stop)
     r.callWhenRunning(service.startService)
     r.addSystemEventTrigger("before", "shutdown", service.stopService)
-    if values["screenshot"]:
-        r.callLater(values["after"], screenshot)
-    if values["duration"]:
-        r.callLater(values["duration"], stop)
+    if settings.screenshot:
+        r.callLater(settings.after, screenshot)
+    if settings.duration:
+        r.callLater(settings.duration, stop)
     r.run()
     window.close()
     return outcome["code"]

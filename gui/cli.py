@@ -3,7 +3,9 @@
 
 The flags are parsed before anything imports Qt or the reactor: the window
 needs the QApplication created and qt5reactor installed first, and the text
-view must run where PyQt5 is not installed at all.
+view must run where PyQt5 is not installed at all.  Where the window cannot
+open (no X display, or Qt's xcb plugin misses a library: Qt would abort the
+process), one line says why and the text view runs instead.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import os
 import sys
 from typing import Any
 
-from mmo.config import ConfigError
-from mmo.monitor.settings import MONITOR_SCHEMA
+from mmo.config import ConfigError, build
+from mmo.monitor.settings import MONITOR_SCHEMA, MonitorSettings
 from mmo.options import SchemaOptions, options_for, parse_or_exit
 
 
@@ -28,18 +30,20 @@ class _MonitorOptions(SchemaOptions):
         "given with --config; flags win."
     )
 
-    def check_values(self, values: dict[str, Any]) -> None:
+    def make_settings(self, values: dict[str, Any]) -> MonitorSettings:
         if values["text"] and values["screenshot"]:
             raise ConfigError("--screenshot needs the window: drop --text")
+        return build(MonitorSettings, values)
 
 
 Options = options_for(MONITOR_SCHEMA, _MonitorOptions)
 
 
-def parse(argv: list[str]) -> dict[str, Any]:
-    """The checked settings of ``argv``; exits with a usage message when wrong."""
+def parse(argv: list[str]) -> MonitorSettings:
+    """The settings of ``argv``; exits with a usage message when wrong."""
     config = parse_or_exit(Options, argv, "mmo-monitor")
-    return config.settings
+    settings: MonitorSettings = config.settings
+    return settings
 
 
 def start_logging(text_view: bool) -> None:
@@ -58,44 +62,56 @@ def start_logging(text_view: bool) -> None:
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
-def make_model(values: dict[str, Any]) -> Any:
+def make_model(settings: MonitorSettings) -> Any:
     from mmo.monitor.model import ClusterModel
 
-    return ClusterModel(values["zone"], values["cell_size"], values["expiry"],
-                        values["history"], values["forget_after"])
+    return ClusterModel(settings.zone, settings.cell_size, settings.expiry,
+                        settings.history, settings.forget_after)
 
 
-def run_text(values: dict[str, Any]) -> int:
+def run_text(settings: MonitorSettings, note: str = "") -> int:
     """The text view on the default reactor, until ``--duration`` or Ctrl-C."""
     from twisted.internet import reactor
 
     from mmo.monitor.listener import MonitorService
     from mmo.monitor.text import TextView
 
-    model = make_model(values)
-    service = MonitorService(model, values, reactor)
-    service.views.append(TextView(model, json_path=values["json"]))
+    model = make_model(settings)
+    service = MonitorService(model, settings, reactor)
+    service.views.append(TextView(model, json_path=settings.json, note=note))
     r: Any = reactor
     r.callWhenRunning(service.startService)
     r.addSystemEventTrigger("before", "shutdown", service.stopService)
-    if values["duration"]:
-        r.callLater(values["duration"], r.stop)
+    if settings.duration:
+        r.callLater(settings.duration, r.stop)
     r.run()
     return 0
 
 
 def main(argv: list[str] | None = None) -> None:
-    values = parse(sys.argv[1:] if argv is None else argv)
-    start_logging(values["text"])
-    if values["text"]:
-        raise SystemExit(run_text(values))
+    settings = parse(sys.argv[1:] if argv is None else argv)
+    if settings.text:
+        start_logging(text_view=True)
+        raise SystemExit(run_text(settings))
     try:
         from .app import run_window
     except ImportError as e:
         print(f"mmo-monitor: the window needs the gui extra (pip install 'mmo[gui]'): {e}\n"
               "mmo-monitor: --text shows the same numbers without Qt", file=sys.stderr)
         raise SystemExit(1) from None
-    code = run_window(values, make_model(values))
+    from .xcb import window_problem
+
+    problem = window_problem()
+    if problem and settings.screenshot:
+        print(f"mmo-monitor: no window for --screenshot: {problem}", file=sys.stderr)
+        raise SystemExit(1)
+    if problem:
+        print(f"mmo-monitor: no window: {problem}; showing the text view", file=sys.stderr)
+        sys.stderr.flush()
+        start_logging(text_view=True)
+        raise SystemExit(run_text(settings, note=f"no window: {problem}"))
+    start_logging(text_view=False)
+    code = run_window(settings, make_model(settings))
     # Python's teardown of Qt and pyqtgraph objects can crash after a clean
     # run (their C++ halves go in the wrong order): everything is written
     # and closed by now, so leave at once.

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import pyqtgraph as pg
 from PyQt5.QtCore import Qt
-from PyQt5.QtGui import QColor, QFont
+from PyQt5.QtGui import QColor, QFont, QGuiApplication
 from PyQt5.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -32,6 +32,7 @@ from PyQt5.QtWidgets import (
 
 from mmo.monitor import present
 from mmo.monitor.model import ClusterModel
+from mmo.monitor.settings import MonitorSettings
 
 #: Columns of the table that hold numbers (right-aligned).
 NUMERIC = {2, 3, 4, 5, 6, 7, 8}
@@ -172,11 +173,11 @@ class ZoneMap(pg.PlotWidget):
 class MonitorWindow(QMainWindow):
     """The cluster at a glance."""
 
-    def __init__(self, model: ClusterModel, settings: dict[str, Any]) -> None:
+    def __init__(self, model: ClusterModel, settings: MonitorSettings) -> None:
         super().__init__()
         self.model = model
         self.settings = settings
-        self.setWindowTitle(f"mmo monitor \u2014 {settings['mgroup']}:{settings['mport']}")
+        self.setWindowTitle(f"mmo monitor \u2014 {settings.mgroup}:{settings.mport}")
         self._events_shown = 0
         self._started_wall = time.time()
         self._started = 0.0
@@ -229,7 +230,7 @@ class MonitorWindow(QMainWindow):
         split.setSizes([985, 515])
         outer.addWidget(split, 1)
         self.setCentralWidget(central)
-        self.resize(settings.get("width", 1500), settings.get("height", 920))
+        self.resize(settings.width, settings.height)
 
     def refresh(self, now: float) -> None:
         """Redraw everything from the model at reactor time ``now``."""
@@ -251,8 +252,8 @@ class MonitorWindow(QMainWindow):
         self._append_events()
         c = model.counters
         _present(self.statusBar()).showMessage(
-            f"listening on {self.settings['mgroup']}:{self.settings['mport']} via "
-            f"{self.settings['iface']}  \u00b7  {c.received:,} datagrams  \u00b7  "
+            f"listening on {self.settings.mgroup}:{self.settings.mport} via "
+            f"{self.settings.iface}  \u00b7  {c.received:,} datagrams  \u00b7  "
             f"{c.auth_failures:,} failed authentication  \u00b7  {c.malformed:,} malformed"
             f"  \u00b7  {c.replays:,} replays"
             + (f"  \u00b7  {c.no_key:,} before the key was read" if c.no_key else ""))
@@ -306,6 +307,8 @@ class MonitorWindow(QMainWindow):
         counts = self.map.counts()
         return {
             "size": [self.width(), self.height()],
+            # xcb on an X screen; offscreen in the tests that have none.
+            "platform": QGuiApplication.platformName(),
             "totals": {label: card.value.text() for label, card in self.cards.items()},
             "nodes": nodes,
             "row_colours": [_present(table.item(r, 0)).background().color().name()

@@ -140,6 +140,11 @@ def multicast_group(value: Any) -> str:
     return value
 
 
+def group_or_auto(value: Any) -> str:
+    """``auto`` or a multicast group address."""
+    return "auto" if value == "auto" else multicast_group(value)
+
+
 def zone(value: Any) -> ZoneSpec:
     if isinstance(value, ZoneSpec):
         return value
@@ -149,11 +154,6 @@ def zone(value: Any) -> ZoneSpec:
         except KeyError as e:
             raise ValueError(f"a zone table needs name, width and height (no {e})") from None
     return ZoneSpec.parse(text(value))
-
-
-def group_or_auto(value: object) -> str:
-    """``auto`` or a multicast group address."""
-    return "auto" if value == "auto" else multicast_group(value)
 
 
 def endpoint(value: Any) -> str:

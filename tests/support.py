@@ -53,12 +53,14 @@ class Process:
     """A child process whose output goes to a log file we can poll."""
 
     def __init__(self, argv: list[str], cwd: Path, name: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, unset: Iterable[str] = ()) -> None:
         self.log_path = cwd / f"{name}.log"
         self.argv = argv
         self._log = open(self.log_path, "wb")
         full_env = dict(os.environ)
         full_env.update(env or {})
+        for variable in unset:
+            full_env.pop(variable, None)
         self.proc = subprocess.Popen(
             argv, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=full_env,

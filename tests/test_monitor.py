@@ -11,10 +11,11 @@ from twisted.internet.task import Clock
 
 from mmo.cluster import codec
 from mmo.cluster.groups import CellGroups, cell_block
+from mmo.config import ConfigError, build
 from mmo.monitor import present
 from mmo.monitor.listener import MonitorService, zone_groups
 from mmo.monitor.model import GONE, LIVE, STALE, ClusterModel
-from mmo.monitor.settings import MONITOR_SCHEMA
+from mmo.monitor.settings import MONITOR_SCHEMA, MonitorSettings
 from mmo.monitor.text import TextView, render
 from mmo.testing import FakeCluster, FakeMulticast, FakePlayer
 from mmo.wire import messages as m
@@ -22,6 +23,11 @@ from mmo.world.grid import Zone, ZoneSpec
 
 KEY = b"k" * 32
 WORLD = ZoneSpec("world", 2000, 2000)
+
+
+def monitor_settings(**given) -> MonitorSettings:
+    """The monitor's settings at their defaults but for ``given``, as ``mmo-monitor`` makes them."""
+    return build(MonitorSettings, MONITOR_SCHEMA.resolve(given, None))
 
 
 class Sender:
@@ -238,6 +244,18 @@ def test_text_view_prints_the_same_numbers_and_writes_json(model, tmp_path):
     assert shown["dots"]["total"] == 1
 
 
+def test_the_text_view_keeps_its_note_under_the_title_at_each_redraw(model):
+    out: list[str] = []
+    view = TextView(model, out.append, clear=True, note="no window: no X display")
+    view(1.0)
+    view(2.0)
+    assert len(out) == 2
+    for screen in out:
+        assert screen.startswith("\x1b[H\x1b[2J")
+        assert screen.splitlines()[1] == "no window: no X display"
+    assert "no window" not in render(model, 1.0)
+
+
 def test_zone_groups_are_the_zone_cells_groups():
     groups = CellGroups(cell_block("239.255.0.1", "auto", 16))
     small = Zone("arena", 300, 300, 100.0)
@@ -255,8 +273,8 @@ class Network(FakeCluster):
 
     def __init__(self) -> None:
         super().__init__(["alpha", "beta"], key=KEY, max_speed=100_000.0)
-        settings = MONITOR_SCHEMA.resolve({}, None)
-        self.model = ClusterModel(settings["zone"], key=KEY)
+        settings = monitor_settings()
+        self.model = ClusterModel(settings.zone, key=KEY)
         self.monitor = MonitorService(self.model, settings, self.clock, self.net)
         self.redraws: list[float] = []
         self.monitor.views.append(self.redraws.append)
@@ -298,8 +316,8 @@ def test_monitor_sends_nothing_and_nodes_do_not_see_it():
 def test_the_key_file_is_waited_for_never_created(tmp_path):
     clock, net = Clock(), FakeMulticast()
     path = tmp_path / "cluster.key"
-    settings = MONITOR_SCHEMA.resolve({"cluster_key_file": str(path)}, None)
-    model = ClusterModel(settings["zone"])
+    settings = monitor_settings(cluster_key_file=str(path))
+    model = ClusterModel(settings.zone)
     svc = MonitorService(model, settings, clock, net)
     svc.startService()
     clock.advance(3)
@@ -321,6 +339,46 @@ def test_move_is_applied_through_the_node():
     p.send(m.Move(1, 777.0, 555.0))
     n.run(1.0)
     assert (777.0, 555.0) in present.dots_by_node(n.model)["alpha"]
+
+
+def test_settings_have_a_field_per_key_and_come_typed_from_the_options(tmp_path):
+    from dataclasses import FrozenInstanceError, fields
+
+    from mmo.gui.cli import Options
+
+    assert [f.name for f in fields(MonitorSettings)] == list(MONITOR_SCHEMA.keys)
+    config = tmp_path / "monitor.toml"
+    config.write_text('mport = 30555\nzone = "arena:500x400"\n')
+    options = Options()
+    options.parseOptions(["--config", str(config), "--width", "1000", "--text",
+                          "--cell-group-base", "239.255.9.1"])
+    settings = options.settings
+    assert isinstance(settings, MonitorSettings)
+    assert (settings.mport, settings.zone, settings.width, settings.text) == (
+        30555, ZoneSpec("arena", 500, 400), 1000, True)
+    assert (settings.cell_group_base, settings.height) == ("239.255.9.1", 920)
+    assert options.checked["mport"] == 30555
+    with pytest.raises(FrozenInstanceError):
+        settings.mport = 1  # type: ignore[misc]
+
+
+def test_a_screenshot_needs_the_window():
+    from twisted.python.usage import UsageError
+
+    from mmo.gui.cli import Options
+
+    with pytest.raises(UsageError, match="--screenshot needs the window"):
+        Options().parseOptions(["--text", "--screenshot", "shot.png"])
+    with pytest.raises(ConfigError):
+        MONITOR_SCHEMA.check("cell_group_base", "10.0.0.1", "--cell-group-base")
+
+
+def test_the_monitor_imports_nothing_of_the_server(tmp_path):
+    code = ("import sys, mmo.monitor.listener, mmo.monitor.text, mmo.monitor.settings, "
+            "mmo.gui.cli; "
+            "bad = [m for m in sys.modules if m.startswith('mmo.server')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=tmp_path)
 
 
 def test_nothing_qt_is_imported_by_the_node_the_loadgen_or_the_text_view(tmp_path):

@@ -10,12 +10,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 QtWidgets = pytest.importorskip("PyQt5.QtWidgets")
 pytest.importorskip("pyqtgraph")
 
-from test_monitor import KEY, WORLD, Sender, feed  # noqa: E402
+from test_monitor import KEY, WORLD, Sender, feed, monitor_settings  # noqa: E402
 
 from mmo.gui.window import MonitorWindow  # noqa: E402
 from mmo.monitor import present  # noqa: E402
 from mmo.monitor.model import ClusterModel  # noqa: E402
-from mmo.monitor.settings import MONITOR_SCHEMA  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def app():
 @pytest.fixture
 def window(app):
     model = ClusterModel(WORLD, key=KEY)
-    w = MonitorWindow(model, MONITOR_SCHEMA.resolve({"width": 1200, "height": 800}, None))
+    w = MonitorWindow(model, monitor_settings(width=1200, height=800))
     w.show()
     yield w
     w.close()
@@ -51,6 +50,7 @@ def test_window_shows_totals_table_map_charts_and_log(window):
     window.refresh(10.0)
     shown = window.shown()
     assert shown["size"] == [1200, 800]
+    assert shown["platform"] == "offscreen"
     assert shown["totals"]["nodes"] == "2"
     assert shown["totals"]["players"] == "5"
     assert shown["totals"]["on map"] == "5 +1 NPCs"

@@ -21,6 +21,7 @@ from ..cluster.auth import KeyFileError, load_or_create_key
 from ..cluster.groups import CellGroups, cell_block
 from ..world.grid import Zone
 from .model import ClusterModel
+from .settings import MonitorSettings
 
 #: Linux's IP_MULTICAST_ALL: off, so the socket gets only the groups it joined.
 IP_MULTICAST_ALL = 49
@@ -69,7 +70,7 @@ class MonitorService(Service):
 
     log = Logger()
 
-    def __init__(self, model: ClusterModel, settings: dict[str, Any], reactor: Any,
+    def __init__(self, model: ClusterModel, settings: MonitorSettings, reactor: Any,
                  multicast: Any = None) -> None:
         self.model = model
         self.settings = settings
@@ -80,19 +81,19 @@ class MonitorService(Service):
         self.views: list[Callable[[float], None]] = []
         self.port: Any = None
         self.groups = CellGroups(cell_block(
-            settings["mgroup"], settings["cell_group_base"], settings["cell_group_count"]))
+            settings.mgroup, settings.cell_group_base, settings.cell_group_count))
         self.joined: list[str] = []
         self._loop: LoopingCall | None = None
         self._key_loop: LoopingCall | None = None
         self._all_groups = False
 
     def _iface(self) -> str:
-        return "" if self.settings["iface"] == "0.0.0.0" else self.settings["iface"]
+        return "" if self.settings.iface == "0.0.0.0" else self.settings.iface
 
     def startService(self) -> None:
         super().startService()
         self.port = self.multicast.listenMulticast(
-            self.settings["mport"], MonitorProtocol(self.received), listenMultiple=True)
+            self.settings.mport, MonitorProtocol(self.received), listenMultiple=True)
         sock = getattr(self.port, "socket", None)
         if sock is not None:
             try:
@@ -100,11 +101,11 @@ class MonitorService(Service):
             except OSError:
                 pass  # not Linux: the model filters by zone anyway
         zone = self.model.world.zones[self.model.zone]
-        for group in [self.settings["mgroup"], *zone_groups(self.groups, zone)]:
+        for group in [self.settings.mgroup, *zone_groups(self.groups, zone)]:
             self.join(group)
         self.log.info("monitor: listening on {group}:{port} via {iface}, zone {zone} on "
-                      "{n} cell groups", group=self.settings["mgroup"],
-                      port=self.settings["mport"], iface=self.settings["iface"],
+                      "{n} cell groups", group=self.settings.mgroup,
+                      port=self.settings.mport, iface=self.settings.iface,
                       zone=str(self.model.zone_spec), n=len(self.joined) - 1)
         if self.model.key is None:
             self._key_loop = LoopingCall(self.load_key)
@@ -136,7 +137,7 @@ class MonitorService(Service):
 
     def load_key(self) -> None:
         """Read the key file; until it exists, say so once and try again."""
-        path = self.settings["cluster_key_file"]
+        path = self.settings.cluster_key_file
         now = self.reactor.seconds()
         try:
             key = read_key(path)

@@ -1,8 +1,12 @@
-"""The monitor's keys: each is a TOML key and a flag of ``mmo-monitor``."""
+"""
+The monitor's keys (each is a TOML key and a flag of ``mmo-monitor``) and
+:class:`MonitorSettings`, the typed settings made from them once.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ..config import (
     Key,
@@ -16,6 +20,7 @@ from ..config import (
     text,
     zone,
 )
+from ..world.grid import ZoneSpec
 
 MONITOR_KEYS = [
     # Where the cluster is (the same values as the nodes') ---------------------
@@ -55,3 +60,31 @@ MONITOR_KEYS = [
 ]
 
 MONITOR_SCHEMA = Schema(MONITOR_KEYS)
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """
+    Everything ``mmo-monitor`` was told, one field per key of
+    :data:`MONITOR_SCHEMA`; made once from the checked values with
+    ``mmo.config.build(MonitorSettings, values)``.
+    """
+
+    mgroup: str
+    mport: int
+    iface: str
+    cluster_key_file: str
+    cell_group_base: str
+    cell_group_count: int
+    zone: ZoneSpec
+    cell_size: float
+    expiry: float
+    history: float
+    forget_after: float
+    text: bool
+    duration: float
+    screenshot: str
+    after: float
+    json: str
+    width: int
+    height: int

@@ -20,11 +20,11 @@ EVENT_TAIL = 6
 CLEAR = "\x1b[H\x1b[2J"
 
 
-def render(model: ClusterModel, now: float, wall: float | None = None) -> str:
-    """One screen of text: totals, the node table, the map's dots, recent events."""
+def render(model: ClusterModel, now: float, wall: float | None = None, note: str = "") -> str:
+    """One screen of text: ``note``, totals, the node table, the map's dots, recent events."""
     t = totals(model)
     stamp = time.strftime("%H:%M:%S", time.localtime(wall if wall is not None else time.time()))
-    lines = [f"mmo monitor  {stamp}  zone {model.zone_spec}",
+    lines = [f"mmo monitor  {stamp}  zone {model.zone_spec}", *([note] if note else []),
              "  ".join(f"{label}: {value}" for label, value in t.items())]
     table = [COLUMNS] + [r.cells() for r in rows(model, now)]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
@@ -60,11 +60,15 @@ def write_json(path: str, data: dict[str, Any]) -> None:
 
 
 class TextView:
-    """Prints :func:`render` every second; on a terminal, redraws in place."""
+    """
+    Prints :func:`render` every second; on a terminal, redraws in place
+    (with ``note`` under the title, so that redrawing never wipes it).
+    """
 
     def __init__(self, model: ClusterModel, write: Callable[[str], None] | None = None,
-                 json_path: str = "", clear: bool | None = None) -> None:
+                 json_path: str = "", clear: bool | None = None, note: str = "") -> None:
         self.model = model
+        self.note = note
         self.write = write or _stdout
         self.json_path = json_path
         self.clear = sys.stdout.isatty() if clear is None else clear
@@ -74,7 +78,7 @@ class TextView:
         if now - self._last < 0.99:
             return
         self._last = now
-        text = render(self.model, now)
+        text = render(self.model, now, note=self.note)
         self.write((CLEAR if self.clear else "") + text + ("" if self.clear else "\n"))
         if self.json_path:
             write_json(self.json_path, snapshot(self.model, now))
