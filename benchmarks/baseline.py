@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import struct
 import sys
 import time
 from typing import Any
@@ -25,10 +24,10 @@ from typing import Any
 from twisted.internet.protocol import Factory, Protocol
 
 from mmo.server.fastwrite import write as fast_write
+from mmo.wire import layout
 from mmo.wire import messages as m
 from mmo.wire.fast import tick_frame
 from mmo.wire.frames import FrameDecoder
-from mmo.wire.messages import HEADER
 
 _PING = m.Ping.TYPE
 _LOGIN = m.Login.TYPE
@@ -37,10 +36,8 @@ _HELLO = m.Hello.TYPE
 
 def moves_padding(size: int) -> bytes:
     """A Moves frame of about ``size`` bytes (12 bytes an entity)."""
-    n = max(0, (size - 7) // 12)
-    body = struct.pack(">H", n) + b"".join(struct.pack(">Iff", 1_000_000 + i, 1.0, 1.0)
-                                           for i in range(n))
-    return HEADER.pack(len(body) + 1, m.Moves.TYPE) + body
+    n = max(0, (size - layout.COUNTED_HEAD.size) // layout.MOVE_ITEM.size)
+    return m.Moves(tuple((1_000_000 + i, 1.0, 1.0) for i in range(n))).encode()
 
 
 class BareSession(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -14,7 +15,7 @@ from twisted.python.failure import Failure
 
 from mmo.loadgen.fleet import Fleet
 from mmo.loadgen.report import REPORT_FIELDS, build_report, progress_line, summary_lines
-from mmo.loadgen.settings import LOADGEN_SCHEMA, target_list, to_argv
+from mmo.loadgen.settings import LOADGEN_SCHEMA, LoadgenSettings, target_list, to_argv
 from mmo.loadgen.stats import Histogram, Stats
 from mmo.loadgen.tap import Options
 from mmo.wire import messages as m
@@ -64,7 +65,7 @@ def test_stats_round_trip():
 # -- options ---------------------------------------------------------------------
 
 
-def parse(*argv: str) -> dict:
+def parse(*argv: str) -> LoadgenSettings:
     o = Options()
     o.parseOptions(list(argv))
     return o.settings
@@ -72,10 +73,12 @@ def parse(*argv: str) -> dict:
 
 def test_seed_flags_and_targets():
     v = parse("--host", "127.0.0.1", "--port", "4100", "--clients", "7", "--rate", "5")
-    assert (v["host"], v["port"], v["clients"], v["rate"]) == ("127.0.0.1", 4100, 7, 5.0)
-    assert v["targets"] == []
+    assert (v.host, v.port, v.clients, v.rate) == ("127.0.0.1", 4100, 7, 5.0)
+    assert v.targets == ()
+    assert v.addresses == (("127.0.0.1", 4100),)
     v = parse("--targets", "127.0.0.1:4000, 127.0.0.1:4001")
-    assert v["targets"] == [("127.0.0.1", 4000), ("127.0.0.1", 4001)]
+    assert v.targets == (("127.0.0.1", 4000), ("127.0.0.1", 4001))
+    assert v.addresses == v.targets
     with pytest.raises(ValueError):
         target_list("127.0.0.1")
     with pytest.raises(usage.UsageError):
@@ -84,30 +87,41 @@ def test_seed_flags_and_targets():
         parse("--spread", "everywhere")
     with pytest.raises(usage.UsageError):
         parse("--clients", "2", "--workers", "3")
+    with pytest.raises(usage.UsageError):
+        parse("--clients", "4", "--workers", "2", "--worker", "0/2")
+
+
+def test_settings_are_typed_and_frozen():
+    o = Options()
+    o.parseOptions(["--clients", "3"])
+    assert isinstance(o.settings, LoadgenSettings)
+    assert o.values["clients"] == 3 and o.settings.clients == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        o.settings.clients = 4  # type: ignore[misc]
 
 
 def test_config_file(tmp_path):
     path = tmp_path / "lg.toml"
     path.write_text('clients = 42\ntargets = ["127.0.0.1:5000"]\nchat_rate = 0\n')
     v = parse("--config", str(path), "--rate", "3")
-    assert v["clients"] == 42 and v["rate"] == 3.0 and v["chat_rate"] == 0.0
-    assert v["targets"] == [("127.0.0.1", 5000)]
+    assert v.clients == 42 and v.rate == 3.0 and v.chat_rate == 0.0
+    assert v.targets == (("127.0.0.1", 5000),)
 
 
 def test_to_argv_gives_the_same_values():
     v = parse("--targets", "127.0.0.1:4000,127.0.0.1:4001", "--no-progress",
               "--clients", "9", "--zone", "arena")
     assert parse(*to_argv(v)) == v
-    assert set(v) == set(LOADGEN_SCHEMA.keys)
+    assert {f.name for f in dataclasses.fields(v)} == set(LOADGEN_SCHEMA.keys)
+    child = dataclasses.replace(v, workers=1, worker="1/3", report="/tmp/w1.json")
+    assert parse(*to_argv(child)) == child
 
 
 # -- bots and the fleet on a fake reactor ---------------------------------------------
 
 
-def values(**over) -> dict:
-    v = parse("--no-progress")
-    v.update(over)
-    return v
+def values(**over) -> LoadgenSettings:
+    return dataclasses.replace(parse("--no-progress"), **over)
 
 
 def connect_all(reactor: MemoryReactorClock, done: set) -> list:
@@ -137,7 +151,7 @@ def sent(t: StringTransport) -> list[m.Message]:
 
 def test_ramp_targets_and_one_timer():
     reactor = MemoryReactorClock()
-    targets = [("127.0.0.1", 4000), ("127.0.0.2", 4001)]
+    targets = (("127.0.0.1", 4000), ("127.0.0.2", 4001))
     fleet = Fleet(values(clients=25, ramp=10.0, targets=targets, duration=30.0), reactor)
     fleet.start()
     assert len(reactor.tcpClients) == 1
@@ -214,7 +228,7 @@ def test_end_closes_every_connection_and_reports():
     stats = done.result
     assert stats.counters["logged_in"] == 4
     assert dict(stats.failures) == {} and dict(stats.disconnects) == {}
-    report = build_report(stats, fleet.values, seed=1, started_at=0.0, elapsed=2.0)
+    report = build_report(stats, fleet.settings, seed=1, started_at=0.0, elapsed=2.0)
     assert set(REPORT_FIELDS) <= set(report)
     assert report["ok"] and report["exit_code"] == 0
     # Every bot played about 2 s and the fake server sent no ticks.
@@ -244,7 +258,7 @@ def test_lost_bots_end_the_run_early_with_reasons():
                                        "connection_lost": 1}
     assert sum(stats.failures.values()) == 3
     assert stats.errors["name_in_use"] == 1
-    report = build_report(stats, fleet.values, seed=1, started_at=0.0, elapsed=0.6)
+    report = build_report(stats, fleet.settings, seed=1, started_at=0.0, elapsed=0.6)
     assert not report["ok"] and report["exit_code"] == 1
     assert report["disconnects"]["total"] == 3
     assert conns
@@ -262,7 +276,7 @@ def test_refused_connections_are_failures():
     reactor.advance(0.1)
     stats = done.result
     assert dict(stats.failures) == {"connect_refused": 2}
-    report = build_report(stats, fleet.values, seed=1, started_at=0.0, elapsed=0.1)
+    report = build_report(stats, fleet.settings, seed=1, started_at=0.0, elapsed=0.1)
     assert report["exit_code"] == 1  # 2 failures > --max-failures 1
 
 

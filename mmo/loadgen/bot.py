@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 import random
-import struct
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 
 from ..client.base import PLAYING, ClientConnection, error_name
+from ..wire import layout
 from ..wire import messages as m
+from ..wire.fast import move_frame
 from ..wire.messages import ProtocolError
 
 if TYPE_CHECKING:
@@ -32,12 +33,11 @@ _PONG_T = m.Pong.TYPE
 _CHAT_T = m.ChatMessage.TYPE
 _CORRECTION_T = m.Correction.TYPE
 _RESYNC_T = m.Resync.TYPE
-_TICK = struct.Struct(">Id")
-_COUNT = struct.Struct(">H")
-_PONG = struct.Struct(">Idd")
-_CORRECTION = struct.Struct(">IffB")
-_MOVE_FRAME = struct.Struct(">IBIff")
-_MOVE_LEN = _MOVE_FRAME.size - 4
+# Only what is measured is read, straight from the body.
+_read_tick = layout.TICK.unpack_from
+_read_count = layout.COUNT.unpack_from
+_read_pong = layout.PONG.unpack_from
+_read_correction = layout.CORRECTION.unpack_from
 _REASONS = {r.value: r.name.lower() for r in m.CorrectionReason}
 
 #: Things a bot says (the text does not matter, its size a little).
@@ -129,24 +129,24 @@ class Bot(ClientConnection):
         for type_, body in frames:
             if type_ == _TICK_T:
                 self.ticks += 1
-                self.fleet.update_age(now - _TICK.unpack_from(body)[1])
+                self.fleet.update_age(now - _read_tick(body)[1])
             elif type_ == _MOVES_T:
-                self.entity_updates += _COUNT.unpack_from(body)[0]
+                self.entity_updates += _read_count(body)[0]
             elif type_ == _ENTER_T:
-                n = _COUNT.unpack_from(body)[0]
+                n = _read_count(body)[0]
                 self.visible += n
                 self.entity_updates += n
             elif type_ == _LEAVE_T:
-                n = _COUNT.unpack_from(body)[0]
+                n = _read_count(body)[0]
                 self.visible = max(0, self.visible - n)
                 self.entity_updates += n
             elif type_ == _PONG_T:
                 self.pongs += 1
-                self.fleet.rtt(now - _PONG.unpack_from(body)[1])
+                self.fleet.rtt(now - _read_pong(body)[1])
             elif type_ == _CHAT_T:
                 self.chats_received += 1
             elif type_ == _CORRECTION_T:
-                _, x, y, reason = _CORRECTION.unpack_from(body)
+                _, x, y, reason = _read_correction(body)
                 self.x, self.y = x, y
                 self.corrections += 1
                 self.fleet.stats.corrections[_REASONS.get(reason, str(reason))] += 1
@@ -250,7 +250,7 @@ class Bot(ClientConnection):
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         self.x, self.y = nx, ny
         self.moves_sent += 1
-        self.write(_MOVE_FRAME.pack(_MOVE_LEN, m.Move.TYPE, self.seq, nx, ny))
+        self.write(move_frame(self.seq, nx, ny))
 
     def counters(self) -> dict[str, Any]:
         return {

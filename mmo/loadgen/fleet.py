@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from ..client.base import PLAYING, connect_failure_reason
 from .bot import Bot
-from .settings import targets_of
+from .settings import LoadgenSettings
 from .stats import Interval, Stats
 
 #: Seconds the bots get to close cleanly at the end, then the rest are dropped.
@@ -36,22 +36,22 @@ class Fleet:
 
     log = Logger()
 
-    def __init__(self, values: dict[str, Any], reactor: Any, *, first: int = 0,
+    def __init__(self, settings: LoadgenSettings, reactor: Any, *, first: int = 0,
                  step: int = 1, seed: int = 1,
                  progress: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.values = values
+        self.settings = settings
         self.reactor = reactor
-        self.targets = targets_of(values)
-        self.indices = range(first, values["clients"], step)
-        self.ramp = values["ramp"] / step
+        self.targets = settings.addresses
+        self.indices = range(first, settings.clients, step)
+        self.ramp = settings.ramp / step
         self.rng = random.Random(seed)
-        self.zone = values["zone"]
-        self.spread = values["spread"]
-        self.speed = values["speed"]
-        rate = values["rate"]
+        self.zone = settings.zone
+        self.spread = settings.spread
+        self.speed = settings.speed
+        rate = settings.rate
         self.move_period = 1.0 / rate if rate > 0 else 0.0
-        self.ping_interval = values["ping_interval"]
-        self.chat_rate = values["chat_rate"]
+        self.ping_interval = settings.ping_interval
+        self.chat_rate = settings.chat_rate
         self.progress = progress
         self.stats = Stats()
         self.interval = Interval()
@@ -73,9 +73,9 @@ class Fleet:
     def start(self) -> Deferred:
         """Run until ``--duration`` (or until every bot is gone); fire with Stats."""
         self.started_at = self.reactor.seconds()
-        self._driver.start(1.0 / self.values["drive_hz"], now=True)
+        self._driver.start(1.0 / self.settings.drive_hz, now=True)
         self._second.start(1.0, now=False)
-        self._stop_call = self.reactor.callLater(self.values["duration"], self.stop)
+        self._stop_call = self.reactor.callLater(self.settings.duration, self.stop)
         return self.done
 
     def _drive(self) -> None:
@@ -96,16 +96,16 @@ class Fleet:
             self._start_bot(self.indices[i], now)
 
     def _start_bot(self, index: int, now: float) -> None:
-        v = self.values
+        s = self.settings
         host, port = self.targets[index % len(self.targets)]
-        bot = Bot(index, f"{v['name_prefix']}{index}", v["password"], self, self.reactor,
+        bot = Bot(index, f"{s.name_prefix}{index}", s.password, self, self.reactor,
                   random.Random(self.rng.random()))
         bot.started_at = now
         self.bots.append(bot)
         self.live += 1
         self.stats.counters["bots_started"] += 1
         endpoint = TCP4ClientEndpoint(self.reactor, host, port,
-                                      timeout=v["connect_timeout"])
+                                      timeout=s.connect_timeout)
         d = connectProtocol(endpoint, bot)
         self.pending[bot] = d
         d.addErrback(self._connect_failed, bot)
@@ -163,7 +163,7 @@ class Fleet:
         seen = self.stats.histograms["entities_seen"]
         for bot in self.playing:
             seen.add(bot.visible)
-        limit = self.values["login_timeout"]
+        limit = self.settings.login_timeout
         for bot in self.bots:
             if bot.state not in (PLAYING, "closed") and not bot.closing \
                     and bot.connected_at is not None and now - bot.connected_at > limit:

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from .. import __version__
-from .settings import targets_of
+from .settings import LoadgenSettings
 from .stats import Interval, Stats
 
 #: Top-level keys of the JSON report (a test checks every one is there).
@@ -30,15 +30,15 @@ def _by(counter: dict[str, int]) -> dict[str, Any]:
     return {"total": sum(items.values()), "by_reason": items}
 
 
-def build_report(stats: Stats, values: dict[str, Any], *, seed: int, started_at: float,
+def build_report(stats: Stats, settings: LoadgenSettings, *, seed: int, started_at: float,
                  elapsed: float) -> dict[str, Any]:
     """The JSON report of a run: every measure with p50/p90/p99/max."""
     c = stats.counters
     span = max(elapsed, 1e-9)
     failures = _by(stats.failures)
-    ok = failures["total"] <= values["max_failures"]
-    settings = {k: v for k, v in values.items() if k != "worker"}
-    settings["targets"] = [f"{h}:{p}" for h, p in values["targets"]]
+    ok = failures["total"] <= settings.max_failures
+    shown = {k: v for k, v in settings.as_dict().items() if k != "worker"}
+    shown["targets"] = [f"{h}:{p}" for h, p in settings.targets]
     errors = _by(stats.errors)
     errors["by_code"] = errors.pop("by_reason")
     return {
@@ -46,19 +46,19 @@ def build_report(stats: Stats, values: dict[str, Any], *, seed: int, started_at:
         "version": __version__,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
         "elapsed_s": round(elapsed, 3),
-        "settings": settings,
+        "settings": shown,
         "seed": seed,
-        "workers": values["workers"],
-        "targets": [f"{h}:{p}" for h, p in targets_of(values)],
+        "workers": settings.workers,
+        "targets": [f"{h}:{p}" for h, p in settings.addresses],
         "bots": {
-            "planned": values["clients"],
+            "planned": settings.clients,
             "started": c["bots_started"],
             "connected": c["connected"],
             "logged_in": c["logged_in"],
             "failed": failures["total"],
         },
         "failures": failures,
-        "max_failures": values["max_failures"],
+        "max_failures": settings.max_failures,
         "ok": ok,
         "exit_code": 0 if ok else 1,
         "traffic": {

@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from .fleet import Fleet
 from .report import build_report, progress_line, summary_lines, write_report
+from .settings import LoadgenSettings
 from .stats import Stats
 
 
@@ -41,18 +42,18 @@ class LoadGenService(Service):
 
     log = Logger()
 
-    def __init__(self, values: dict[str, Any], reactor: Any,
+    def __init__(self, settings: LoadgenSettings, reactor: Any,
                  write: Callable[[str], None] | None = None,
                  exit_at_end: bool = False, stop_reactor: bool = True) -> None:
-        self.values = values
+        self.settings = settings
         self.reactor = reactor
         self.write = write or self._log_line
         self.exit_at_end = exit_at_end
         self.stop_reactor = stop_reactor
         self.exit_code = 1
         self.report: dict[str, Any] | None = None
-        self.seed = values["seed"] or random.SystemRandom().randrange(1, 2**31)
-        self.worker = values["worker"]
+        self.seed = settings.seed or random.SystemRandom().randrange(1, 2**31)
+        self.worker = settings.worker
         self.runner: Fleet | Any = None
         self.finished: Deferred = Deferred()
         self._result: Deferred | None = None
@@ -62,37 +63,32 @@ class LoadGenService(Service):
 
     def startService(self) -> None:
         super().startService()
-        v = self.values
+        s = self.settings
         started_at = self.reactor.seconds()
         if self.worker:
             index, count = (int(x) for x in self.worker.split("/"))
-            self.runner = Fleet(v, self.reactor, first=index, step=count,
+            self.runner = Fleet(s, self.reactor, first=index, step=count,
                                 seed=self.seed + index, progress=self._json_progress)
             d = self.runner.start()
             d.addCallback(lambda stats: (stats, self.reactor.seconds() - started_at))
-        elif v["workers"] > 1:
+        elif s.workers > 1:
             from .workers import WorkerPool
 
-            self.runner = WorkerPool(v, self.reactor, self.seed, self.write,
-                                     self._progress if v["progress"] else None)
+            self.runner = WorkerPool(s, self.reactor, self.seed, self.write,
+                                     self._progress if s.progress else None)
             d = self.runner.start()
         else:
-            self.runner = Fleet(v, self.reactor, seed=self.seed,
-                                progress=self._progress if v["progress"] else None)
+            self.runner = Fleet(s, self.reactor, seed=self.seed,
+                                progress=self._progress if s.progress else None)
             d = self.runner.start()
             d.addCallback(lambda stats: (stats, self.reactor.seconds() - started_at))
         if not self.worker:
-            self.write(f"mmo-loadgen: {v['clients']} bots for {v['duration']:g}s against "
-                       + ", ".join(f"{h}:{p}" for h, p in self.runner_targets())
+            self.write(f"mmo-loadgen: {s.clients} bots for {s.duration:g}s against "
+                       + ", ".join(f"{h}:{p}" for h, p in s.addresses)
                        + f" (seed {self.seed})")
         d.addCallback(self._done, started_at)
         d.addErrback(self._crashed)
         self._result = d
-
-    def runner_targets(self) -> list[tuple[str, int]]:
-        from .settings import targets_of
-
-        return targets_of(self.values)
 
     def _progress(self, snap: dict[str, Any]) -> None:
         self.write(progress_line(snap))
@@ -104,11 +100,11 @@ class LoadGenService(Service):
 
     def _done(self, result: tuple[Stats, float], started_at: float) -> None:
         stats, elapsed = result
-        report = build_report(stats, self.values, seed=self.seed,
+        report = build_report(stats, self.settings, seed=self.seed,
                               started_at=started_at, elapsed=elapsed)
         self.report = report
         self.exit_code = report["exit_code"]
-        path = self.values["report"]
+        path = self.settings.report
         if path:
             try:
                 write_report(report, path)

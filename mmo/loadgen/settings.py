@@ -1,7 +1,11 @@
-"""The load generator's keys: each is a TOML key and a flag of ``mmo-loadgen``."""
+"""
+The load generator's keys (each is a TOML key and a flag of ``mmo-loadgen``)
+and :class:`LoadgenSettings`, the typed settings made from them once.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..config import Key, Schema, boolean, integer, number, text
@@ -88,16 +92,53 @@ LOADGEN_KEYS = [
 LOADGEN_SCHEMA = Schema(LOADGEN_KEYS)
 
 
-def targets_of(values: dict[str, Any]) -> list[tuple[str, int]]:
-    """The addresses the bots may connect to: --targets, else --host/--port."""
-    return list(values["targets"]) or [(values["host"], values["port"])]
+@dataclass(frozen=True)
+class LoadgenSettings:
+    """
+    One load-generator run's settings: one field per key of
+    :data:`LOADGEN_SCHEMA` (the flags' help says what each means), made by
+    the options' ``make_settings`` with :func:`mmo.config.build`.
+    """
+
+    host: str
+    port: int
+    targets: tuple[tuple[str, int], ...]
+    clients: int
+    rate: float
+    ramp: float
+    duration: float
+    zone: str
+    spread: str
+    speed: float
+    chat_rate: float
+    ping_interval: float
+    workers: int
+    report: str
+    seed: int
+    max_failures: int
+    name_prefix: str
+    password: str
+    connect_timeout: float
+    login_timeout: float
+    drive_hz: float
+    progress: bool
+    worker: str
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """The addresses the bots may connect to: ``targets``, else ``host:port``."""
+        return self.targets or ((self.host, self.port),)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every key and its value, in the schema's order (for the report)."""
+        return asdict(self)
 
 
-def to_argv(values: dict[str, Any]) -> list[str]:
-    """Flags that give ``values`` back (how a worker gets its parent's settings)."""
+def to_argv(settings: LoadgenSettings) -> list[str]:
+    """Flags that give ``settings`` back (how a worker gets its parent's settings)."""
     argv: list[str] = []
     for key in LOADGEN_SCHEMA:
-        value = values[key.name]
+        value = getattr(settings, key.name)
         if key.name == "targets":
             value = ",".join(f"{h}:{p}" for h, p in value)
             if not value:

@@ -6,9 +6,9 @@ from typing import Any
 
 from twisted.application.service import IService
 
-from ..config import ConfigError
+from ..config import ConfigError, build
 from ..options import SchemaOptions, options_for
-from .settings import LOADGEN_SCHEMA
+from .settings import LOADGEN_SCHEMA, LoadgenSettings
 
 
 class _LoadGenOptions(SchemaOptions):
@@ -22,13 +22,14 @@ class _LoadGenOptions(SchemaOptions):
         "key of the TOML file given with --config; flags win."
     )
 
-    def make_settings(self, values: dict[str, Any]) -> Any:
-        if values["worker"] and values["workers"] != 1:
+    def make_settings(self, values: dict[str, Any]) -> LoadgenSettings:
+        settings = build(LoadgenSettings, values)
+        if settings.worker and settings.workers != 1:
             raise ConfigError("--worker is for the children of a --workers run")
-        if values["workers"] > values["clients"]:
-            raise ConfigError(f"--workers {values['workers']} is more than "
-                              f"--clients {values['clients']}")
-        return values
+        if settings.workers > settings.clients:
+            raise ConfigError(f"--workers {settings.workers} is more than "
+                              f"--clients {settings.clients}")
+        return settings
 
 
 Options = options_for(LOADGEN_SCHEMA, _LoadGenOptions)

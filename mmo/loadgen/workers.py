@@ -6,6 +6,7 @@ lines and write a report with their raw numbers; the parent merges both.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .settings import to_argv
+from .settings import LoadgenSettings, to_argv
 from .stats import Interval, Stats
 
 
@@ -64,15 +65,15 @@ class WorkerPool:
 
     log = Logger()
 
-    def __init__(self, values: dict[str, Any], reactor: Any, seed: int,
+    def __init__(self, settings: LoadgenSettings, reactor: Any, seed: int,
                  write: Callable[[str], None],
                  progress: Callable[[dict[str, Any]], None] | None) -> None:
-        self.values = values
+        self.settings = settings
         self.reactor = reactor
         self.seed = seed
         self.write = write
         self.progress = progress
-        self.count = values["workers"]
+        self.count = settings.workers
         self.children: list[WorkerProcess] = []
         self.transports: list[Any] = []
         self.tmp = tempfile.mkdtemp(prefix="mmo-loadgen-")
@@ -86,10 +87,11 @@ class WorkerPool:
     def start(self) -> Deferred:
         """Start the children; fire with the merged Stats when all have exited."""
         self.started_at = self.reactor.seconds()
-        base = dict(self.values, workers=1, seed=self.seed, progress=True)
+        base = dataclasses.replace(self.settings, workers=1, seed=self.seed, progress=True)
         for i in range(self.count):
-            values = dict(base, worker=f"{i}/{self.count}", report=self.report_path(i))
-            argv = [sys.executable, "-m", "mmo.loadgen.cli", *to_argv(values)]
+            child_settings = dataclasses.replace(
+                base, worker=f"{i}/{self.count}", report=self.report_path(i))
+            argv = [sys.executable, "-m", "mmo.loadgen.cli", *to_argv(child_settings)]
             child = WorkerProcess(i, self)
             self.children.append(child)
             self.transports.append(self.reactor.spawnProcess(
@@ -114,7 +116,7 @@ class WorkerPool:
         latest = [c.latest for c in self.children if c.latest is not None]
         iv = Interval()
         snap = {"elapsed": self.reactor.seconds() - self.started_at,
-                "planned": self.values["clients"], "started": 0, "playing": 0, "live": 0}
+                "planned": self.settings.clients, "started": 0, "playing": 0, "live": 0}
         for p in latest:
             iv.merge(Interval.from_dict(p["interval"]))
             for k in ("started", "playing", "live"):
@@ -136,7 +138,7 @@ class WorkerPool:
                     report = json.load(f)
             except (OSError, ValueError):
                 # A worker that died without a report failed all its bots.
-                share = len(range(child.index, self.values["clients"], self.count))
+                share = len(range(child.index, self.settings.clients, self.count))
                 stats.failures["worker_crashed"] += share
                 self.write(f"worker {child.index} exited with {child.status} "
                            "and no report")

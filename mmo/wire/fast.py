@@ -1,55 +1,59 @@
 """
-Encoders for the per-tick frames, straight from world entities to bytes.
+Encoders for the frames sent every tick or every move, straight to bytes.
 
-The same bytes as :mod:`mmo.wire.messages` produces (tests check that), but
-without building a message object per entity: the tick encodes each cell's
-moves once and every viewer of the cell gets the same bytes.
+The same bytes as :mod:`mmo.wire.messages` produces (tests check that), with
+the same structs (:mod:`mmo.wire.layout`), but without building a message
+object per entity: the tick encodes each cell's moves once and every viewer
+of the cell gets the same bytes, and a load-generator bot packs a whole Move
+frame in one call.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from struct import Struct
 from typing import Any
 
-from .messages import (
-    ENTER_ITEM,
-    HEADER,
-    Enter,
-    Leave,
-    Moves,
-    Resync,
-    Tick,
-    pack_string,
-)
+from . import layout
+from .messages import Enter, Leave, Move, Moves, Resync, Tick, pack_string
 
 #: Entities per Enter / Leave / Moves frame; keeps frames far below the
 #: 16 MiB a client accepts, even in a crowd.
 CHUNK = 4096
 
-_TICK = struct.Struct(">IBId")
-_TICK_LEN = _TICK.size - 4
-_MOVES_HEAD = struct.Struct(">IBH")
-_ENTER_HEAD = _MOVES_HEAD
+_TICK = layout.TICK_FRAME
+_TICK_LEN = layout.frame_length(_TICK)
+_LENGTH_SIZE = layout.LENGTH_SIZE
+_COUNTED_HEAD = layout.COUNTED_HEAD
+#: The length field of an Enter frame, less its items.
+_COUNTED_LEN = layout.frame_length(_COUNTED_HEAD)
+_ENTER_ITEM = layout.ENTER_ITEM
 _MOVES_TYPE = Moves.TYPE
 _ENTER_TYPE = Enter.TYPE
 _LEAVE_TYPE = Leave.TYPE
-_move_structs: dict[int, struct.Struct] = {}
-_leave_structs: dict[int, struct.Struct] = {}
+_move_structs: dict[int, Struct] = {}
+_leave_structs: dict[int, Struct] = {}
 
-RESYNC = HEADER.pack(1, Resync.TYPE)
+RESYNC = layout.HEADER.pack(layout.frame_length(layout.HEADER), Resync.TYPE)
+
+#: ``move_frame(seq, x, y)``: one whole Move frame (a C call, no Python frame).
+move_frame: Callable[[int, float, float], bytes] = partial(
+    layout.MOVE_FRAME.pack, layout.frame_length(layout.MOVE_FRAME), Move.TYPE
+)
 
 
 def tick_frame(tick: int, server_time: float) -> bytes:
     return _TICK.pack(_TICK_LEN, Tick.TYPE, tick & 0xFFFFFFFF, server_time)
 
 
-def _moves_struct(n: int) -> struct.Struct:
-    st = _move_structs.get(n)
+def _counted_struct(cache: dict[int, Struct], item: Struct, n: int) -> Struct:
+    """The struct of a whole frame of ``n`` items; the common sizes are kept."""
+    st = cache.get(n)
     if st is None:
-        st = struct.Struct(">IBH" + "Iff" * n)
-        if len(_move_structs) < 512:
-            _move_structs[n] = st
+        st = layout.repeated(item, n, _COUNTED_HEAD)
+        if len(cache) < 512:
+            cache[n] = st
     return st
 
 
@@ -59,16 +63,16 @@ def moves_frames(entities: Sequence[Any]) -> bytes:
     for start in range(0, len(entities), CHUNK):
         chunk = entities[start : start + CHUNK]
         n = len(chunk)
-        st = _moves_struct(n)
+        st = _counted_struct(_move_structs, layout.MOVE_ITEM, n)
         flat: list[Any] = []
         for e in chunk:
             flat += (e.id, e.x, e.y)
-        out.append(st.pack(st.size - 4, _MOVES_TYPE, n, *flat))
+        out.append(st.pack(st.size - _LENGTH_SIZE, _MOVES_TYPE, n, *flat))
     return b"".join(out)
 
 
 def enter_item(e: Any) -> bytes:
-    return ENTER_ITEM.pack(e.id, e.kind, e.x, e.y) + pack_string(e.name)
+    return _ENTER_ITEM.pack(e.id, e.kind, e.x, e.y) + pack_string(e.name)
 
 
 def enter_frames(entities: Sequence[Any], cache: dict[int, bytes]) -> list[bytes]:
@@ -82,7 +86,8 @@ def enter_frames(entities: Sequence[Any], cache: dict[int, bytes]) -> list[bytes
                 item = cache[e.id] = enter_item(e)
             items.append(item)
         body = b"".join(items)
-        out.append(_ENTER_HEAD.pack(len(body) + 3, _ENTER_TYPE, len(items)) + body)
+        out.append(_COUNTED_HEAD.pack(len(body) + _COUNTED_LEN, _ENTER_TYPE, len(items))
+                   + body)
     return out
 
 
@@ -92,10 +97,6 @@ def leave_frames(ids: Iterable[int]) -> list[bytes]:
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         n = len(chunk)
-        st = _leave_structs.get(n)
-        if st is None:
-            st = struct.Struct(">IBH" + "I" * n)
-            if len(_leave_structs) < 512:
-                _leave_structs[n] = st
-        out.append(st.pack(st.size - 4, _LEAVE_TYPE, n, *chunk))
+        st = _counted_struct(_leave_structs, layout.LEAVE_ITEM, n)
+        out.append(st.pack(st.size - _LENGTH_SIZE, _LEAVE_TYPE, n, *chunk))
     return out

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .layout import HEADER, LENGTH_SIZE
 from .messages import (
     BY_TYPE,
     CLIENT_MESSAGES,
-    HEADER,
     SERVER_MESSAGES,
     ErrorCode,
     Message,
@@ -86,7 +86,7 @@ class FrameDecoder:
                 raise ProtocolError(
                     ErrorCode.BAD_FRAME, f"unknown message type 0x{type_:02x}"
                 )
-            stop = pos + 4 + length
+            stop = pos + LENGTH_SIZE + length
             if stop > end:
                 break
             out.append((type_, bytes(buf[pos + _HEADER_SIZE : stop])))

@@ -1,32 +1,29 @@
 """
-The client protocol's messages and their byte layout, sans-IO.
+The client protocol's messages and how they encode, sans-IO.
 
 Every message is a frozen dataclass with a one-byte ``TYPE``.  A frame on the
 wire is ``u32 length | u8 type | body``, big-endian, where ``length`` counts
 the type byte and the body.  ``docs/PROTOCOL.md`` is the reference; this
 module is its executable form and the two must agree.
 
-Encoding is done with precompiled ``struct.Struct`` objects because the
-server encodes every tick: the per-tick messages (:class:`Moves`,
-:class:`Enter`, :class:`Leave`, :class:`Tick`) also have fast helpers in
-:mod:`mmo.wire.fast` that skip the dataclasses.
+The fixed parts of every body are the precompiled structs of
+:mod:`mmo.wire.layout`, shared with the per-tick encoders of
+:mod:`mmo.wire.fast` (which skip the dataclasses) and with every other
+reader and writer of frames.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+from struct import Struct
 from typing import ClassVar
 
-PROTOCOL_VERSION = 1
+from . import layout
+from .layout import HEADER
 
-#: ``u32 length | u8 type``
-HEADER = struct.Struct(">IB")
-_U8 = struct.Struct(">B")
-_U16 = struct.Struct(">H")
-_STR_LEN = _U16
+PROTOCOL_VERSION = 1
 
 #: Longest string the codec accepts (bytes of UTF-8).
 MAX_STRING = 4096
@@ -104,7 +101,7 @@ class Reader:
         self.data = data
         self.pos = 0
 
-    def unpack(self, st: struct.Struct) -> tuple:
+    def unpack(self, st: Struct) -> tuple:
         end = self.pos + st.size
         if end > len(self.data):
             raise ProtocolError(ErrorCode.BAD_FRAME, "frame body is too short")
@@ -113,7 +110,7 @@ class Reader:
         return values
 
     def string(self) -> str:
-        (n,) = self.unpack(_STR_LEN)
+        (n,) = self.unpack(layout.STRING_LENGTH)
         end = self.pos + n
         if end > len(self.data):
             raise ProtocolError(ErrorCode.BAD_FRAME, "string runs past the frame")
@@ -133,7 +130,7 @@ def pack_string(value: str) -> bytes:
     raw = value.encode("utf-8")
     if len(raw) > MAX_STRING:
         raise ValueError(f"string of {len(raw)} bytes is longer than {MAX_STRING}")
-    return _STR_LEN.pack(len(raw)) + raw
+    return layout.STRING_LENGTH.pack(len(raw)) + raw
 
 
 def _cut(value: str, limit: int) -> str:
@@ -144,9 +141,13 @@ def _cut(value: str, limit: int) -> str:
     return raw[:limit].decode("utf-8", "ignore")
 
 
+#: What the length field counts besides the body: the type byte.
+_TYPE_SIZE = layout.frame_length(HEADER)
+
+
 def frame(type_: int, body: bytes) -> bytes:
     """Wrap ``body`` as one complete frame of type ``type_``."""
-    return HEADER.pack(len(body) + 1, type_) + body
+    return HEADER.pack(len(body) + _TYPE_SIZE, type_) + body
 
 
 def _finite(*values: float) -> None:
@@ -185,9 +186,6 @@ class _Empty(Message):
 
 # Client to server ---------------------------------------------------------
 
-_HELLO = struct.Struct(">H")
-
-
 @dataclass(frozen=True)
 class Hello(Message):
     TYPE: ClassVar[int] = 0x01
@@ -195,11 +193,11 @@ class Hello(Message):
     client: str = ""
 
     def encode_body(self) -> bytes:
-        return _HELLO.pack(self.version) + pack_string(self.client)
+        return layout.HELLO.pack(self.version) + pack_string(self.client)
 
     @classmethod
     def decode_body(cls, r: Reader) -> Hello:
-        (version,) = r.unpack(_HELLO)
+        (version,) = r.unpack(layout.HELLO)
         return cls(version, r.string())
 
 
@@ -217,9 +215,6 @@ class Login(Message):
         return cls(r.string(), r.string())
 
 
-_MOVE = struct.Struct(">Iff")
-
-
 @dataclass(frozen=True)
 class Move(Message):
     TYPE: ClassVar[int] = 0x03
@@ -228,16 +223,13 @@ class Move(Message):
     y: float
 
     def encode_body(self) -> bytes:
-        return _MOVE.pack(self.seq, self.x, self.y)
+        return layout.MOVE.pack(self.seq, self.x, self.y)
 
     @classmethod
     def decode_body(cls, r: Reader) -> Move:
-        seq, x, y = r.unpack(_MOVE)
+        seq, x, y = r.unpack(layout.MOVE)
         _finite(x, y)
         return cls(seq, x, y)
-
-
-_PING = struct.Struct(">Id")
 
 
 @dataclass(frozen=True)
@@ -247,11 +239,11 @@ class Ping(Message):
     client_time: float
 
     def encode_body(self) -> bytes:
-        return _PING.pack(self.token, self.client_time)
+        return layout.PING.pack(self.token, self.client_time)
 
     @classmethod
     def decode_body(cls, r: Reader) -> Ping:
-        return cls(*r.unpack(_PING))
+        return cls(*r.unpack(layout.PING))
 
 
 @dataclass(frozen=True)
@@ -264,11 +256,11 @@ class Chat(Message):
     target: str = ""
 
     def encode_body(self) -> bytes:
-        return _U8.pack(self.channel) + pack_string(self.target) + pack_string(self.text)
+        return layout.CHAT.pack(self.channel) + pack_string(self.target) + pack_string(self.text)
 
     @classmethod
     def decode_body(cls, r: Reader) -> Chat:
-        (channel,) = r.unpack(_U8)
+        (channel,) = r.unpack(layout.CHAT)
         target = r.string()
         return cls(channel, r.string(), target)
 
@@ -298,9 +290,6 @@ class Bye(_Empty):
 
 # Server to client ---------------------------------------------------------
 
-_WELCOME = struct.Struct(">HI")
-
-
 @dataclass(frozen=True)
 class Welcome(Message):
     TYPE: ClassVar[int] = 0x81
@@ -311,19 +300,16 @@ class Welcome(Message):
 
     def encode_body(self) -> bytes:
         return (
-            _WELCOME.pack(self.version, self.max_frame)
+            layout.WELCOME.pack(self.version, self.max_frame)
             + pack_string(self.node_id)
             + pack_string(self.server)
         )
 
     @classmethod
     def decode_body(cls, r: Reader) -> Welcome:
-        version, max_frame = r.unpack(_WELCOME)
+        version, max_frame = r.unpack(layout.WELCOME)
         node_id = r.string()
         return cls(version, node_id, max_frame, r.string())
-
-
-_ENTER_WORLD = struct.Struct(">IfffffH")
 
 
 @dataclass(frozen=True)
@@ -341,7 +327,7 @@ class EnterWorld(Message):
 
     def encode_body(self) -> bytes:
         return (
-            _ENTER_WORLD.pack(
+            layout.ENTER_WORLD.pack(
                 self.entity_id, self.x, self.y, self.zone_width, self.zone_height,
                 self.aoi, self.tick_hz,
             )
@@ -351,12 +337,9 @@ class EnterWorld(Message):
 
     @classmethod
     def decode_body(cls, r: Reader) -> EnterWorld:
-        eid, x, y, w, h, aoi, hz = r.unpack(_ENTER_WORLD)
+        eid, x, y, w, h, aoi, hz = r.unpack(layout.ENTER_WORLD)
         zone = r.string()
         return cls(eid, zone, x, y, w, h, aoi, hz, r.string())
-
-
-TICK = struct.Struct(">Id")
 
 
 @dataclass(frozen=True)
@@ -368,15 +351,11 @@ class Tick(Message):
     server_time: float
 
     def encode_body(self) -> bytes:
-        return TICK.pack(self.tick, self.server_time)
+        return layout.TICK.pack(self.tick, self.server_time)
 
     @classmethod
     def decode_body(cls, r: Reader) -> Tick:
-        return cls(*r.unpack(TICK))
-
-
-ENTER_ITEM = struct.Struct(">IBff")
-_COUNT = _U16
+        return cls(*r.unpack(layout.TICK))
 
 
 @dataclass(frozen=True)
@@ -394,23 +373,20 @@ class Enter(Message):
     entities: tuple[EntityInfo, ...] = field(default_factory=tuple)
 
     def encode_body(self) -> bytes:
-        parts = [_COUNT.pack(len(self.entities))]
+        parts = [layout.COUNT.pack(len(self.entities))]
         for e in self.entities:
-            parts.append(ENTER_ITEM.pack(e.entity_id, e.kind, e.x, e.y))
+            parts.append(layout.ENTER_ITEM.pack(e.entity_id, e.kind, e.x, e.y))
             parts.append(pack_string(e.name))
         return b"".join(parts)
 
     @classmethod
     def decode_body(cls, r: Reader) -> Enter:
-        (n,) = r.unpack(_COUNT)
+        (n,) = r.unpack(layout.COUNT)
         out = []
         for _ in range(n):
-            eid, kind, x, y = r.unpack(ENTER_ITEM)
+            eid, kind, x, y = r.unpack(layout.ENTER_ITEM)
             out.append(EntityInfo(eid, kind, x, y, r.string()))
         return cls(tuple(out))
-
-
-LEAVE_ITEM = struct.Struct(">I")
 
 
 @dataclass(frozen=True)
@@ -420,15 +396,12 @@ class Leave(Message):
 
     def encode_body(self) -> bytes:
         n = len(self.entity_ids)
-        return struct.pack(f">H{n}I", n, *self.entity_ids)
+        return layout.repeated(layout.LEAVE_ITEM, n, layout.COUNT).pack(n, *self.entity_ids)
 
     @classmethod
     def decode_body(cls, r: Reader) -> Leave:
-        (n,) = r.unpack(_COUNT)
-        return cls(r.unpack(struct.Struct(f">{n}I")))
-
-
-MOVE_ITEM = struct.Struct(">Iff")
+        (n,) = r.unpack(layout.COUNT)
+        return cls(r.unpack(layout.repeated(layout.LEAVE_ITEM, n)))
 
 
 @dataclass(frozen=True)
@@ -439,17 +412,14 @@ class Moves(Message):
     moves: tuple[tuple[int, float, float], ...] = ()
 
     def encode_body(self) -> bytes:
-        return _COUNT.pack(len(self.moves)) + b"".join(
-            MOVE_ITEM.pack(*m) for m in self.moves
+        return layout.COUNT.pack(len(self.moves)) + b"".join(
+            layout.MOVE_ITEM.pack(*m) for m in self.moves
         )
 
     @classmethod
     def decode_body(cls, r: Reader) -> Moves:
-        (n,) = r.unpack(_COUNT)
-        return cls(tuple(r.unpack(MOVE_ITEM) for _ in range(n)))
-
-
-_CORRECTION = struct.Struct(">IffB")
+        (n,) = r.unpack(layout.COUNT)
+        return cls(tuple(r.unpack(layout.MOVE_ITEM) for _ in range(n)))
 
 
 @dataclass(frozen=True)
@@ -463,14 +433,11 @@ class Correction(Message):
     reason: int
 
     def encode_body(self) -> bytes:
-        return _CORRECTION.pack(self.seq, self.x, self.y, self.reason)
+        return layout.CORRECTION.pack(self.seq, self.x, self.y, self.reason)
 
     @classmethod
     def decode_body(cls, r: Reader) -> Correction:
-        return cls(*r.unpack(_CORRECTION))
-
-
-_PONG = struct.Struct(">Idd")
+        return cls(*r.unpack(layout.CORRECTION))
 
 
 @dataclass(frozen=True)
@@ -481,11 +448,11 @@ class Pong(Message):
     server_time: float
 
     def encode_body(self) -> bytes:
-        return _PONG.pack(self.token, self.client_time, self.server_time)
+        return layout.PONG.pack(self.token, self.client_time, self.server_time)
 
     @classmethod
     def decode_body(cls, r: Reader) -> Pong:
-        return cls(*r.unpack(_PONG))
+        return cls(*r.unpack(layout.PONG))
 
 
 @dataclass(frozen=True)
@@ -496,11 +463,12 @@ class ChatMessage(Message):
     text: str
 
     def encode_body(self) -> bytes:
-        return _U8.pack(self.channel) + pack_string(self.sender) + pack_string(self.text)
+        return (layout.CHAT_MESSAGE.pack(self.channel) + pack_string(self.sender)
+                + pack_string(self.text))
 
     @classmethod
     def decode_body(cls, r: Reader) -> ChatMessage:
-        (channel,) = r.unpack(_U8)
+        (channel,) = r.unpack(layout.CHAT_MESSAGE)
         sender = r.string()
         return cls(channel, sender, r.string())
 
@@ -514,14 +482,14 @@ class WhoReply(Message):
     players: tuple[tuple[str, str, str], ...] = ()
 
     def encode_body(self) -> bytes:
-        parts = [struct.pack(">IH", self.total, len(self.players))]
+        parts = [layout.WHO_REPLY.pack(self.total, len(self.players))]
         for name, zone, node in self.players:
             parts += [pack_string(name), pack_string(zone), pack_string(node)]
         return b"".join(parts)
 
     @classmethod
     def decode_body(cls, r: Reader) -> WhoReply:
-        total, n = r.unpack(struct.Struct(">IH"))
+        total, n = r.unpack(layout.WHO_REPLY)
         return cls(total, tuple((r.string(), r.string(), r.string()) for _ in range(n)))
 
 
@@ -532,11 +500,11 @@ class Notice(Message):
     text: str
 
     def encode_body(self) -> bytes:
-        return _U8.pack(self.kind) + pack_string(self.text)
+        return layout.NOTICE.pack(self.kind) + pack_string(self.text)
 
     @classmethod
     def decode_body(cls, r: Reader) -> Notice:
-        (kind,) = r.unpack(_U8)
+        (kind,) = r.unpack(layout.NOTICE)
         return cls(kind, r.string())
 
 
@@ -550,11 +518,11 @@ class Error(Message):
         # The text often quotes what the client sent (a whisper's target, a
         # zone name), which may be longer than a string may be: cut it rather
         # than fail to refuse.
-        return _U16.pack(self.code) + pack_string(_cut(self.text, MAX_STRING))
+        return layout.ERROR.pack(self.code) + pack_string(_cut(self.text, MAX_STRING))
 
     @classmethod
     def decode_body(cls, r: Reader) -> Error:
-        (code,) = r.unpack(_U16)
+        (code,) = r.unpack(layout.ERROR)
         return cls(code, r.string())
 
 
