@@ -183,7 +183,7 @@ def test_bot_reads_what_the_codec_writes(msgs: list[m.Message], now: float,
 ALLOWED = ("mmo/wire/", "mmo/cluster/")
 #: Modules still to switch to :mod:`mmo.wire.layout`, and what they should use.
 #: Remove an entry when its module is switched (the test says so).
-PENDING = {"mmo/server/session.py": "mmo.wire.layout.MOVE"}
+PENDING: dict[str, str] = {}
 _FORMAT = re.compile(r"[<>!=@][0-9]*[xcbB?hHiIlLqQnNefdspP][0-9xcbB?hHiIlLqQnNefdspP]*")
 _STRUCT_CALLS = {"Struct", "pack", "pack_into", "unpack", "unpack_from", "iter_unpack",
                  "calcsize"}

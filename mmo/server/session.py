@@ -15,7 +15,6 @@ go on, a clean close.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from typing import Any
 
@@ -26,6 +25,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..interfaces import ISession, LoginRefused
+from ..wire import layout
 from ..wire import messages as m
 from ..wire.frames import FrameDecoder
 from ..wire.messages import ErrorCode, ProtocolError
@@ -36,8 +36,8 @@ from .node import Node
 _fast_write = fastwrite.write
 
 _MOVE_TYPE = m.Move.TYPE
-_MOVE_SIZE = struct.calcsize(">Iff")
-_MOVE_UNPACK = struct.Struct(">Iff").unpack
+_MOVE_SIZE = layout.MOVE.size
+_MOVE_UNPACK = layout.MOVE.unpack
 
 #: Frames a client may send while its login is being checked.
 MAX_PENDING = 64
