@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -21,9 +21,27 @@ from ..wire import layout
 from ..wire import messages as m
 from ..wire.fast import move_frame
 from ..wire.messages import ProtocolError
+from .stats import Interval, Stats
 
-if TYPE_CHECKING:
-    from .fleet import Fleet
+
+class FleetView(Protocol):
+    """What a bot reads and calls of its :class:`~mmo.loadgen.fleet.Fleet`."""
+
+    zone: str
+    spread: str
+    speed: float
+    move_period: float
+    ping_interval: float
+    chat_rate: float
+    stats: Stats
+    interval: Interval
+
+    def bot_connected(self, bot: Bot, seconds: float) -> None: ...
+    def bot_logged_in(self, bot: Bot, seconds: float) -> None: ...
+    def bot_ended(self, bot: Bot, reason: str) -> None: ...
+    def update_age(self, seconds: float) -> None: ...
+    def rtt(self, seconds: float) -> None: ...
+    def error(self, name: str) -> None: ...
 
 _TICK_T = m.Tick.TYPE
 _MOVES_T = m.Moves.TYPE
@@ -50,7 +68,7 @@ class Bot(ClientConnection):
 
     client_string = "mmo-loadgen"
 
-    def __init__(self, index: int, name: str, password: str, fleet: Fleet,
+    def __init__(self, index: int, name: str, password: str, fleet: FleetView,
                  clock: IReactorTime, rng: random.Random) -> None:
         super().__init__(name, password, clock)
         self.index = index
