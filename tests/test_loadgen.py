@@ -95,7 +95,7 @@ def test_settings_are_typed_and_frozen():
     o = Options()
     o.parseOptions(["--clients", "3"])
     assert isinstance(o.settings, LoadgenSettings)
-    assert o.values["clients"] == 3 and o.settings.clients == 3
+    assert o.checked["clients"] == 3 and o.settings.clients == 3
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.settings.clients = 4  # type: ignore[misc]
 
