@@ -172,6 +172,9 @@ class ISession(Interface):
     def error(code: int, text: str) -> None:
         """An ``Error`` frame; the session goes on."""
 
+    def correct(seq: int, reason: int, now: float) -> None:
+        """A refused move: tell the client where it is (once per burst of refusals)."""
+
     def refuse(code: int, text: str, abort: bool = False) -> None:
         """An ``Error`` frame, then close (``abort``: without waiting to drain)."""
 

@@ -105,8 +105,9 @@ NODE_KEYS = [
     Key("login_failures_per_ip", 20, "Failed logins from one address within "
         "--login-failure-window before its logins are refused (0: no limit).",
         integer(0, 1_000_000)),
-    Key("login_failures_per_name", 5, "Failed logins of one name within "
-        "--login-failure-window before its logins are refused (0: no limit).",
+    Key("login_failures_per_name", 5, "Failed logins of one name from one address "
+        "within --login-failure-window before that name's logins from that address "
+        "are refused (0: no limit); the same name from another address still gets in.",
         integer(0, 1_000_000)),
     Key("login_failure_window", 60.0, "Seconds a failed login is remembered.",
         number(1, 86400)),
@@ -115,8 +116,11 @@ NODE_KEYS = [
         integer(64, 16 * 1024 * 1024)),
     Key("max_players", 10_000, "Players this node accepts at once.",
         integer(1, 1_000_000)),
-    Key("max_per_ip", 100, "Connections from one IP address (0: no limit).",
-        integer(0, 1_000_000)),
+    Key("max_per_ip", 100, "Connections from one IP address (0: no limit); "
+        "loopback addresses only with --limit-loopback.", integer(0, 1_000_000)),
+    Key("limit_loopback", False, "Apply --max-per-ip to connections from this host's "
+        "loopback addresses too (a load generator on this host is exempt otherwise).",
+        boolean, flag=True),
     Key("login_timeout", 10.0, "Seconds a connection has to log in.",
         number(0.1, 3600)),
     Key("idle_timeout", 60.0, "Seconds without a frame before a logged-in "
@@ -125,6 +129,14 @@ NODE_KEYS = [
         "twice that).", number(0.1, 10000)),
     Key("chat_rate", 2.0, "Chat messages per second a player may send "
         "(burst: 5).", number(0.01, 1000)),
+    Key("request_rate", 200.0, "Request budget of one connection, in cost units per "
+        "second, over every kind of frame (a Move or Ping costs 1, a Chat 2, a Who or "
+        "ChangeZone 20); past it the connection is read no further until the budget "
+        "refills.", number(1, 1_000_000)),
+    Key("request_burst", 400.0, "Cost units one connection may spend at once.",
+        number(20, 10_000_000)),
+    Key("flood_timeout", 10.0, "Seconds a connection may stay over its request budget "
+        "before it is disconnected.", number(0.1, 3600)),
     Key("output_buffer", 256 * 1024, "Unsent bytes a session may hold before "
         "it gets no more updates until it drains.", integer(4096, 1 << 30)),
     Key("stuck_timeout", 10.0, "Seconds a session may stay undrained before "
@@ -216,10 +228,14 @@ class LimitSettings:
     max_frame: int
     max_players: int
     max_per_ip: int
+    limit_loopback: bool
     login_timeout: float
     idle_timeout: float
     move_rate: float
     chat_rate: float
+    request_rate: float
+    request_burst: float
+    flood_timeout: float
     output_buffer: int
     stuck_timeout: float
     shutdown_grace: float

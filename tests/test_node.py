@@ -140,7 +140,8 @@ def test_move_flood_is_rate_limited_with_one_error_per_burst():
     msgs = p.received()
     assert errors(msgs) == [ErrorCode.RATE_LIMITED]
     limited = [c for c in msgs if isinstance(c, m.Correction)]
-    assert len(limited) == 80 and all(c.reason == m.CorrectionReason.RATE_LIMITED for c in limited)
+    # One Correction for the burst of 80 refused moves, not one each.
+    assert [(c.seq, c.reason) for c in limited] == [(20, m.CorrectionReason.RATE_LIMITED)]
     assert not p.transport.disconnecting
     assert node.refusals["rate_limited"] == 80
 
@@ -217,12 +218,22 @@ def test_login_and_idle_timeouts():
 
 def test_connections_per_ip_limit():
     node = make_node(max_per_ip=2)
-    FakePlayer(node, "a", login=False)
-    FakePlayer(node, "b", login=False)
-    third = FakePlayer(node, "c", login=False)
+    FakePlayer(node, "a", host="192.0.2.1", login=False)
+    FakePlayer(node, "b", host="192.0.2.1", login=False)
+    third = FakePlayer(node, "c", host="192.0.2.1", login=False)
     assert errors(third.received()) == [ErrorCode.TOO_MANY_CONNECTIONS]
-    other = FakePlayer(node, "d", host="127.0.0.2", login=False)
+    other = FakePlayer(node, "d", host="192.0.2.2", login=False)
     assert other.received() == []
+
+
+def test_loopback_is_not_capped_unless_the_operator_asks():
+    # The seed's load test runs 2,000 bots from this host.
+    node = make_node(max_per_ip=2)
+    local = [FakePlayer(node, f"l{i}", host="127.0.0.1", login=False) for i in range(5)]
+    assert not any(errors(p.received()) for p in local)
+    strict = make_node(max_per_ip=2, limit_loopback=True)
+    local = [FakePlayer(strict, f"l{i}", host="127.0.0.1", login=False) for i in range(3)]
+    assert errors(local[2].received()) == [ErrorCode.TOO_MANY_CONNECTIONS]
 
 
 def test_slow_reader_gets_nothing_then_resync_then_is_dropped_when_stuck():

@@ -172,6 +172,7 @@ class NodeService(MultiService):
             consumeErrors=True,
         )
         self.ports = []
+        self.persistence.shutdown_began()
         done = self.node.shutdown()
         timeout = self.reactor.callLater(
             self.settings.limits.shutdown_grace, done.cancel)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -33,39 +32,15 @@ from ..world.grid import Zone
 from ..world.world import World
 from .extensions import ExtensionHost, Player, state_of
 from .limits import LoginLimiter
-from .pacing import UpdatePacing
+from .pacing import TickStats, UpdatePacing
 
 MAX_CHAT = 500
 MAX_WHO = 200
 
 
-class TickStats:
-    """Tick durations of the last ``size`` ticks, for p50/p99."""
-
-    def __init__(self, size: int = 600) -> None:
-        self.size = size
-        self.samples: list[float] = []
-        self.overruns = 0
-        self.count = 0
-        #: Called with each tick's duration (the metrics histogram).
-        self.observers: list[Callable[[float], None]] = []
-
-    def add(self, seconds: float, budget: float) -> None:
-        self.count += 1
-        for observe in self.observers:
-            observe(seconds)
-        if seconds > budget:
-            self.overruns += 1
-        s = self.samples
-        s.append(seconds)
-        if len(s) > self.size:
-            del s[: len(s) - self.size]
-
-    def percentile(self, p: float) -> float:
-        if not self.samples:
-            return 0.0
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, int(p / 100.0 * len(ordered)))]
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is one of this machine's loopback addresses."""
+    return host.startswith("127.") or host == "::1"
 
 
 @implementer(IGame)
@@ -109,6 +84,8 @@ class Node:
         self.updates_out = 0
         self.refusals: Counter[str] = Counter()
         self._closed_waiters: list[Deferred] = []
+        self._who_tick = -1
+        self._who_frame: bytes | None = None
         #: The cluster sharing this node's world (``None``: the node is alone).
         self.cluster: ICluster | None = None
         #: Other parts whose numbers go into :meth:`snapshot` (the store's).
@@ -149,7 +126,8 @@ class Node:
         if not self.accepting:
             return ErrorCode.SHUTTING_DOWN, "the server is shutting down"
         limit = self.limits.max_per_ip
-        if limit and self.per_ip[session.peer] >= limit:
+        if limit and self.per_ip[session.peer] >= limit and (
+                self.limits.limit_loopback or not is_loopback(session.peer)):
             return ErrorCode.TOO_MANY_CONNECTIONS, (
                 f"no more than {limit} connections from one address"
             )
@@ -165,8 +143,6 @@ class Node:
             self.per_ip[session.peer] -= 1
             if self.per_ip[session.peer] <= 0:
                 del self.per_ip[session.peer]
-        if session.entity is not None:
-            self.log.info("player {name} left", name=session.name)
         self.remove_player(session)
         if not self.connections and self._closed_waiters:
             waiters, self._closed_waiters = self._closed_waiters, []
@@ -195,12 +171,15 @@ class Node:
             raise LoginRefused(ErrorCode.SERVER_FULL, "the server is full")
         name = account.name
         older = self.sessions.get(name)
+        state = account.state
         if older is not None:
             # The newest login wins: a player whose connection died can come
-            # straight back without waiting for the old one to time out.
+            # straight back without waiting for the old one to time out, and
+            # starts where the old session last stood (saved as it leaves).
+            if older.entity is not None:
+                state = state_of(older.entity)
             older.refuse(ErrorCode.NAME_IN_USE, "logged in again from elsewhere")
             self.remove_player(older)
-        state = account.state
         zone = self.world.zones.get(state.get("zone", "")) or self.world.default_zone
         if "x" in state and "y" in state:
             x, y = zone.clamp(float(state["x"]), float(state["y"]))
@@ -220,6 +199,7 @@ class Node:
         """Save a session's player and take it out of the world."""
         e = session.entity
         if e is not None:
+            self.log.info("player {name} left", name=session.name)
             self.extensions.logout(session)  # may still write to e.data
             session.entity = None
             self.store.save_state(session.name, state_of(e))
@@ -248,15 +228,17 @@ class Node:
 
     # -- requests from players -----------------------------------------------
 
-    def move(self, session: ISession, seq: int, x: float, y: float, now: float) -> None:
+    def move(self, session: ISession, seq: int, x: float, y: float, now: float) -> bool:
+        """Apply a move if it is legal (else correct the client); whether it was."""
         e = session.entity
         assert e is not None
         reason = self.world.check_move(e, x, y, now)
         if reason is not None:
             self.count_refusal(ErrorCode.INVALID)
-            session.send(m.Correction(seq, e.x, e.y, reason))
-        else:
-            self.extensions.moved(session)
+            session.correct(seq, reason, now)
+            return False
+        self.extensions.moved(session)
+        return True
 
     def chat(self, session: ISession, msg: m.Chat) -> None:
         e = session.entity
@@ -339,12 +321,14 @@ class Node:
         session.send(self._enter_world_msg(session))
 
     def who(self, session: ISession) -> None:
-        players = [
-            (e.name, e.zone.name if e.zone else "", e.owner or self.node_id)
-            for e in self.world.players()
-        ]
-        players.sort()
-        session.send(m.WhoReply(len(players), tuple(players[:MAX_WHO])))
+        """Who is online: the reply is built at most once per tick and shared."""
+        if self._who_tick != self.tick_number or self._who_frame is None:
+            players = sorted(
+                (e.name, e.zone.name if e.zone else "", e.owner or self.node_id)
+                for e in self.world.players())
+            self._who_frame = m.WhoReply(len(players), tuple(players[:MAX_WHO])).encode()
+            self._who_tick = self.tick_number
+        self.bytes_out += session.write(self._who_frame)
 
     # -- the tick ------------------------------------------------------------
 

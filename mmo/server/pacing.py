@@ -11,6 +11,7 @@ carry absolute positions).  When the load falls, full rate comes back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import Logger
@@ -73,3 +74,32 @@ class UpdatePacing:
         for e in moved or ():
             merged[e.id] = e
         return list(merged.values()) or None
+
+
+class TickStats:
+    """Tick durations of the last ``size`` ticks, for p50/p99."""
+
+    def __init__(self, size: int = 600) -> None:
+        self.size = size
+        self.samples: list[float] = []
+        self.overruns = 0
+        self.count = 0
+        #: Called with each tick's duration (the metrics histogram).
+        self.observers: list[Callable[[float], None]] = []
+
+    def add(self, seconds: float, budget: float) -> None:
+        self.count += 1
+        for observe in self.observers:
+            observe(seconds)
+        if seconds > budget:
+            self.overruns += 1
+        s = self.samples
+        s.append(seconds)
+        if len(s) > self.size:
+            del s[: len(s) - self.size]
+
+    def percentile(self, p: float) -> float:
+        if not self.samples:
+            return 0.0
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(p / 100.0 * len(ordered)))]

@@ -31,6 +31,7 @@ from ..wire.frames import FrameDecoder
 from ..wire.messages import ErrorCode, ProtocolError
 from ..world.grid import Entity
 from . import fastwrite
+from .limits import COSTS, TokenBucket
 from .node import Node
 
 _fast_write = fastwrite.write
@@ -39,31 +40,18 @@ _MOVE_TYPE = m.Move.TYPE
 _MOVE_SIZE = layout.MOVE.size
 _MOVE_UNPACK = layout.MOVE.unpack
 
-#: Frames a client may send while its login is being checked.
-MAX_PENDING = 64
+#: What each frame costs from the connection's request budget.
+COSTS.update({m.Move.TYPE: 1.0, m.Ping.TYPE: 1.0, m.Bye.TYPE: 1.0, m.Hello.TYPE: 2.0,
+              m.Login.TYPE: 2.0, m.Chat.TYPE: 2.0, m.Who.TYPE: 20.0,
+              m.ChangeZone.TYPE: 20.0})
+_COST = COSTS.get
+#: Unread bytes held for a connection (its decoder's buffer) past which it
+#: is not read until they are used (while a login is checked, say).
+READ_AHEAD = 64 * 1024
+#: Refused moves get one Correction per burst, or one per this many seconds.
+CORRECTION_EVERY = 1.0
 
 HELLO, LOGIN, AUTHENTICATING, PLAYING, CLOSED = range(5)
-
-
-class TokenBucket:
-    """``rate`` tokens a second, at most ``burst`` saved up."""
-
-    __slots__ = ("rate", "burst", "tokens", "stamp")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.stamp = now
-
-    def take(self, now: float) -> bool:
-        tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if tokens >= 1.0:
-            self.tokens = tokens - 1.0
-            return True
-        self.tokens = tokens
-        return False
 
 
 @implementer(IPushProducer, ISession)
@@ -88,10 +76,20 @@ class PlayerSession(Protocol):
         #: When the transport's buffer filled up (no updates sent since).
         self.paused_since: float | None = None
         self.closing_since: float | None = None
-        self.pending: deque[tuple[int, bytes]] = deque()
+        #: Frames decoded but not yet acted on (the budget ran out mid-read).
+        self.inbox: deque[tuple[int, bytes]] = deque()
+        #: Every frame's cost comes out of this budget.
+        self.budget = TokenBucket(limits.request_rate, limits.request_burst, now)
+        #: Since when the client has been over its budget, and the timer
+        #: that reads it again once the budget has refilled.
+        self.throttled_since: float | None = None
+        self._refill: Any = None
+        self._reading = True
         self.moves = TokenBucket(limits.move_rate, limits.move_rate * 2, now)
         self.chats = TokenBucket(limits.chat_rate, 5.0, now)
         self.limited_since: float | None = None
+        #: When the last Correction went out, until a move is accepted.
+        self.corrected_at: float | None = None
         self.bytes_in = 0
 
     # -- connection --------------------------------------------------------
@@ -113,16 +111,22 @@ class PlayerSession(Protocol):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.state = CLOSED
         self.live = False
-        self.pending.clear()
+        self.inbox.clear()
+        if self._refill is not None and self._refill.active():
+            self._refill.cancel()
+        self._refill = None
         self.node.session_closed(self)
 
     # -- flow control (IPushProducer): the transport tells us when its buffer
     # -- is over ``output_buffer`` and when it has drained again.
 
     def pauseProducing(self) -> None:
+        # The output buffer passed its bound: no updates, no replies, and
+        # nothing more read (so nothing more to answer) until it drains.
         if self.paused_since is None:
             self.paused_since = self.node.clock.seconds()
             self.live = False
+            self._set_reading()
 
     def resumeProducing(self) -> None:
         if self.paused_since is not None:
@@ -130,6 +134,7 @@ class PlayerSession(Protocol):
             self._update_live()
             if self.entity is not None and self.entity.viewer is not None:
                 self.entity.viewer.resync = True
+            self._process(self.node.clock.seconds())
 
     def stopProducing(self) -> None:
         pass
@@ -177,14 +182,30 @@ class PlayerSession(Protocol):
         self.close(abort)
 
     def close(self, abort: bool = False) -> None:
-        if self.closing_since is None:
+        """
+        Close: what was written drains, then the write side is shut (FIN)
+        while what the client still sends is read and dropped, so that the
+        close never resets the connection under the client's last frames;
+        the client closing its side ends it (or the sweep, past the grace).
+        ``abort`` resets at once (a client that does not read).
+        """
+        first = self.closing_since is None
+        if first:
             self.closing_since = self.node.clock.seconds()
         self.live = False
-        self.pending.clear()
+        self.inbox.clear()
+        # The player leaves the world now; only the socket lingers.
+        self.node.remove_player(self)
+        transport: Any = self.transport
         if abort:
-            self.transport.abortConnection()  # type: ignore[union-attr]
-        else:
-            self.transport.loseConnection()  # type: ignore[union-attr]
+            transport.abortConnection()
+            return
+        if first:
+            if type(transport) in fastwrite.TCP_TYPES and not transport.TLS:
+                transport.loseWriteConnection()  # FIN once drained; keep reading
+                self._set_reading()
+            else:
+                transport.loseConnection()  # TLS, memory: a plain close
 
     def error(self, code: int, text: str) -> None:
         """Tell the client a request was refused; the session goes on."""
@@ -195,8 +216,16 @@ class PlayerSession(Protocol):
         """Time out a login not made, an idle player, a reader that does not drain."""
         limits = self.limits
         if self.closing_since is not None:
-            if now - self.closing_since > max(limits.shutdown_grace, 5.0):
+            grace = max(limits.shutdown_grace, 5.0)
+            if now - self.closing_since > 2 * grace:
                 self.transport.abortConnection()  # type: ignore[union-attr]
+            elif now - self.closing_since > grace:
+                self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        if self.throttled_since is not None \
+                and now - self.throttled_since > limits.flood_timeout:
+            self.refuse(ErrorCode.RATE_LIMITED, "over the request budget for too long",
+                        abort=True)
             return
         if self.state != PLAYING:
             if now - self.connected_at > limits.login_timeout:
@@ -212,43 +241,127 @@ class PlayerSession(Protocol):
     # -- input ---------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        if self.closing_since is not None:
-            return
         self.bytes_in += len(data)
         self.node.bytes_in += len(data)
+        if self.closing_since is not None:
+            return  # read and dropped: the close does not reset
+        now = self.node.clock.seconds()
+        self.last_frame = now
         try:
-            frames = self.decoder.feed_frames(data)
+            frames = self.decoder.feed_frames(data, self._allowance(now))
         except ProtocolError as e:
             self.refuse(e.code, e.text)
             return
-        if not frames:
-            return
-        self.last_frame = now = self.node.clock.seconds()
-        if self.state == AUTHENTICATING or self.pending:
-            self._queue(frames)
-            return
-        for i, (type_, body) in enumerate(frames):
-            # Moves are most of what players send: decoded here, without a
-            # message object (the same checks as Move.decode_body).
-            if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
-                self.node.events += 1
-                seq, x, y = _MOVE_UNPACK(body)
-                if x - x != 0.0 or y - y != 0.0:  # NaN or infinite
-                    self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
-                else:
-                    self.move(seq, x, y, now)
-                continue
-            self._dispatch(type_, body)
-            if self.state == AUTHENTICATING:
-                self._queue(frames[i + 1 :])
-                return
-            if self.closing_since is not None:
-                return
+        self._run(frames, now)
 
-    def _queue(self, frames: list[tuple[int, bytes]]) -> None:
-        self.pending.extend(frames)
-        if len(self.pending) > MAX_PENDING:
-            self.refuse(ErrorCode.RATE_LIMITED, "too many frames before login completed")
+    def _allowance(self, now: float) -> int:
+        """How many frames may be decoded now (each costs at least 1)."""
+        if self.inbox or self.state == AUTHENTICATING or self.paused_since is not None:
+            return 0
+        # One more than the budget holds: a frame over it is then decoded,
+        # held and throttled for, rather than left unseen in the buffer.
+        return int(self.budget.level(now)) + 1
+
+    def _process(self, now: float) -> None:
+        """Act on what is waiting (frames held, bytes buffered) as the budget allows."""
+        if self.closing_since is not None or self.state == CLOSED:
+            return
+        if self.inbox and self.state != AUTHENTICATING and self.paused_since is None:
+            frames = list(self.inbox)
+            self.inbox.clear()
+            self._run(frames, now)
+            if self.inbox or self.ended:
+                return
+        try:
+            frames = self.decoder.feed_frames(b"", self._allowance(now))
+        except ProtocolError as e:
+            self.refuse(e.code, e.text)
+            return
+        self._run(frames, now)
+
+    def _run(self, frames: list[tuple[int, bytes]], now: float) -> None:
+        budget = self.budget
+        cost = 0.0
+        for type_, _ in frames:
+            cost += _COST(type_, 1.0)
+        if cost and not budget.take(now, cost):
+            # More than the budget holds: frame by frame, the rest waits.
+            for i, (type_, body) in enumerate(frames):
+                if not budget.take(now, _COST(type_, 1.0)):
+                    self.inbox.extend(frames[i:])
+                    self._throttle(now)
+                    return
+                self._act(type_, body, now)
+                if self.state == AUTHENTICATING or self.ended or self.paused_since is not None:
+                    self.inbox.extend(frames[i + 1:])
+                    break
+        else:
+            for i, (type_, body) in enumerate(frames):
+                # Moves are most of what players send: decoded here, without a
+                # message object (the same checks as Move.decode_body).
+                if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
+                    self.node.events += 1
+                    seq, x, y = _MOVE_UNPACK(body)
+                    if x - x != 0.0 or y - y != 0.0:  # NaN or infinite
+                        self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
+                    else:
+                        self.move(seq, x, y, now)
+                    continue
+                self._dispatch(type_, body)
+                if self.state == AUTHENTICATING or self.ended or self.paused_since is not None:
+                    self.inbox.extend(frames[i + 1:])
+                    break
+            if self.throttled_since is not None and not self.inbox:
+                self.throttled_since = None  # the burst is over
+        self._set_reading()
+
+    def _act(self, type_: int, body: bytes, now: float) -> None:
+        if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
+            self.node.events += 1
+            seq, x, y = _MOVE_UNPACK(body)
+            if x - x != 0.0 or y - y != 0.0:
+                self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
+            else:
+                self.move(seq, x, y, now)
+            return
+        self._dispatch(type_, body)
+
+    def _throttle(self, now: float) -> None:
+        """Over budget: say so once per burst, read no more until it refills."""
+        if self.throttled_since is None:
+            self.throttled_since = now
+            self._rate_limited(now, "requests")
+        if self._refill is None or not self._refill.active():
+            # Wake when a quarter of the burst is back (few wakeups a second),
+            # or at least enough for the frame that waits.
+            budget = self.budget
+            need = _COST(self.inbox[0][0], 1.0) if self.inbox else 1.0
+            wait = budget.wait(min(max(need, budget.burst / 4), budget.burst))
+            self._refill = self.node.clock.callLater(  # type: ignore[attr-defined]
+                max(wait, 0.001), self._refilled)
+        self._set_reading()
+
+    def _refilled(self) -> None:
+        self._refill = None
+        self._process(self.node.clock.seconds())
+        self._set_reading()
+
+    def _set_reading(self) -> None:
+        """Read the socket only while what it brings can be used (or dropped)."""
+        closing_plainly = (self.closing_since is not None
+                           and type(self.transport) not in fastwrite.TCP_TYPES)
+        if self.state == CLOSED or closing_plainly:
+            return
+        want = self.closing_since is not None or (
+            self.paused_since is None and not self.inbox
+            and self.decoder.buffered < READ_AHEAD)
+        if want != self._reading:
+            self._reading = want
+            transport: Any = self.transport
+            if want:
+                transport.resumeProducing()
+            else:
+                transport.pauseProducing()
 
     def _dispatch(self, type_: int, body: bytes) -> None:
         self.node.events += 1
@@ -269,9 +382,6 @@ class PlayerSession(Protocol):
             return
         handler(self, msg)
 
-    def _drain_pending(self) -> None:
-        while self.pending and self.state == PLAYING and self.closing_since is None:
-            self._dispatch(*self.pending.popleft())
 
     # -- handlers ------------------------------------------------------------
 
@@ -298,7 +408,7 @@ class PlayerSession(Protocol):
             return
         self.state = PLAYING
         self._update_live()
-        self._drain_pending()
+        self._process(self.node.clock.seconds())
 
     def _login_failed(self, f: Failure) -> None:
         if self.state == CLOSED:
@@ -315,11 +425,24 @@ class PlayerSession(Protocol):
     def move(self, seq: int, x: float, y: float, now: float) -> None:
         if not self.moves.take(now):
             self._rate_limited(now, "moves")
-            e = self.entity
-            assert e is not None
-            self.send(m.Correction(seq, e.x, e.y, m.CorrectionReason.RATE_LIMITED))
+            self.correct(seq, m.CorrectionReason.RATE_LIMITED, now)
             return
-        self.node.move(self, seq, x, y, now)
+        if self.node.move(self, seq, x, y, now):
+            self.corrected_at = None
+
+    def correct(self, seq: int, reason: int, now: float) -> None:
+        """
+        Tell the client where its player is, once per burst of refused moves
+        (or once per :data:`CORRECTION_EVERY`): its later moves of the same
+        burst were made from the same wrong place.
+        """
+        e = self.entity
+        if e is None:
+            return
+        if self.corrected_at is not None and now - self.corrected_at < CORRECTION_EVERY:
+            return
+        self.corrected_at = now
+        self.send(m.Correction(seq, e.x, e.y, reason))
 
     def _rate_limited(self, now: float, what: str) -> None:
         # One log line and one error frame per burst, not one per message.

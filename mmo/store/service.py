@@ -39,11 +39,19 @@ class PersistenceService(Service):
         self.save_timeout = save_timeout
         #: The state last queued for each playing name (to skip unchanged ones).
         self.last_put: dict[str, dict[str, Any]] = {}
+        self._saved_at_shutdown: int | None = None
         self._autosave = LoopingCall(self.autosave)
         self._autosave.clock = clock
         self._heartbeat = LoopingCall(self.heartbeat)
         self._heartbeat.clock = clock
         store.is_playing = game.is_playing
+
+    def shutdown_began(self) -> None:
+        """
+        The node is telling its players it stops (each leaving player's
+        state is queued from now on): the shutdown's count starts here.
+        """
+        self._saved_at_shutdown = self.store.writer.saved
 
     def startService(self) -> None:
         if self.db is not None:
@@ -123,7 +131,8 @@ class PersistenceService(Service):
             if loop.running:
                 loop.stop()
         writer = self.store.writer
-        saved_before = writer.saved
+        saved_before = writer.saved if self._saved_at_shutdown is None \
+            else self._saved_at_shutdown
         started = time.perf_counter()
         unsaved = yield self.save_everything(self.save_timeout)
         if unsaved:

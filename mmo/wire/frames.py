@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .layout import HEADER, LENGTH_SIZE
+from .layout import HEADER, LENGTH, LENGTH_SIZE
 from .messages import (
     BY_TYPE,
     CLIENT_MESSAGES,
@@ -24,6 +24,7 @@ from .messages import (
 
 DEFAULT_MAX_FRAME = 64 * 1024
 _HEADER_SIZE = HEADER.size
+_LENGTH = LENGTH
 
 
 class FrameDecoder:
@@ -59,22 +60,27 @@ class FrameDecoder:
         """Bytes held that do not yet make a whole frame."""
         return len(self._buf)
 
-    def feed_frames(self, data: bytes) -> list[tuple[int, bytes]]:
+    def feed_frames(self, data: bytes = b"", limit: int | None = None) -> list[tuple[int, bytes]]:
         """
-        Add ``data``; return every complete ``(type, body)`` now available.
+        Add ``data``; return the complete ``(type, body)`` frames now
+        available, at most ``limit`` of them (the rest stay buffered for
+        the next call).
 
         The type is checked against ``accept``; the body is not decoded, so
         a caller that needs only some messages (the load generator) can skip
-        the others cheaply.
+        the others cheaply.  A zero or oversized length is refused as soon
+        as its four bytes are here, before any body arrives.
         """
         buf = self._buf
-        buf += data
+        if data:
+            buf += data
         out: list[tuple[int, bytes]] = []
         pos = 0
         end = len(buf)
         types = self._types
-        while end - pos >= _HEADER_SIZE:
-            length, type_ = HEADER.unpack_from(buf, pos)
+        left = -1 if limit is None else limit
+        while end - pos >= LENGTH_SIZE and left:
+            length = _LENGTH.unpack_from(buf, pos)[0]
             if length < 1:
                 raise ProtocolError(ErrorCode.BAD_FRAME, "frame length is zero")
             if length > self.max_frame:
@@ -82,6 +88,9 @@ class FrameDecoder:
                     ErrorCode.FRAME_TOO_LARGE,
                     f"frame of {length} bytes exceeds the limit of {self.max_frame}",
                 )
+            if end - pos < _HEADER_SIZE:
+                break
+            type_ = buf[pos + LENGTH_SIZE]
             if type_ not in types:
                 raise ProtocolError(
                     ErrorCode.BAD_FRAME, f"unknown message type 0x{type_:02x}"
@@ -91,6 +100,7 @@ class FrameDecoder:
                 break
             out.append((type_, bytes(buf[pos + _HEADER_SIZE : stop])))
             pos = stop
+            left -= 1
         if pos:
             del buf[:pos]
         return out

@@ -18,8 +18,10 @@ from struct import Struct
 
 #: ``u32 length | u8 type``, in front of every body.
 HEADER = Struct(">IB")
+#: The length field alone (checked before the type byte arrives).
+LENGTH = Struct(">I")
 #: Bytes of the length field, which does not count itself.
-LENGTH_SIZE = 4
+LENGTH_SIZE = LENGTH.size
 
 U8 = Struct(">B")
 U16 = Struct(">H")
