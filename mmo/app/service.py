@@ -101,9 +101,11 @@ class NodeService(MultiService):
                 f"mmo: cannot create data directory {data_dir}: {e.strerror}") from None
         self.pool.start()
         factory = session_factory(self.node)
-        for description in self.endpoints():
+        # Each as configured (for messages) and as listened on (its backlog).
+        for description, listen_on in zip(
+                self.endpoints(), self.settings.node.listen_endpoints, strict=True):
             try:
-                ep = serverFromString(self.reactor, description)
+                ep = serverFromString(self.reactor, listen_on)
             except (ValueError, TypeError, KeyError) as e:
                 raise SystemExit(f"mmo: bad --listen endpoint {description!r}: {e}") from None
             d = ep.listen(factory)
