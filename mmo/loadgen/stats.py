@@ -104,15 +104,20 @@ class Histogram:
 
 
 #: Histograms of the run, by name (seconds unless said otherwise).
+#: ``longest_gap`` and ``silent_share`` have one value per bot that played:
+#: its longest time without an update, and the share of its whole seconds
+#: of play in which it got none.
 HISTOGRAMS = (
     "connect_time", "login_time", "rtt", "update_age",
     "updates_per_sec", "bytes_in_per_sec", "entities_seen",
+    "longest_gap", "silent_share",
 )
 #: Counters of the run, by name.
 COUNTERS = (
     "bots_started", "connected", "logged_in", "moves_sent", "pings_sent", "pongs",
     "chats_sent", "chats_received", "ticks", "entity_updates", "frames_in",
-    "frames_out", "bytes_in", "bytes_out",
+    "frames_out", "bytes_in", "bytes_out", "played_seconds", "silent_seconds",
+    "silent_bots",
 )
 
 
