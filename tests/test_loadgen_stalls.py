@@ -1,21 +1,29 @@
 """
-The load generator's stalls: per-bot gaps without an update and silent
-seconds, in memory on a fake reactor.
+The load generator's stalls and refusals: per-bot gaps without an update
+and silent seconds, and one sentence per refusal with the option to change.
+In memory on a fake reactor, and against a real node.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from support import BIN, Process
 from test_loadgen import connect_all, enter_world, values
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
+from mmo.app.tap import SCHEMA as NODE_SCHEMA
 from mmo.loadgen.bot import silent_seconds
 from mmo.loadgen.fleet import Fleet
+from mmo.loadgen.refusals import ADVICE, explain
 from mmo.loadgen.report import build_report, progress_line, summary_lines
+from mmo.loadgen.settings import LOADGEN_SCHEMA
 from mmo.wire import messages as m
+
+LOADGEN = str(BIN / "mmo-loadgen")
 
 
 def test_silent_seconds_are_the_whole_seconds_between_two_updates() -> None:
@@ -93,3 +101,68 @@ def test_many_frames_in_one_read_are_one_update() -> None:
     bot.dataReceived(m.Tick(1, now).encode() * 5)
     assert bot.ticks == 5 and bot.silent_seconds == 1
     assert bot.longest_gap == pytest.approx(2.5) and bot.last_update == now
+
+
+def test_refused_bots_say_why_and_what_to_change_once() -> None:
+    reactor = MemoryReactorClock()
+    fleet = Fleet(values(clients=5, ramp=1000.0, duration=60.0, max_failures=0), reactor)
+    done = fleet.start()
+    reactor.advance(0.05)
+    connect_all(reactor, set())
+    for bot in fleet.bots[2:]:
+        bot.dataReceived(m.Error(m.ErrorCode.TOO_MANY_CONNECTIONS,
+                                 "no more than 2 connections from one address").encode())
+        bot.connectionLost(Failure(Exception("closed")))
+    enter_world(fleet)
+    reactor.advance(1.0)
+    fleet.stop()
+    for bot in fleet.bots[:2]:
+        bot.connectionLost(Failure(Exception("closed")))
+    report = build_report(done.result, fleet.settings, seed=1, started_at=0.0, elapsed=1.0)
+    line = ("the node refused 3 bots: TOO_MANY_CONNECTIONS (no more than 2 connections "
+            "from one address): raise the node's --max-per-ip (0: no limit) or spread "
+            "bots over --targets")
+    assert report["refusals"] == [{
+        "reason": "too_many_connections", "bots": 3,
+        "text": "no more than 2 connections from one address",
+        "advice": "raise the node's --max-per-ip (0: no limit) or spread bots over --targets",
+        "line": line}]
+    lines = summary_lines(report)
+    assert [x.strip() for x in lines if "refused" in x] == [line]
+
+
+def test_every_explanation_names_options_that_exist() -> None:
+    options = {f"--{k.option}" for k in [*NODE_SCHEMA, *LOADGEN_SCHEMA]}
+    options |= {f"--no-{k.option}" for k in NODE_SCHEMA if k.flag}
+    texts = ["the server is full", "the account database is unavailable",
+             "too many failed logins from 1.2.3.4", "too many moves: slow down"]
+    for reason, found in ADVICE.items():
+        for text in texts if callable(found) else [""]:
+            line = explain(reason, 2, text, targets=2)
+            assert line is not None
+            flags = set(re.findall(r"--[a-z][a-z-]*", line))
+            assert flags <= options, (reason, flags - options)
+    assert explain("too_many_connections", 1, "x", targets=2).startswith(
+        "the nodes refused 1 bot: TOO_MANY_CONNECTIONS (x): ")
+    assert explain("connection_lost", 3) is None
+
+
+def test_a_real_node_refusing_bots_is_explained_once(start_node, tmp_path) -> None:
+    node = start_node("--max-per-ip", "5")
+    report_path = tmp_path / "report.json"
+    lg = Process([LOADGEN, "--port", str(node.port), "--clients", "8", "--ramp", "100",
+                  "--duration", "2", "--report", str(report_path)], tmp_path, "loadgen")
+    try:
+        code = lg.wait(30)
+    finally:
+        lg.stop()
+    out = lg.output
+    assert code == 1, out[-3000:]
+    line = ("the node refused 3 bots: TOO_MANY_CONNECTIONS (no more than 5 connections "
+            "from one address): raise the node's --max-per-ip (0: no limit) or spread "
+            "bots over --targets")
+    assert out.count(line) == 1, out[-3000:]
+    assert out.count("refused") == 1
+    report = json.loads(report_path.read_text())
+    assert [r["line"] for r in report["refusals"]] == [line]
+    assert report["stalls"]["longest_gap_ms"]["count"] == 5

@@ -19,7 +19,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..client.base import PLAYING, connect_failure_reason
+from ..client.base import PLAYING, connect_failure_reason, error_name
 from .bot import Bot
 from .settings import LoadgenSettings
 from .stats import Interval, Stats
@@ -253,6 +253,9 @@ class Fleet:
             failure = self._failure_of(bot)
             if failure is not None:
                 stats.failures[failure] += 1
+                error = bot.last_error
+                if error is not None and error_name(error[0]) == failure:
+                    stats.refusal_texts.setdefault(failure, error[1])
         stats.failures["not_started"] += len(self.indices) - len(self.bots)
         if not stats.failures["not_started"]:
             del stats.failures["not_started"]

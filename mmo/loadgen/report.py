@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from .. import __version__
+from .refusals import refusals
 from .settings import LoadgenSettings
 from .stats import Interval, Stats
 
@@ -19,7 +20,7 @@ REPORT_FIELDS = (
     "tool", "version", "started_at", "elapsed_s", "settings", "seed", "workers",
     "targets", "bots", "failures", "max_failures", "ok", "exit_code", "traffic",
     "actions", "corrections", "errors", "disconnects", "latency_ms", "per_bot", "stalls",
-    "raw",
+    "refusals", "raw",
 )
 LATENCIES = {"connect": "connect_time", "login": "login_time", "rtt": "rtt",
              "update_age": "update_age"}
@@ -79,6 +80,7 @@ def build_report(stats: Stats, settings: LoadgenSettings, *, seed: int, started_
                        for name, key in LATENCIES.items()},
         "per_bot": {name: stats.histograms[name].summary(1.0, 2) for name in PER_BOT},
         "stalls": stalls(stats),
+        "refusals": refusals(stats.failures, stats.refusal_texts, len(settings.addresses)),
         "raw": stats.to_dict(),
     }
 
@@ -171,6 +173,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         part = report[key]
         detail = ", ".join(f"{k} {v}" for k, v in part[sub].items()) or "none"
         lines.append(f"  {title}: {part['total']} ({detail})")
+    for refusal in report["refusals"]:
+        lines.append(f"  {refusal['line']}")
     lines.append("  result: " + ("OK" if report["ok"] else
                                  f"FAILED ({b['failed']} bots failed)"))
     return lines

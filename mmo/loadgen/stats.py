@@ -131,6 +131,10 @@ class Stats:
         self.corrections: Counter[str] = Counter()
         self.disconnects: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
+        #: The node's own words for a failure that was its refusal (the
+        #: first bot's), by reason: ``too_many_connections`` -> "no more
+        #: than 100 connections from one address".
+        self.refusal_texts: dict[str, str] = {}
 
     def merge(self, other: Stats) -> None:
         self.counters.update(other.counters)
@@ -140,6 +144,8 @@ class Stats:
         self.corrections.update(other.corrections)
         self.disconnects.update(other.disconnects)
         self.failures.update(other.failures)
+        for reason, text in other.refusal_texts.items():
+            self.refusal_texts.setdefault(reason, text)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +155,7 @@ class Stats:
             "corrections": dict(self.corrections),
             "disconnects": dict(self.disconnects),
             "failures": dict(self.failures),
+            "refusal_texts": dict(self.refusal_texts),
         }
 
     @classmethod
@@ -159,6 +166,7 @@ class Stats:
             s.histograms[k] = Histogram.from_dict(h)
         for name in ("errors", "corrections", "disconnects", "failures"):
             getattr(s, name).update(d.get(name, {}))
+        s.refusal_texts.update(d.get("refusal_texts", {}))
         return s
 
 
