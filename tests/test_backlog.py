@@ -11,6 +11,7 @@ import selectors
 import socket
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,14 +75,20 @@ def metric(port: int, name: str) -> float:
 
 
 @pytest.fixture
-def enough_descriptors() -> None:
+def enough_descriptors() -> Iterator[None]:
+    """Descriptors for the storm here and in the node (it inherits the limit)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = STORM + 512
-    if soft < wanted:
-        if hard != resource.RLIM_INFINITY and hard < wanted:
-            pytest.skip(f"needs {wanted} file descriptors; the hard limit is {hard}")
-        # Raised before the node starts: it inherits the limit.
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if soft >= wanted:
+        yield
+        return
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"needs {wanted} file descriptors; the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_login_storm_waits_in_the_backlog_then_times_out(
