@@ -63,6 +63,7 @@ _read_pong = layout.PONG.unpack_from
 _read_correction = layout.CORRECTION.unpack_from
 _REASONS = {r.value: r.name.lower() for r in m.CorrectionReason}
 
+
 def silent_seconds(last: float, now: float, origin: float) -> int:
     """
     Whole seconds ``[origin + k, origin + k + 1)`` with no update, between
