@@ -163,6 +163,44 @@ def endpoint(value: Any) -> str:
     return value
 
 
+#: Endpoint types whose listen backlog their string sets with ``backlog=``.
+BACKLOG_ENDPOINTS = ("tcp", "tcp6", "ssl", "unix")
+
+
+def endpoint_fields(description: str) -> list[str]:
+    """The ``:``-separated fields of an endpoint string (``\\:`` is no separator)."""
+    fields_: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for c in description:
+        if escaped:
+            current.append(c)
+            escaped = False
+        elif c == "\\":
+            current.append(c)
+            escaped = True
+        elif c == ":":
+            fields_.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+    fields_.append("".join(current))
+    return fields_
+
+
+def with_backlog(description: str, backlog: int) -> str:
+    """
+    ``description`` with ``:backlog=BACKLOG`` added when its type takes a
+    backlog (:data:`BACKLOG_ENDPOINTS`) and it gives none of its own.
+    """
+    kind, *rest = endpoint_fields(description)
+    if kind.strip().lower() not in BACKLOG_ENDPOINTS:
+        return description
+    if any(f.partition("=")[0].strip() == "backlog" for f in rest if "=" in f):
+        return description
+    return f"{description}:backlog={backlog}"
+
+
 def default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 

@@ -31,6 +31,7 @@ from .config import (
     multicast_group,
     number,
     text,
+    with_backlog,
     zone,
 )
 from .world.grid import ZoneSpec
@@ -61,6 +62,11 @@ NODE_KEYS = [
     Key("listen", [], "Endpoint for players, e.g. tcp:4000, "
         "ssl:4443:privateKey=key.pem, systemd:domain=INET:index=0.",
         endpoint, repeat=True),
+    Key("listen_backlog", 4096, "Connections the kernel queues on each player "
+        "listener until the node accepts them, so that a login storm waits instead "
+        "of being dropped: --tcp, and tcp:, tcp6:, ssl: and unix: --listen endpoints "
+        "without a backlog= of their own. The kernel caps it at net.core.somaxconn.",
+        integer(1, 1 << 20)),
     Key("node_id", "", "This node's id in the cluster (default: HOSTNAME-PID).",
         text),
     Key("data_dir", "mmo-data", "Directory for the node's state (cluster key, "
@@ -202,6 +208,7 @@ class NodeSettings:
     data_dir: str
     tcp: int
     listen: tuple[str, ...]
+    listen_backlog: int
     tick_rate: float
     zones: tuple[ZoneSpec, ...]
     cell_size: float
@@ -219,6 +226,11 @@ class NodeSettings:
     def endpoints(self) -> tuple[str, ...]:
         """Where players connect: the ``listen`` endpoints, or ``tcp:TCP``."""
         return self.listen or (f"tcp:{self.tcp}",)
+
+    @property
+    def listen_endpoints(self) -> tuple[str, ...]:
+        """:attr:`endpoints` as listened on: with ``listen_backlog`` where it applies."""
+        return tuple(with_backlog(e, self.listen_backlog) for e in self.endpoints)
 
 
 @dataclass(frozen=True)

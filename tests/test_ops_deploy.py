@@ -175,3 +175,19 @@ def test_operations_lists_every_config_key() -> None:
     text = OPERATIONS.read_text()
     missing = [k.name for k in NODE_SCHEMA if f"| `{k.name}` |" not in text]
     assert not missing, f"docs/OPERATIONS.md lacks config keys: {missing}"
+
+
+def test_operations_lists_every_metric() -> None:
+    from mmo.app.metrics import CLUSTER_METRICS, NODE_METRICS, STORE_METRICS
+
+    text = OPERATIONS.read_text()
+    section = text[text.index("## Metrics"):text.index("## Health")]
+    listed: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            listed.update(re.findall(r"`([a-z0-9_]+)", line.split("|")[1]))
+    wanted = {spec.name + ("_total" if spec.kind == "counter" else "")
+              for spec in NODE_METRICS + STORE_METRICS + CLUSTER_METRICS}
+    wanted |= {"mmo_tick_duration_seconds", "mmo_tick_lag_seconds", "mmo_node_info"}
+    missing = sorted(wanted - listed)
+    assert not missing, f"docs/OPERATIONS.md's metrics table lacks {missing}"

@@ -65,6 +65,46 @@ def test_metrics_and_health_of_a_real_node(start_node) -> None:
     assert "GET /metrics" not in node.output, "scrapes are not access-logged"
 
 
+def sample(text: str, name: str) -> float:
+    """The value of the unlabelled sample ``name`` in an exposition."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} in the scrape")
+
+
+def test_a_node_held_up_shows_the_stall(start_node) -> None:
+    node = start_node("--tick-rate", "20")
+
+    def ticking() -> str | None:
+        text = http_get(node.http_port, "/metrics")[1]
+        return text if sample(text, "mmo_ticks_total") >= 5 else None
+
+    calm = wait_until(ticking, 10, what="a few ticks")
+    assert sample(calm, "mmo_tick_gap_recent_max_seconds") < 1.0
+    # Freeze the whole process (as a long GC pause or a paused VM would):
+    # the tick comes due and cannot run; the node answers nothing meanwhile.
+    node.signal(signal.SIGSTOP)
+    try:
+        with pytest.raises((TimeoutError, urllib.error.URLError)):
+            http_get(node.http_port, "/metrics", timeout=1.5)
+    finally:
+        node.signal(signal.SIGCONT)
+
+    def stall_seen() -> str | None:
+        text = http_get(node.http_port, "/metrics")[1]
+        return text if sample(text, "mmo_tick_gap_recent_max_seconds") >= 1.4 else None
+
+    text = wait_until(stall_seen, 10, what="the stall in /metrics")
+    assert sample(text, "mmo_tick_lag_recent_max_seconds") >= 1.3
+    assert sample(text, "mmo_tick_gap_max_seconds") >= 1.4
+    assert sample(text, "mmo_ticks_skipped_total") >= 25
+    assert sample(text, 'mmo_tick_lag_seconds_bucket{le="+Inf"}') \
+        > sample(text, 'mmo_tick_lag_seconds_bucket{le="1.0"}')
+    # The ticks themselves stayed short: their durations do not show it.
+    assert sample(text, "mmo_tick_recent_p99_seconds") < 0.5
+
+
 def test_promtool_accepts_a_live_scrape(start_node) -> None:
     promtool = tool("promtool")
     node = start_node()

@@ -72,6 +72,20 @@ NODE_METRICS: tuple[Spec, ...] = (
          "Median duration of the last 600 ticks.", "gauge", scale=0.001),
     Spec("tick_ms_p99", "mmo_tick_recent_p99_seconds",
          "99th percentile duration of the last 600 ticks.", "gauge", scale=0.001),
+    Spec("tick_lag_max_ms", "mmo_tick_lag_recent_max_seconds",
+         "Longest delay of a tick after its due time over the last 60 s.", "gauge",
+         scale=0.001),
+    Spec("tick_gap_max_ms", "mmo_tick_gap_recent_max_seconds",
+         "Longest time between the starts of two ticks (or since the last one) "
+         "over the last 60 s.", "gauge", scale=0.001),
+    Spec("tick_lag_longest_ms", "mmo_tick_lag_max_seconds",
+         "Longest delay of a tick after its due time since the node started.", "gauge",
+         scale=0.001),
+    Spec("tick_gap_longest_ms", "mmo_tick_gap_max_seconds",
+         "Longest time between the starts of two ticks (or since the last one) "
+         "since the node started.", "gauge", scale=0.001),
+    Spec("ticks_skipped", "mmo_ticks_skipped",
+         "Ticks that were due but never ran because the loop ran late."),
     Spec("events", "mmo_player_messages_received", "Messages received from players."),
     Spec("updates_out", "mmo_entity_updates_sent",
          "Entity updates (enter, move, leave) sent to players."),
@@ -187,7 +201,8 @@ class NodeCollector:
     ``snapshot`` returns the node's numbers (:meth:`Node.snapshot` plus a few
     from the service); ``cluster`` returns the cluster's snapshot, or
     ``None`` while the node runs without one.  Both are called on the
-    reactor thread, once per scrape.
+    reactor thread, once per scrape.  ``histogram`` holds the ticks'
+    durations, ``lag`` how late they started.
     """
 
     def __init__(
@@ -195,10 +210,12 @@ class NodeCollector:
         snapshot: Callable[[], Mapping[str, Any]],
         histogram: TickHistogram | None = None,
         cluster: Callable[[], Mapping[str, Any] | None] | None = None,
+        lag: TickHistogram | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.histogram = histogram
         self.cluster = cluster
+        self.lag = lag
 
     def collect(self) -> Iterator[Metric]:
         snap = self.snapshot()
@@ -207,12 +224,15 @@ class NodeCollector:
         yield info
         yield from families(NODE_METRICS, snap)
         yield from families(STORE_METRICS, snap)
-        h = self.histogram
-        if h is not None:
-            hist = HistogramMetricFamily(
-                "mmo_tick_duration_seconds", "Time one simulation tick took.")
-            hist.add_metric([], h.cumulative(), sum_value=h.total)
-            yield hist
+        for name, help_, h in (
+            ("mmo_tick_duration_seconds", "Time one simulation tick took.", self.histogram),
+            ("mmo_tick_lag_seconds",
+             "How late each tick started after its due time (event loop lag).", self.lag),
+        ):
+            if h is not None:
+                hist = HistogramMetricFamily(name, help_)
+                hist.add_metric([], h.cumulative(), sum_value=h.total)
+                yield hist
         merged = dict(snap)
         if self.cluster is not None:
             merged.update(self.cluster() or {})

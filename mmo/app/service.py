@@ -32,6 +32,7 @@ from ..settings import Settings
 from ..store import PersistenceService, open_store
 from .metrics import TickHistogram
 from .systemd import SystemdNotifier
+from .timing import ScheduledLoop, TickTiming
 from .web import http_service
 
 
@@ -56,7 +57,7 @@ class NodeService(MultiService):
         self.persistence.setServiceParent(self)
         self.ports: list[Any] = []
         self._listen_error: str | None = None
-        self._tick = LoopingCall(self._safe_tick)
+        self._tick = ScheduledLoop(self._safe_tick)
         self._tick.clock = reactor
         self._sweep = LoopingCall(self.node.sweep)
         self._sweep.clock = reactor
@@ -65,6 +66,10 @@ class NodeService(MultiService):
         self.notifier = SystemdNotifier.from_environ(reactor)
         self.tick_histogram = TickHistogram()
         self.node.stats.observers.append(self.tick_histogram.observe)
+        # How late each tick starts: a blocked reactor shows here, not in
+        # the tick's duration.
+        self.tick_timing = TickTiming(settings.node.tick_interval, reactor)
+        self.node.report(self.tick_timing)
         if settings.http.enabled:
             http_service(self).setServiceParent(self)
         # The cluster: multicast state sharing with the other nodes.
@@ -96,9 +101,11 @@ class NodeService(MultiService):
                 f"mmo: cannot create data directory {data_dir}: {e.strerror}") from None
         self.pool.start()
         factory = session_factory(self.node)
-        for description in self.endpoints():
+        # Each as configured (for messages) and as listened on (its backlog).
+        for description, listen_on in zip(
+                self.endpoints(), self.settings.node.listen_endpoints, strict=True):
             try:
-                ep = serverFromString(self.reactor, description)
+                ep = serverFromString(self.reactor, listen_on)
             except (ValueError, TypeError, KeyError) as e:
                 raise SystemExit(f"mmo: bad --listen endpoint {description!r}: {e}") from None
             d = ep.listen(factory)
@@ -153,6 +160,9 @@ class NodeService(MultiService):
             self._listen_error = message
 
     def _safe_tick(self) -> None:
+        now = self.reactor.seconds()
+        due = self._tick.due
+        self.tick_timing.started(now if due is None else due, now)
         # A bug in one tick must not stop the loop (and with it the game).
         try:
             self.node.tick()

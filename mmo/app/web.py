@@ -223,6 +223,10 @@ def service_snapshot(service: Any) -> dict[str, Any]:
     snap["refusals"] = {**{c.name.lower(): 0 for c in ErrorCode}, **snap["refusals"]}
     snap["max_players"] = node.limits.max_players
     snap["accepting"] = 1 if node.accepting else 0
+    timing = getattr(service, "tick_timing", None)
+    if timing is not None:
+        # Since start: here only (the cluster's metrics datagram has no room).
+        snap.update(timing.totals())
     return snap
 
 
@@ -242,6 +246,7 @@ def http_service(service: Any) -> HTTPService:
         lambda: service_snapshot(service),
         getattr(service, "tick_histogram", None),
         lambda: cluster_snapshot(service),
+        getattr(getattr(service, "tick_timing", None), "lag_histogram", None),
     )
     site = make_site(service, make_registry(collector))
     description = service.settings.http.endpoint

@@ -6,6 +6,11 @@ A bot has no timer of its own: the :class:`~mmo.loadgen.fleet.Fleet` calls
 :meth:`Bot.act` from the one loop that drives every bot.  Of what arrives,
 only the frames it measures are parsed, and only as far as needed (a
 ``Moves`` frame is counted from its two-byte header).
+
+Stalls are measured from the read path too, at no cost per frame: a read
+that brought a ``Tick`` (the first frame of every update the node sends)
+notes the time since the previous update; only a gap of a second or more
+adds its whole silent seconds (:func:`silent_seconds`).
 """
 
 from __future__ import annotations
@@ -58,6 +63,16 @@ _read_pong = layout.PONG.unpack_from
 _read_correction = layout.CORRECTION.unpack_from
 _REASONS = {r.value: r.name.lower() for r in m.CorrectionReason}
 
+
+def silent_seconds(last: float, now: float, origin: float) -> int:
+    """
+    Whole seconds ``[origin + k, origin + k + 1)`` with no update, between
+    updates at ``last`` and ``now`` (none in between): those after the
+    second of ``last`` and before the second of ``now``.
+    """
+    return max(0, math.floor(now - origin) - math.floor(last - origin) - 1)
+
+
 #: Things a bot says (the text does not matter, its size a little).
 LINES = ("hello", "anyone here?", "heading north", "nice weather in this zone",
          "lag check", "gg", "follow me", "brb")
@@ -88,6 +103,12 @@ class Bot(ClientConnection):
         self.pongs = 0
         self.chats_sent = 0
         self.corrections = 0
+        #: Since the first EnterWorld: the origin of the bot's whole seconds.
+        self.playing_since: float | None = None
+        #: When the last update (a read with a Tick, or EnterWorld) arrived.
+        self.last_update = 0.0
+        self.longest_gap = 0.0
+        self.silent_seconds = 0
         self.ended_at: float | None = None
         self.heading = rng.uniform(0, 2 * math.pi)
         self.waypoint: tuple[float, float] | None = None
@@ -144,6 +165,7 @@ class Bot(ClientConnection):
         iv.frames_in += n
         self.last_type = frames[-1][0]
         now = self.clock.seconds()
+        ticks = self.ticks
         for type_, body in frames:
             if type_ == _TICK_T:
                 self.ticks += 1
@@ -174,6 +196,15 @@ class Bot(ClientConnection):
                 self.frame_received(type_, body, now)
             if self.state == "closed":
                 return
+        if ticks != self.ticks and self.playing_since is not None:
+            # An update: once per read, whatever the number of frames.
+            gap = now - self.last_update
+            if gap > self.longest_gap:
+                self.longest_gap = gap
+            if gap >= 1.0:
+                self.silent_seconds += silent_seconds(self.last_update, now,
+                                                      self.playing_since)
+            self.last_update = now
 
     def entered_world(self, msg: m.EnterWorld, now: float) -> None:
         super().entered_world(msg, now)
@@ -182,6 +213,7 @@ class Bot(ClientConnection):
         wanted = self.fleet.zone
         if not self.logged_in:
             self.logged_in = True
+            self.playing_since = self.last_update = now
             self.fleet.bot_logged_in(self, now - (self.connected_at or now))
             if wanted and msg.zone != wanted:
                 self.changing_zone = True
@@ -269,6 +301,19 @@ class Bot(ClientConnection):
         self.x, self.y = nx, ny
         self.moves_sent += 1
         self.write(move_frame(self.seq, nx, ny))
+
+    def stalls(self, end: float) -> tuple[float, int, int]:
+        """
+        Played until ``end``: the longest time without an update, the whole
+        seconds without one, and the whole seconds played.
+        """
+        since = self.playing_since
+        if since is None or end <= since:
+            return 0.0, 0, 0
+        last = min(self.last_update, end)
+        trailing = silent_seconds(last, end, since) if end - last >= 1.0 else 0
+        return (max(self.longest_gap, end - last), self.silent_seconds + trailing,
+                math.floor(end - since))
 
     def counters(self) -> dict[str, Any]:
         return {

@@ -19,7 +19,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..client.base import PLAYING, connect_failure_reason
+from ..client.base import PLAYING, connect_failure_reason, error_name
 from .bot import Bot
 from .settings import LoadgenSettings
 from .stats import Interval, Stats
@@ -174,13 +174,18 @@ class Fleet:
         self.interval = Interval()
 
     def snapshot(self, now: float) -> dict[str, Any]:
-        """Where the run is: bots and this second's traffic."""
+        """Where the run is: bots (``silent``: playing, no update for 1 s) and traffic."""
+        silent = 0
+        for bot in self.playing:
+            if now - bot.last_update >= 1.0:
+                silent += 1
         return {
             "elapsed": now - self.started_at,
             "planned": len(self.indices),
             "started": len(self.bots),
             "playing": len(self.playing),
             "live": self.live,
+            "silent": silent,
             "interval": self.interval,
         }
 
@@ -226,19 +231,31 @@ class Fleet:
         """The run's Stats: the shared histograms plus each bot's counters."""
         stats = self.stats
         end = getattr(self, "stopped_at", self.reactor.seconds())
-        per_sec = stats.histograms["updates_per_sec"]
-        bytes_per_sec = stats.histograms["bytes_in_per_sec"]
+        h = stats.histograms
+        per_sec = h["updates_per_sec"]
+        bytes_per_sec = h["bytes_in_per_sec"]
+        c = stats.counters
         for bot in self.bots:
-            stats.counters.update(bot.counters())
+            c.update(bot.counters())
             if bot.entered_at is not None:
                 ended = min(bot.ended_at or end, end)
                 played = ended - bot.entered_at
                 if played >= 0.5:
                     per_sec.add(bot.ticks / played)
                     bytes_per_sec.add(bot.bytes_in / played)
+                longest, silent, seconds = bot.stalls(ended)
+                if seconds:
+                    h["longest_gap"].add(longest)
+                    h["silent_share"].add(silent / seconds)
+                    c["played_seconds"] += seconds
+                    c["silent_seconds"] += silent
+                    c["silent_bots"] += 1 if silent else 0
             failure = self._failure_of(bot)
             if failure is not None:
                 stats.failures[failure] += 1
+                error = bot.last_error
+                if error is not None and error_name(error[0]) == failure:
+                    stats.refusal_texts.setdefault(failure, error[1])
         stats.failures["not_started"] += len(self.indices) - len(self.bots)
         if not stats.failures["not_started"]:
             del stats.failures["not_started"]

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from .. import __version__
+from .refusals import refusals
 from .settings import LoadgenSettings
 from .stats import Interval, Stats
 
@@ -18,7 +19,8 @@ from .stats import Interval, Stats
 REPORT_FIELDS = (
     "tool", "version", "started_at", "elapsed_s", "settings", "seed", "workers",
     "targets", "bots", "failures", "max_failures", "ok", "exit_code", "traffic",
-    "actions", "corrections", "errors", "disconnects", "latency_ms", "per_bot", "raw",
+    "actions", "corrections", "errors", "disconnects", "latency_ms", "per_bot", "stalls",
+    "refusals", "raw",
 )
 LATENCIES = {"connect": "connect_time", "login": "login_time", "rtt": "rtt",
              "update_age": "update_age"}
@@ -77,7 +79,26 @@ def build_report(stats: Stats, settings: LoadgenSettings, *, seed: int, started_
         "latency_ms": {name: stats.histograms[key].summary(1000.0)
                        for name, key in LATENCIES.items()},
         "per_bot": {name: stats.histograms[name].summary(1.0, 2) for name in PER_BOT},
+        "stalls": stalls(stats),
+        "refusals": refusals(stats.failures, stats.refusal_texts, len(settings.addresses)),
         "raw": stats.to_dict(),
+    }
+
+
+def stalls(stats: Stats) -> dict[str, Any]:
+    """
+    How long bots went without an update: per bot that played a whole
+    second, its longest gap and its share of silent seconds.
+    """
+    c = stats.counters
+    played = c["played_seconds"]
+    return {
+        "longest_gap_ms": stats.histograms["longest_gap"].summary(1000.0),
+        "silent_share": stats.histograms["silent_share"].summary(1.0, 4),
+        "silent_bots": c["silent_bots"],
+        "silent_seconds": c["silent_seconds"],
+        "played_seconds": played,
+        "silent_share_overall": round(c["silent_seconds"] / played, 4) if played else 0.0,
     }
 
 
@@ -110,6 +131,7 @@ def progress_line(snap: dict[str, Any]) -> str:
         f" | out {_rate(iv.frames_out)} msg/s"
         f" | rtt p50 {rtt.percentile(50) * 1000:.1f} p99 {rtt.percentile(99) * 1000:.1f} ms"
         f" | age p50 {age.percentile(50) * 1000:.1f} p99 {age.percentile(99) * 1000:.1f} ms"
+        f" | silent 1s+ {snap.get('silent', 0)}"
         f" | errors {iv.errors} disconnects {iv.disconnects}"
     )
 
@@ -129,11 +151,18 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f" out {t['frames_out_per_sec']:.0f} msg/s {t['bytes_out_per_sec'] / 1000:.0f} kB/s",
         f"  {'measure':<22}{'count':>9}{'p50':>10}{'p90':>10}{'p99':>10}{'max':>10}",
     ]
+    st = report["stalls"]
     rows = [(f"{name} (ms)", s) for name, s in report["latency_ms"].items()]
     rows += [(name, s) for name, s in report["per_bot"].items()]
+    rows += [("longest_gap (ms)", st["longest_gap_ms"]), ("silent_share", st["silent_share"])]
     for name, s in rows:
         lines.append(f"  {name:<22}{s['count']:>9}{s['p50']:>10}{s['p90']:>10}"
                      f"{s['p99']:>10}{s['max']:>10}")
+    lines.append(f"  stalls: {st['silent_bots']} of {st['longest_gap_ms']['count']} bots had "
+                 f"whole seconds without an update; {st['silent_seconds']} of "
+                 f"{st['played_seconds']} bot-seconds silent "
+                 f"({st['silent_share_overall'] * 100:.2f} %), mean per bot "
+                 f"{st['silent_share']['mean'] * 100:.2f} %")
     a = report["actions"]
     lines.append(f"  moves {a['moves_sent']}, corrections {report['corrections']['total']}, "
                  f"pings {a['pings_sent']}/{a['pongs']} answered, chat {a['chats_sent']} "
@@ -144,6 +173,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         part = report[key]
         detail = ", ".join(f"{k} {v}" for k, v in part[sub].items()) or "none"
         lines.append(f"  {title}: {part['total']} ({detail})")
+    for refusal in report["refusals"]:
+        lines.append(f"  {refusal['line']}")
     lines.append("  result: " + ("OK" if report["ok"] else
                                  f"FAILED ({b['failed']} bots failed)"))
     return lines

@@ -104,15 +104,20 @@ class Histogram:
 
 
 #: Histograms of the run, by name (seconds unless said otherwise).
+#: ``longest_gap`` and ``silent_share`` have one value per bot that played:
+#: its longest time without an update, and the share of its whole seconds
+#: of play in which it got none.
 HISTOGRAMS = (
     "connect_time", "login_time", "rtt", "update_age",
     "updates_per_sec", "bytes_in_per_sec", "entities_seen",
+    "longest_gap", "silent_share",
 )
 #: Counters of the run, by name.
 COUNTERS = (
     "bots_started", "connected", "logged_in", "moves_sent", "pings_sent", "pongs",
     "chats_sent", "chats_received", "ticks", "entity_updates", "frames_in",
-    "frames_out", "bytes_in", "bytes_out",
+    "frames_out", "bytes_in", "bytes_out", "played_seconds", "silent_seconds",
+    "silent_bots",
 )
 
 
@@ -126,6 +131,10 @@ class Stats:
         self.corrections: Counter[str] = Counter()
         self.disconnects: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
+        #: The node's own words for a failure that was its refusal (the
+        #: first bot's), by reason: ``too_many_connections`` -> "no more
+        #: than 100 connections from one address".
+        self.refusal_texts: dict[str, str] = {}
 
     def merge(self, other: Stats) -> None:
         self.counters.update(other.counters)
@@ -135,6 +144,8 @@ class Stats:
         self.corrections.update(other.corrections)
         self.disconnects.update(other.disconnects)
         self.failures.update(other.failures)
+        for reason, text in other.refusal_texts.items():
+            self.refusal_texts.setdefault(reason, text)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,6 +155,7 @@ class Stats:
             "corrections": dict(self.corrections),
             "disconnects": dict(self.disconnects),
             "failures": dict(self.failures),
+            "refusal_texts": dict(self.refusal_texts),
         }
 
     @classmethod
@@ -154,6 +166,7 @@ class Stats:
             s.histograms[k] = Histogram.from_dict(h)
         for name in ("errors", "corrections", "disconnects", "failures"):
             getattr(s, name).update(d.get(name, {}))
+        s.refusal_texts.update(d.get("refusal_texts", {}))
         return s
 
 

@@ -116,11 +116,12 @@ class WorkerPool:
         latest = [c.latest for c in self.children if c.latest is not None]
         iv = Interval()
         snap = {"elapsed": self.reactor.seconds() - self.started_at,
-                "planned": self.settings.clients, "started": 0, "playing": 0, "live": 0}
+                "planned": self.settings.clients, "started": 0, "playing": 0, "live": 0,
+                "silent": 0}
         for p in latest:
             iv.merge(Interval.from_dict(p["interval"]))
-            for k in ("started", "playing", "live"):
-                snap[k] += p[k]
+            for k in ("started", "playing", "live", "silent"):
+                snap[k] += p.get(k, 0)
         for c in self.children:
             c.latest = None
         snap["interval"] = iv
