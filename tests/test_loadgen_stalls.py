@@ -148,7 +148,7 @@ def test_every_explanation_names_options_that_exist() -> None:
 
 
 def test_a_real_node_refusing_bots_is_explained_once(start_node, tmp_path) -> None:
-    node = start_node("--max-per-ip", "5")
+    node = start_node("--max-per-ip", "5", "--limit-loopback")
     report_path = tmp_path / "report.json"
     lg = Process([LOADGEN, "--port", str(node.port), "--clients", "8", "--ramp", "100",
                   "--duration", "2", "--report", str(report_path)], tmp_path, "loadgen")

@@ -269,7 +269,8 @@ class Heartbeat:
 #: Metrics kept first when the JSON would not fit in one datagram.
 METRICS_FIRST = (
     "node_id", "connected_clients", "events_per_sec", "tick_hz", "tick_rate",
-    "tick_ms_p50", "tick_ms_p99", "bytes_in_per_sec", "bytes_out_per_sec",
+    "tick_ms_p50", "tick_ms_p99", "tick_lag_max_ms", "tick_gap_max_ms",
+    "bytes_in_per_sec", "bytes_out_per_sec",
     "cluster_bytes_in_per_sec", "cluster_bytes_out_per_sec", "owned_entities",
     "mirrored_entities", "entities", "cluster_nodes",
 )
