@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mmo.cluster import codec
+from mmo.cluster.auth import sign
 from mmo.cluster.opener import (
     ACCEPT,
     AUTH_FAILED,
@@ -134,3 +135,44 @@ def test_any_bytes_get_a_verdict_and_never_raise(data):
     opened = opener.open(data)
     assert opened.verdict in (LOOPED, AUTH_FAILED)
     assert sum(opener.counts.values()) == 1
+
+
+# -- any bytes, sealed or not ---------------------------------------------------------
+
+NOT_READ = (AUTH_FAILED, MALFORMED, REPLAY, STALE_EPOCH)
+
+
+def verdict_of(opener: Opener, data: bytes) -> str:
+    """The verdict, checked to be one of the opener's, with a message only when ok."""
+    opened = opener.open(data)
+    assert opened.verdict in (ACCEPT, RESTARTED, *NOT_READ)
+    assert opened.ok == (opened.verdict in (ACCEPT, RESTARTED))
+    if not opened.ok:
+        assert opened.message is None
+    return opened.verdict
+
+
+@given(st.binary(max_size=1300))
+def test_any_bytes_signed_with_the_key_get_a_verdict_and_never_raise(data):
+    # Past the MAC with anything at all behind it: the header's checks.
+    opener = Opener(KEY)
+    verdict_of(opener, sign(KEY, data))
+    assert sum(opener.counts.values()) == 1
+
+
+@given(kind=st.integers(0, 255), body=st.binary(max_size=1200),
+       sender=st.text(min_size=1, max_size=40))
+def test_any_body_sealed_by_a_node_gets_a_verdict_and_never_raises(kind, body, sender):
+    # Past the MAC and a good header: every body decoder, with any bytes.
+    opener = Opener(KEY)
+    data = codec.Sealer(KEY, sender, 1).seal(kind, body)
+    verdict = verdict_of(opener, data)
+    if kind not in codec.TYPES or len(data) > codec.MAX_DATAGRAM:
+        assert verdict in (MALFORMED, AUTH_FAILED)
+
+
+def test_a_datagram_longer_than_any_node_sends_is_refused_before_its_mac(opener):
+    data = codec.Sealer(KEY, "alpha", 1).seal(codec.METRICS, b"{}" + b" " * 2000)
+    opened = opener.open(data)
+    assert opened.verdict == AUTH_FAILED and opened.why == f"{len(data)} bytes"
+

@@ -3,18 +3,24 @@ The cluster's datagrams, sans-IO: bytes in, messages out, and back.
 
 ``docs/CLUSTER.md`` describes every byte.  A datagram is a header (magic,
 version, type, the sender's epoch and sequence number, its id), a body whose
-layout depends on the type, and a MAC (:mod:`mmo.cluster.auth`).  Decoding
-anything malformed raises :class:`DatagramError` and nothing else.
+layout depends on the type, and a MAC (:mod:`mmo.cluster.auth`).
+Every reader here, given any bytes at all, returns a message or raises
+:class:`DatagramError`, and nothing else; its work and memory are bounded
+by the length of what it is given (counts are checked against the bytes
+left before anything is built, and the metrics' JSON is bounded in size and
+nesting before it is parsed).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import bounded_json
 from .auth import MAC_SIZE, sign
 
 MAGIC = b"MC"
@@ -96,6 +102,9 @@ class _Reader:
         except UnicodeDecodeError:
             raise DatagramError("a string is not UTF-8") from None
 
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
     def end(self) -> None:
         if self.pos != len(self.data):
             raise DatagramError(f"{len(self.data) - self.pos} bytes after the body")
@@ -127,6 +136,8 @@ def peek_sender(datagram: bytes) -> str | None:
 
 def read_header(data: bytes) -> Header:
     """The header of a datagram whose MAC was already checked and removed."""
+    if len(data) > MAX_DATAGRAM - MAC_SIZE:
+        raise DatagramError(f"{len(data)} bytes: longer than a datagram of ours")
     r = _Reader(data)
     magic, version, kind, epoch, seq, n = r.unpack(_HEAD)
     if magic != MAGIC:
@@ -228,6 +239,8 @@ def read_cell(kind: int, data: bytes, at: int) -> CellUpdate:
     r = _Reader(data, at)
     zone = r.str8()
     cell, seq, part, parts, nf, nm, ng = r.unpack(_CELL_HEAD)
+    if nf * FULL_ITEM.size + nm * MOVE_ITEM.size + ng * GONE_ITEM.size > r.left():
+        raise DatagramError("more records than the datagram holds")
     u = CellUpdate(zone, cell, seq, kind == CELL_KEYFRAME, part, parts)
     for _ in range(nf):
         eid, ekind, x, y, n = r.unpack(FULL_ITEM)
@@ -261,6 +274,8 @@ class Heartbeat:
     def read(cls, data: bytes, at: int) -> Heartbeat:
         r = _Reader(data, at)
         port, clients, entities, cell_size, interval = r.unpack(_HEARTBEAT)
+        if not (math.isfinite(cell_size) and cell_size > 0):
+            raise DatagramError(f"cell size {cell_size} is not a positive number")
         out = cls(port, clients, entities, cell_size, interval, r.str8(), r.str8())
         r.end()
         return out
@@ -304,11 +319,21 @@ def metrics_body(values: dict[str, Any], room: int) -> bytes:
     return _compact(kept)
 
 
+#: Deepest nesting of the metrics' JSON read (the node sends 2: a table in
+#: the object).
+METRICS_DEPTH = 8
+
+
 def read_metrics(data: bytes, at: int) -> dict[str, Any]:
+    """
+    The metrics object of a body: at most :data:`MAX_DATAGRAM` bytes of
+    UTF-8 JSON nested at most :data:`METRICS_DEPTH` deep, checked before
+    it is parsed; numbers finite, strings without lone surrogates.
+    """
     try:
-        values = json.loads(data[at:].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise DatagramError("metrics are not JSON") from None
+        values = bounded_json.loads(data[at:], MAX_DATAGRAM, METRICS_DEPTH)
+    except ValueError as e:
+        raise DatagramError(f"metrics: {e}") from None
     if not isinstance(values, dict):
         raise DatagramError("metrics are not a JSON object")
     return values
@@ -385,6 +410,8 @@ def request_bodies(cells: Sequence[tuple[str, int]], room: int) -> list[bytes]:
 def read_request(data: bytes, at: int) -> list[tuple[str, int]]:
     r = _Reader(data, at)
     (n,) = r.take(1)
+    if n * (1 + _U32.size) > r.left():
+        raise DatagramError("more cells than the datagram holds")
     out = []
     for _ in range(n):
         zone = r.str8()
