@@ -176,3 +176,17 @@ def test_a_datagram_longer_than_any_node_sends_is_refused_before_its_mac(opener)
     opened = opener.open(data)
     assert opened.verdict == AUTH_FAILED and opened.why == f"{len(data)} bytes"
 
+
+
+def test_malformed_datagrams_are_reported_once_per_burst(opener):
+    sealer = codec.Sealer(KEY, "alpha", 1)
+    for _ in range(5):
+        opened = opener.open(sealer.seal(codec.HEARTBEAT, b"\x00"))
+        assert opened.verdict == MALFORMED and opened.header.sender == "alpha"
+    opener.open(b"garbage")
+    assert opener.to_report(MALFORMED, 100.0) == 5
+    assert opener.to_report(MALFORMED, 101.0) == 0
+    assert opener.to_report(AUTH_FAILED, 101.0) == 1  # each kind its own line
+    opener.open(sealer.seal(codec.HEARTBEAT, b"\x00"))
+    assert opener.to_report(MALFORMED, 105.0) == 0
+    assert opener.to_report(MALFORMED, 110.0) == 1

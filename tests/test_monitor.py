@@ -408,3 +408,10 @@ def test_metrics_too_long_for_a_datagram_stay_json_with_the_seed_keys_first():
     for k in ("node_id", "connected_clients", "events_per_sec", "tick_hz", "tick_ms_p99"):
         assert shown[k] == values[k]
     assert present.rows(model, 1.0)[0].players == 400
+
+
+def test_malformed_datagrams_are_said_once_per_burst(model):
+    a = Sender("alpha")
+    feed(model, [a.sealer.seal(codec.HEARTBEAT, b"\x00") for _ in range(20)], 1.0)
+    assert model.counters.malformed == 20
+    assert sum("could not be read" in e.text for e in model.events) == 1

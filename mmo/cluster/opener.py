@@ -34,12 +34,14 @@ AUTH_FAILED = "auth-failed"
 MALFORMED = "malformed"
 
 __all__ = [
-    "ACCEPT", "AUTH_FAILED", "LOOPED", "MALFORMED", "NO_KEY", "REPLAY", "RESTARTED",
-    "STALE_EPOCH", "Opened", "Opener",
+    "ACCEPT", "AUTH_FAILED", "LOOPED", "MALFORMED", "NO_KEY", "REPLAY", "REPORTED",
+    "RESTARTED", "STALE_EPOCH", "Opened", "Opener",
 ]
 
 #: The verdicts of a datagram to be read: new, or new from a restarted sender.
 OPENED = frozenset((ACCEPT, RESTARTED))
+#: Verdicts worth a log line (at most one per kind and burst: :meth:`Opener.to_report`).
+REPORTED = (AUTH_FAILED, MALFORMED)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class Opened:
     message: Any = None
     #: Where it came from, as the transport said.
     source: Any = None
-    #: Why a malformed datagram could not be read.
+    #: Why it was refused, for a log line.
     why: str = ""
 
     @property
@@ -85,8 +87,8 @@ class Opener:
         self.replay = ReplayWindow(window)
         #: Datagrams opened, by verdict.
         self.counts: Counter[str] = Counter()
-        self._reported = 0
-        self._reported_at = float("-inf")
+        #: Per verdict, the count and time of its last report.
+        self._reported: dict[str, tuple[int, float]] = {}
 
     def open(self, data: bytes, source: Any = None) -> Opened:
         """The verdict on ``data`` (from ``source``); never raises for bad bytes."""
@@ -103,18 +105,22 @@ class Opener:
             return self._refuse(AUTH_FAILED, source)
         try:
             header = codec.read_header(signed)
-            message = codec.decode_body(header, signed)
         except codec.DatagramError as e:
             return self._refuse(MALFORMED, source, why=str(e))
+        try:
+            message = codec.decode_body(header, signed)
+        except codec.DatagramError as e:
+            return self._refuse(MALFORMED, source, header, str(e))
         verdict = self.replay.check(header.sender, header.epoch, header.seq)
         self.counts[verdict] += 1
         if verdict not in OPENED:
             return Opened(verdict, header, None, source)
         return Opened(verdict, header, message, source)
 
-    def _refuse(self, verdict: str, source: Any, why: str = "") -> Opened:
+    def _refuse(self, verdict: str, source: Any, header: codec.Header | None = None,
+                why: str = "") -> Opened:
         self.counts[verdict] += 1
-        return Opened(verdict, source=source, why=why)
+        return Opened(verdict, header, None, source, why)
 
     # -- counters --------------------------------------------------------------------
 
@@ -154,15 +160,20 @@ class Opener:
         """The part of :attr:`replays` from an earlier run of their sender."""
         return self.counts[STALE_EPOCH]
 
-    def auth_failures_to_report(self, now: float, every: float = 10.0) -> int:
+    def to_report(self, verdict: str, now: float, every: float = 10.0) -> int:
         """
-        For logging authentication failures at most once every ``every``
-        seconds: the failures since the last report if one is due now (the
-        first is due at once), else 0.
+        For logging refusals of one kind (``verdict``) at most once every
+        ``every`` seconds, a line per burst: the refusals since the last
+        report if one is due now (the first is due at once), else 0.
         """
-        new = self.auth_failures - self._reported
-        if new <= 0 or now - self._reported_at < every:
+        count = self.counts[verdict]
+        reported, at = self._reported.get(verdict, (0, float("-inf")))
+        new = count - reported
+        if new <= 0 or now - at < every:
             return 0
-        self._reported_at = now
-        self._reported = self.auth_failures
+        self._reported[verdict] = (count, now)
         return new
+
+    def auth_failures_to_report(self, now: float, every: float = 10.0) -> int:
+        """:meth:`to_report` for authentication failures."""
+        return self.to_report(AUTH_FAILED, now, every)

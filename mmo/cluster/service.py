@@ -36,14 +36,19 @@ from .chat import ClusterChat
 from .groups import CellGroups, Interest, cell_block
 from .mirrors import MirrorTable
 from .multicast import MulticastTransport
-from .opener import AUTH_FAILED, LOOPED, Opener
+from .opener import AUTH_FAILED, LOOPED, MALFORMED, REPORTED, Opened, Opener
 from .stats import ClusterStats
 from .streams import Publisher
 
 #: How often a node asks for a keyframe of a stream it cannot make sense of.
 REQUEST_EVERY = 0.5
-#: Seconds between two log lines about authentication failures.
-AUTH_LOG_EVERY = 10.0
+#: Seconds between two log lines about refused datagrams of one kind.
+REFUSED_LOG_EVERY = 10.0
+#: What a log line says of each kind of refused datagram.
+REFUSED = {
+    AUTH_FAILED: "failed authentication",
+    MALFORMED: "were authentic but could not be read (another version of mmo?)",
+}
 
 
 @implementer(ICluster)
@@ -276,13 +281,24 @@ class ClusterService(Service):
         stats.bytes_in += len(data)
         if not opened.ok:
             stats.dropped += 1
-            if opened.verdict == AUTH_FAILED and self.opener.auth_failures_to_report(
-                    self.clock.seconds(), AUTH_LOG_EVERY):
-                self.log.warn("cluster datagram from {addr} failed authentication "
-                              "({n} so far)", addr=addr, n=stats.auth_failures)
+            if opened.verdict in REPORTED:
+                self._report(opened, addr)
             return
         assert opened.header is not None
         self._dispatch(opened.header, opened.message)
+
+    def _report(self, opened: Opened, addr: Any) -> None:
+        """A log line per burst of refusals of one kind, not one per datagram."""
+        verdict = opened.verdict
+        n = self.opener.to_report(verdict, self.clock.seconds(), REFUSED_LOG_EVERY)
+        if not n:
+            return
+        sender = opened.header.sender if opened.header is not None else "?"
+        self.log.warn(
+            "cluster: {n} datagram(s) {what} ({total} so far); the last from {addr}, "
+            "node {sender}: {why}", n=n, what=REFUSED[verdict],
+            total=self.opener.counts[verdict], addr=addr, sender=sender,
+            why=opened.why or verdict)
 
     def _dispatch(self, header: codec.Header, message: Any) -> None:
         now = self.clock.seconds()
