@@ -346,7 +346,7 @@ def test_loss_converges_within_a_keyframe_interval_after_movement_stops():
 def test_malformed_datagrams_are_logged_once_per_burst():
     c = Cluster(2)
     svc = c.services[0]
-    bad = codec.Sealer(KEY, "n9", 1)
+    bad = codec.Sealer(KEY, "n9", 1, clock=c.clock.seconds)
     with capturedLogs() as events:
         for _ in range(50):
             c.net.inject(bad.seal(codec.HEARTBEAT, b"\x00"), svc.control, svc.settings.mport)

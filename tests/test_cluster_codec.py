@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -255,3 +257,25 @@ def test_a_header_longer_than_a_datagram_is_the_codec_error():
     with pytest.raises(codec.DatagramError, match="longer than a datagram"):
         codec.read_header(data)
 
+
+def test_the_header_carries_the_senders_clock():
+    now = [1_700_000_000.5]
+    sealer = codec.Sealer(KEY, "n1", 7, clock=lambda: now[0])
+    header, _ = open_datagram(sealer.seal(codec.BYE, b""))
+    assert (header.sent, header.epoch, header.seq) == (1_700_000_000_500_000, 7, 1)
+    now[0] += 2.25
+    assert open_datagram(sealer.seal(codec.BYE, b""))[0].sent == 1_700_000_002_750_000
+    assert codec.VERSION == 2 and codec.micros(-1.0) == 0
+
+
+def test_the_worked_example_of_the_docs_is_what_the_codec_writes():
+    doc = (Path(__file__).parent.parent / "docs" / "CLUSTER.md").read_text()
+    block = doc.split("<!-- worked example -->")[1].split("```")[1]
+    data = bytes.fromhex(" ".join(
+        m.group(1) for line in block.splitlines()
+        if (m := re.match(r"((?:[0-9a-f]{2} )*[0-9a-f]{2})(?:\s|$)", line))))
+    sealer = codec.Sealer(KEY, "n1", 1_700_000_000_000_000, clock=lambda: 1_700_000_000.25)
+    assert data == sealer.seal(codec.BYE, b"")
+    header, message = open_datagram(data)
+    assert (header.type, header.sender, header.sent, message) == (
+        codec.BYE, "n1", 1_700_000_000_250_000, None)

@@ -2,8 +2,8 @@
 The cluster's datagrams, sans-IO: bytes in, messages out, and back.
 
 ``docs/CLUSTER.md`` describes every byte.  A datagram is a header (magic,
-version, type, the sender's epoch and sequence number, its id), a body whose
-layout depends on the type, and a MAC (:mod:`mmo.cluster.auth`).
+version, type, the sender's epoch, sequence number and clock, its id), a
+body whose layout depends on the type, and a MAC (:mod:`mmo.cluster.auth`).
 Every reader here, given any bytes at all, returns a message or raises
 :class:`DatagramError`, and nothing else; its work and memory are bounded
 by the length of what it is given (counts are checked against the bytes
@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,8 @@ from . import bounded_json
 from .auth import MAC_SIZE, sign
 
 MAGIC = b"MC"
-VERSION = 1
+#: 2 added the sender's clock to the header (version 1 had none).
+VERSION = 2
 #: Largest datagram sent (MAC included): under the path MTU of any network.
 MAX_DATAGRAM = 1200
 
@@ -39,7 +41,7 @@ BYE = 8
 TYPES = {CELL_DELTA, CELL_KEYFRAME, HEARTBEAT, METRICS, CHAT, WHISPER_RECEIPT,
          KEYFRAME_REQUEST, BYE}
 
-_HEAD = struct.Struct(">2sBBQQB")
+_HEAD = struct.Struct(">2sBBQQQB")
 _CELL_HEAD = struct.Struct(">IIBBHHH")
 FULL_ITEM = struct.Struct(">IBffB")
 MOVE_ITEM = struct.Struct(">Iff")
@@ -53,6 +55,11 @@ _U32 = struct.Struct(">I")
 
 class DatagramError(Exception):
     """A datagram that is not one of ours, or is malformed."""
+
+
+def micros(seconds: float) -> int:
+    """``seconds`` since 1970 as the header's whole microseconds (a u64)."""
+    return min(max(int(seconds * 1_000_000), 0), 0xFFFFFFFFFFFFFFFF)
 
 
 def pack_str8(value: str) -> bytes:
@@ -121,6 +128,8 @@ class Header:
     sender: str
     #: Where the body starts in the signed data.
     body_at: int
+    #: The sender's clock when it sealed the datagram, microseconds since 1970.
+    sent: int = 0
 
 
 def peek_sender(datagram: bytes) -> str | None:
@@ -139,7 +148,7 @@ def read_header(data: bytes) -> Header:
     if len(data) > MAX_DATAGRAM - MAC_SIZE:
         raise DatagramError(f"{len(data)} bytes: longer than a datagram of ours")
     r = _Reader(data)
-    magic, version, kind, epoch, seq, n = r.unpack(_HEAD)
+    magic, version, kind, epoch, seq, sent, n = r.unpack(_HEAD)
     if magic != MAGIC:
         raise DatagramError("not an mmo cluster datagram")
     if version != VERSION:
@@ -149,14 +158,20 @@ def read_header(data: bytes) -> Header:
     if n == 0:
         raise DatagramError("empty sender id")
     sender = r.text(n)
-    return Header(kind, epoch, seq, sender, r.pos)
+    return Header(kind, epoch, seq, sender, r.pos, sent)
 
 
 class Sealer:
-    """Numbers, heads and signs one sender's datagrams."""
+    """
+    Numbers, heads and signs one sender's datagrams; each is stamped with
+    ``clock()`` (seconds since 1970: the reactor's ``seconds``, by default
+    the host's clock) so that receivers can refuse old recordings.
+    """
 
-    def __init__(self, key: bytes, sender: str, epoch: int) -> None:
+    def __init__(self, key: bytes, sender: str, epoch: int,
+                 clock: Callable[[], float] = time.time) -> None:
         self.key = key
+        self.clock = clock
         self.sender = pack_str8(sender)[1:]
         if not self.sender:
             raise ValueError("the node id must not be empty")
@@ -167,7 +182,8 @@ class Sealer:
 
     def seal(self, kind: int, body: bytes) -> bytes:
         self.seq += 1
-        head = _HEAD.pack(MAGIC, VERSION, kind, self.epoch, self.seq, len(self.sender))
+        head = _HEAD.pack(MAGIC, VERSION, kind, self.epoch, self.seq, micros(self.clock()),
+                          len(self.sender))
         return sign(self.key, head + self.sender + body)
 
 

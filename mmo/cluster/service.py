@@ -36,7 +36,7 @@ from .chat import ClusterChat
 from .groups import CellGroups, Interest, cell_block
 from .mirrors import MirrorTable
 from .multicast import MulticastTransport
-from .opener import AUTH_FAILED, LOOPED, MALFORMED, REPORTED, Opened, Opener
+from .opener import AUTH_FAILED, LOOPED, MALFORMED, REPORTED, SKEW, Opened, Opener
 from .stats import ClusterStats
 from .streams import Publisher
 
@@ -49,6 +49,8 @@ REFUSED = {
     AUTH_FAILED: "failed authentication",
     MALFORMED: "were authentic but could not be read (another version of mmo?)",
 }
+UNTIMELY = (f"were refused by their clock stamp (recorded and replayed, or the sender's "
+            f"clock is more than {SKEW:g}s off this host's: check NTP)")
 
 
 @implementer(ICluster)
@@ -90,7 +92,7 @@ class ClusterService(Service):
         self.publisher = Publisher(round(kf * game.tick_rate))
         self.interest = Interest()
         self.mirrors = MirrorTable(game.world, self.expiry, self.interest.__contains__)
-        self.opener = Opener(key, self.node_id)
+        self.opener = Opener(key, self.node_id, clock=clock.seconds)
         self.stats = ClusterStats(self.opener)
         self.chat = ClusterChat(game, self.mirrors, clock, self._send_control)
         self.drop_fraction = settings.drop_received
@@ -117,6 +119,9 @@ class ClusterService(Service):
             except KeyFileError as e:
                 raise SystemExit(f"mmo: {e}") from None
         self.opener.key = self.key
+        # Nothing recorded before this moment is accepted: the replay
+        # window, in memory, starts empty.
+        self.opener.start()
         # Larger after every restart, so that receivers tell a restart from
         # a replay of the previous run's datagrams.
         self.epoch = time.time_ns() // 1000
@@ -124,7 +129,7 @@ class ClusterService(Service):
         if isinstance(started, defer.Deferred):
             started.addErrback(lambda f: self.log.failure(
                 "cluster transport {transport} failed to start", f, transport=self.transport))
-        self.sealer = codec.Sealer(self.key, self.node_id, self.epoch)
+        self.sealer = codec.Sealer(self.key, self.node_id, self.epoch, self.clock.seconds)
         self._join(self.control)
         for fn, interval in ((self.heartbeat, self.settings.heartbeat_interval),
                              (self.publish_metrics, 1.0),
@@ -296,7 +301,7 @@ class ClusterService(Service):
         sender = opened.header.sender if opened.header is not None else "?"
         self.log.warn(
             "cluster: {n} datagram(s) {what} ({total} so far); the last from {addr}, "
-            "node {sender}: {why}", n=n, what=REFUSED[verdict],
+            "node {sender}: {why}", n=n, what=REFUSED.get(verdict, UNTIMELY),
             total=self.opener.counts[verdict], addr=addr, sender=sender,
             why=opened.why or verdict)
 

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 
 from ..cluster import codec
 from ..cluster.mirrors import MirrorTable
-from ..cluster.opener import AUTH_FAILED, REPORTED, Opened, Opener
+from ..cluster.opener import AUTH_FAILED, MALFORMED, REPORTED, SKEW, Opened, Opener
 from ..world.grid import ZoneSpec
 from ..world.world import World
 
@@ -104,6 +104,11 @@ class Counters:
     @property
     def replays(self) -> int:
         return self.opener.replays
+
+    @property
+    def untimely(self) -> int:
+        """The part of :attr:`replays` refused by their clock stamp."""
+        return self.opener.untimely
 
     @property
     def no_key(self) -> int:
@@ -198,8 +203,12 @@ class ClusterModel:
                             f"({total} in all): another cluster key?", "warn")
             return
         sender = opened.header.sender if opened.header is not None else "?"
-        self.event(now, f"{new} datagram(s) could not be read (another version of mmo?) "
-                        f"({total} in all); the last from {sender}: {opened.why}", "warn")
+        if opened.verdict == MALFORMED:
+            what = "could not be read (another version of mmo?)"
+        else:
+            what = f"were refused by their clock stamp (replayed, or a clock off by {SKEW:g}s+)"
+        self.event(now, f"{new} datagram(s) {what} ({total} in all); the last from "
+                        f"{sender}: {opened.why}", "warn")
 
     def _dispatch(self, header: codec.Header, message: Any, now: float,
                   restarted: bool) -> None:
