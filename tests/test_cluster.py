@@ -7,6 +7,7 @@ import random
 
 import pytest
 from twisted.internet.interfaces import IMulticastTransport, IReactorMulticast
+from twisted.logger import capturedLogs
 from zope.interface.verify import verifyObject
 
 from mmo.cluster import codec
@@ -340,3 +341,20 @@ def test_loss_converges_within_a_keyframe_interval_after_movement_stops():
         for name, xy in expected.items():
             assert actual[name] == pytest.approx(xy, abs=0.01)
     assert sum(s.stats.dropped_on_purpose for s in c.services) > 0
+
+
+def test_malformed_datagrams_are_logged_once_per_burst():
+    c = Cluster(2)
+    svc = c.services[0]
+    bad = codec.Sealer(KEY, "n9", 1, clock=c.clock.seconds)
+    with capturedLogs() as events:
+        for _ in range(50):
+            c.net.inject(bad.seal(codec.HEARTBEAT, b"\x00"), svc.control, svc.settings.mport)
+        c.clock.advance(11)
+        c.net.inject(bad.seal(codec.HEARTBEAT, b"\x00"), svc.control, svc.settings.mport)
+    assert svc.stats.malformed == 51
+    lines = [e for e in events
+             if e.get("log_source") is svc and "could not be read" in str(e.get("what", ""))]
+    # The first at once, then the rest of the burst in one line.
+    assert [e["n"] for e in lines] == [1, 50]
+    assert lines[0]["sender"] == "n9" and "truncated" in lines[0]["why"]

@@ -18,6 +18,7 @@ from support import WireClient, cluster_args, wait_until
 
 from mmo.cluster import codec
 from mmo.cluster.auth import verify
+from mmo.cluster.groups import CellGroups, cell_block
 from mmo.wire import messages as m
 
 KEYFRAME = 0.5
@@ -256,3 +257,83 @@ def test_views_converge_under_20_percent_loss(start_node, tmp_path):
         raise AssertionError(f"{e}: {wrong}") from None
     took = time.monotonic() - stopped
     assert took <= KEYFRAME + 0.5
+
+
+def group_of(data: bytes, key: bytes, control: str, cells: CellGroups) -> str:
+    """The group a recorded datagram was sent to: its cell's, or the control group."""
+    signed = verify(key, data)
+    assert signed is not None
+    header = codec.read_header(signed)
+    if header.type in (codec.CELL_DELTA, codec.CELL_KEYFRAME):
+        update = codec.decode_body(header, signed)
+        return cells.group_for(update.zone, update.cell)
+    return control
+
+
+def test_a_restarted_node_refuses_datagrams_recorded_before_it_started(start_node, tmp_path):
+    args = [*cluster_args(), "--cluster-key-file", str(tmp_path / "cluster.key"),
+            "--keyframe-interval", str(KEYFRAME), "--heartbeat-interval", str(KEYFRAME),
+            "--max-speed", "100000"]
+    key = write_key(tmp_path / "cluster.key")
+    group, port = args[1], int(args[3])
+    cells = CellGroups(cell_block(group, "auto", 16))
+    # A plain socket on every group of the cluster, recording what the nodes send.
+    recorder = control_socket(group, port)
+    for cell_group in cells.groups:
+        recorder.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                            socket.inet_aton(cell_group) + socket.inet_aton("127.0.0.1"))
+    recorded: list[bytes] = []
+
+    def record(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:  # bounded: the recording's length
+            try:
+                recorded.append(recorder.recvfrom(2048)[0])
+            except TimeoutError:
+                continue
+
+    try:
+        a = start_node(*args, "--node-id", "node0", name="node0")
+        b = start_node(*args, "--node-id", "node1", name="node1")
+        alice, alice_view = join(a, "alice", 1050, 1050)
+        bob, _bob_view = join(b, "bob", 1060, 1050)
+        wait_seen(alice_view, {"bob"})
+        bob.send(m.Chat(m.Channel.GLOBAL, "old news"))
+        alice.expect(m.ChatMessage, lambda msg: msg.text == "old news")
+        record(3 * KEYFRAME)
+        b.stop()  # a bye: bob's node leaves
+        a.stop()
+        record(0.3)
+    finally:
+        recorder.close()
+    theirs = [d for d in recorded if codec.peek_sender(d) == "node1"]
+    assert {d[3] for d in theirs} >= {codec.HEARTBEAT, codec.METRICS, codec.CHAT,
+                                       codec.CELL_KEYFRAME, codec.BYE}
+
+    # node0 starts again (a new process), with a player where bob was.
+    again = start_node(*args, "--node-id", "node0", name="node0-again")
+    ann, ann_view = join(again, "ann", 1055, 1050)
+    watch = control_socket(group, port)
+    try:
+        wait_until(lambda: metrics_of(watch, key, "node0", 5)["groups_joined"] > 1, 10,
+                   what="the restarted node follows ann's cells")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+            out.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                           socket.inet_aton("127.0.0.1"))
+            out.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
+            for data in recorded:
+                out.sendto(data, (group_of(data, key, group, cells), port))
+        to_control = sum(1 for d in theirs if d[3] not in (codec.CELL_DELTA, codec.CELL_KEYFRAME))
+        values = wait_until(
+            lambda: (v := metrics_of(watch, key, "node0", 5))["datagrams_untimely"]
+            >= to_control and v, 10, what="the replayed datagrams refused and counted")
+        assert values["cluster_nodes"] == 0
+    finally:
+        watch.close()
+    # Neither bob nor his old line comes back.
+    got = ann.drain(2 * KEYFRAME)
+    ann_view.feed(got)
+    assert "bob" not in ann_view.by_name()
+    assert not [msg for msg in got if isinstance(msg, m.ChatMessage) and msg.text == "old news"]
+    assert "refused by their clock stamp" in again.output
+    assert "node1 appeared" not in again.output

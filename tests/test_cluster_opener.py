@@ -7,15 +7,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mmo.cluster import codec
+from mmo.cluster.auth import sign
 from mmo.cluster.opener import (
     ACCEPT,
     AUTH_FAILED,
+    BEFORE_START,
     LOOPED,
     MALFORMED,
     NO_KEY,
     REPLAY,
     RESTARTED,
+    SKEW,
     STALE_EPOCH,
+    TOO_NEW,
+    TOO_OLD,
     Opener,
 )
 
@@ -134,3 +139,138 @@ def test_any_bytes_get_a_verdict_and_never_raise(data):
     opened = opener.open(data)
     assert opened.verdict in (LOOPED, AUTH_FAILED)
     assert sum(opener.counts.values()) == 1
+
+
+# -- any bytes, sealed or not ---------------------------------------------------------
+
+NOT_READ = (AUTH_FAILED, MALFORMED, REPLAY, STALE_EPOCH, BEFORE_START, TOO_OLD, TOO_NEW)
+
+
+def verdict_of(opener: Opener, data: bytes) -> str:
+    """The verdict, checked to be one of the opener's, with a message only when ok."""
+    opened = opener.open(data)
+    assert opened.verdict in (ACCEPT, RESTARTED, *NOT_READ)
+    assert opened.ok == (opened.verdict in (ACCEPT, RESTARTED))
+    if not opened.ok:
+        assert opened.message is None
+    return opened.verdict
+
+
+@given(st.binary(max_size=1300))
+def test_any_bytes_signed_with_the_key_get_a_verdict_and_never_raise(data):
+    # Past the MAC with anything at all behind it: the header's checks.
+    opener = Opener(KEY)
+    verdict_of(opener, sign(KEY, data))
+    assert sum(opener.counts.values()) == 1
+
+
+@given(kind=st.integers(0, 255), body=st.binary(max_size=1200),
+       sender=st.text(min_size=1, max_size=40))
+def test_any_body_sealed_by_a_node_gets_a_verdict_and_never_raises(kind, body, sender):
+    # Past the MAC and a good header: every body decoder, with any bytes.
+    opener = Opener(KEY)
+    data = codec.Sealer(KEY, sender, 1).seal(kind, body)
+    verdict = verdict_of(opener, data)
+    if kind not in codec.TYPES or len(data) > codec.MAX_DATAGRAM:
+        assert verdict in (MALFORMED, AUTH_FAILED)
+
+
+def test_a_datagram_longer_than_any_node_sends_is_refused_before_its_mac(opener):
+    data = codec.Sealer(KEY, "alpha", 1).seal(codec.METRICS, b"{}" + b" " * 2000)
+    opened = opener.open(data)
+    assert opened.verdict == AUTH_FAILED and opened.why == f"{len(data)} bytes"
+
+
+
+def test_malformed_datagrams_are_reported_once_per_burst(opener):
+    sealer = codec.Sealer(KEY, "alpha", 1)
+    for _ in range(5):
+        opened = opener.open(sealer.seal(codec.HEARTBEAT, b"\x00"))
+        assert opened.verdict == MALFORMED and opened.header.sender == "alpha"
+    opener.open(b"garbage")
+    assert opener.to_report(MALFORMED, 100.0) == 5
+    assert opener.to_report(MALFORMED, 101.0) == 0
+    assert opener.to_report(AUTH_FAILED, 101.0) == 1  # each kind its own line
+    opener.open(sealer.seal(codec.HEARTBEAT, b"\x00"))
+    assert opener.to_report(MALFORMED, 105.0) == 0
+    assert opener.to_report(MALFORMED, 110.0) == 1
+
+
+# -- time: nothing recorded before the reader started -----------------------------------
+
+
+class Clock:
+    """Seconds since 1970, moved by hand."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_datagrams_stamped_before_the_reader_started_are_refused_and_counted():
+    clock = Clock()
+    sealer = codec.Sealer(KEY, "alpha", 1, clock=clock)
+    recorded = [heartbeat(sealer) for _ in range(3)]
+    clock.now += 0.001
+    opener = Opener(KEY, "me", clock=clock)
+    opener.start()
+    clock.now += 5.0
+    refused = [opener.open(d) for d in recorded]
+    assert {o.verdict for o in refused} == {BEFORE_START}
+    assert refused[0].header.sender == "alpha" and "before this reader started" in refused[0].why
+    assert opener.before_start == 3 and opener.untimely == 3 and opener.replays == 3
+    # Refused by time before the replay window: the sender's next datagram is new.
+    assert opener.replay.senders == {}
+    assert opener.open(heartbeat(sealer)).verdict == ACCEPT
+
+
+def test_a_reader_that_was_not_started_refuses_only_beyond_the_skew():
+    clock = Clock()
+    opener = Opener(KEY, clock=clock)
+    sealer = codec.Sealer(KEY, "alpha", 1, clock=clock)
+    recorded = heartbeat(sealer)
+    clock.now += SKEW - 1
+    assert opener.open(recorded).verdict == ACCEPT
+
+
+@pytest.mark.parametrize("off, verdict", [
+    (-SKEW - 0.5, TOO_OLD), (-SKEW + 0.5, ACCEPT), (SKEW - 0.5, ACCEPT), (SKEW + 0.5, TOO_NEW),
+])
+def test_the_senders_clock_may_be_off_by_the_skew_either_way(off, verdict):
+    here = Clock()
+    opener = Opener(KEY, "me", clock=here)
+    opener.start()
+    here.now += SKEW + 10  # the reader started long ago: only the skew matters
+    there = Clock(here.now + off)
+    assert opener.open(heartbeat(codec.Sealer(KEY, "alpha", 1, clock=there))).verdict == verdict
+    assert opener.counts[verdict] == 1
+    assert opener.untimely == (verdict != ACCEPT)
+
+
+
+def test_untimely_datagrams_are_reported_once_per_burst():
+    clock = Clock()
+    opener = Opener(KEY, "me", clock=clock)
+    sealer = codec.Sealer(KEY, "alpha", 1, clock=clock)
+    old = [heartbeat(sealer) for _ in range(4)]
+    clock.now += 1
+    opener.start()
+    for data in old:
+        assert opener.open(data).verdict == BEFORE_START
+    assert opener.to_report(BEFORE_START, 100.0) == 4
+    assert opener.to_report(BEFORE_START, 101.0) == 0
+    assert opener.to_report(TOO_OLD, 101.0) == 0
+
+
+def test_after_a_bye_nothing_more_of_that_run_is_accepted(opener):
+    sealer = codec.Sealer(KEY, "alpha", 1)
+    first, late = heartbeat(sealer), heartbeat(sealer)
+    assert opener.open(first).ok
+    assert opener.open(sealer.seal(codec.BYE, b"")).ok
+    # Sent before the bye but never received, or replayed: that run is over.
+    assert opener.open(late).verdict == REPLAY
+    assert opener.open(heartbeat(sealer)).verdict == REPLAY
+    # A new run is a restart.
+    assert opener.open(heartbeat(codec.Sealer(KEY, "alpha", 2))).verdict == RESTARTED

@@ -408,3 +408,29 @@ def test_metrics_too_long_for_a_datagram_stay_json_with_the_seed_keys_first():
     for k in ("node_id", "connected_clients", "events_per_sec", "tick_hz", "tick_ms_p99"):
         assert shown[k] == values[k]
     assert present.rows(model, 1.0)[0].players == 400
+
+
+def test_malformed_datagrams_are_said_once_per_burst(model):
+    a = Sender("alpha")
+    feed(model, [a.sealer.seal(codec.HEARTBEAT, b"\x00") for _ in range(20)], 1.0)
+    assert model.counters.malformed == 20
+    assert sum("could not be read" in e.text for e in model.events) == 1
+
+
+def test_a_recording_played_to_a_monitor_started_after_it_is_refused_and_said_once():
+    now = [1_700_000_000.0]
+    sealer = codec.Sealer(KEY, "alpha", 1, clock=lambda: now[0])
+    hb = codec.Heartbeat(4000, 1, 1, 100.0, 1000, "127.0.0.1", "0.1.0")
+    recorded = [sealer.seal(codec.HEARTBEAT, hb.body()) for _ in range(5)]
+    now[0] += 1.0
+    model = ClusterModel(WORLD, key=KEY)
+    model.opener.start(lambda: now[0])
+    feed(model, recorded, 0.0)
+    assert model.nodes == {} and model.counters.untimely == 5
+    assert model.counters.replays == 5 and model.counters.accepted == 0
+    said = [e.text for e in model.events if "clock stamp" in e.text]
+    assert len(said) == 1 and "alpha" in said[0] and "before this reader started" in said[0]
+    # What the node sends now is read.
+    feed(model, sealer.seal(codec.HEARTBEAT, hb.body()), 1.0)
+    assert model.nodes["alpha"].state == LIVE
+

@@ -124,3 +124,17 @@ class ReplayWindow:
             return REPLAY
         state[2] = seen | bit
         return ACCEPT
+
+    def close(self, sender: str) -> None:
+        """
+        ``sender`` said bye: nothing more of its current epoch is accepted
+        (a late or replayed datagram of that run would bring it back).
+        """
+        state = self.senders.get(sender)
+        if state is not None:
+            state[1:] = [CLOSED, 0]
+
+
+#: The highest sequence number of a closed epoch: every u64 is below it and
+#: out of the window.
+CLOSED = 1 << 65

@@ -2,23 +2,31 @@
 The cluster's datagrams, sans-IO: bytes in, messages out, and back.
 
 ``docs/CLUSTER.md`` describes every byte.  A datagram is a header (magic,
-version, type, the sender's epoch and sequence number, its id), a body whose
-layout depends on the type, and a MAC (:mod:`mmo.cluster.auth`).  Decoding
-anything malformed raises :class:`DatagramError` and nothing else.
+version, type, the sender's epoch, sequence number and clock, its id), a
+body whose layout depends on the type, and a MAC (:mod:`mmo.cluster.auth`).
+Every reader here, given any bytes at all, returns a message or raises
+:class:`DatagramError`, and nothing else; its work and memory are bounded
+by the length of what it is given (counts are checked against the bytes
+left before anything is built, and the metrics' JSON is bounded in size and
+nesting before it is parsed).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import bounded_json
 from .auth import MAC_SIZE, sign
 
 MAGIC = b"MC"
-VERSION = 1
+#: 2 added the sender's clock to the header (version 1 had none).
+VERSION = 2
 #: Largest datagram sent (MAC included): under the path MTU of any network.
 MAX_DATAGRAM = 1200
 
@@ -33,7 +41,7 @@ BYE = 8
 TYPES = {CELL_DELTA, CELL_KEYFRAME, HEARTBEAT, METRICS, CHAT, WHISPER_RECEIPT,
          KEYFRAME_REQUEST, BYE}
 
-_HEAD = struct.Struct(">2sBBQQB")
+_HEAD = struct.Struct(">2sBBQQQB")
 _CELL_HEAD = struct.Struct(">IIBBHHH")
 FULL_ITEM = struct.Struct(">IBffB")
 MOVE_ITEM = struct.Struct(">Iff")
@@ -47,6 +55,11 @@ _U32 = struct.Struct(">I")
 
 class DatagramError(Exception):
     """A datagram that is not one of ours, or is malformed."""
+
+
+def micros(seconds: float) -> int:
+    """``seconds`` since 1970 as the header's whole microseconds (a u64)."""
+    return min(max(int(seconds * 1_000_000), 0), 0xFFFFFFFFFFFFFFFF)
 
 
 def pack_str8(value: str) -> bytes:
@@ -96,6 +109,9 @@ class _Reader:
         except UnicodeDecodeError:
             raise DatagramError("a string is not UTF-8") from None
 
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
     def end(self) -> None:
         if self.pos != len(self.data):
             raise DatagramError(f"{len(self.data) - self.pos} bytes after the body")
@@ -112,6 +128,8 @@ class Header:
     sender: str
     #: Where the body starts in the signed data.
     body_at: int
+    #: The sender's clock when it sealed the datagram, microseconds since 1970.
+    sent: int = 0
 
 
 def peek_sender(datagram: bytes) -> str | None:
@@ -127,8 +145,10 @@ def peek_sender(datagram: bytes) -> str | None:
 
 def read_header(data: bytes) -> Header:
     """The header of a datagram whose MAC was already checked and removed."""
+    if len(data) > MAX_DATAGRAM - MAC_SIZE:
+        raise DatagramError(f"{len(data)} bytes: longer than a datagram of ours")
     r = _Reader(data)
-    magic, version, kind, epoch, seq, n = r.unpack(_HEAD)
+    magic, version, kind, epoch, seq, sent, n = r.unpack(_HEAD)
     if magic != MAGIC:
         raise DatagramError("not an mmo cluster datagram")
     if version != VERSION:
@@ -138,14 +158,20 @@ def read_header(data: bytes) -> Header:
     if n == 0:
         raise DatagramError("empty sender id")
     sender = r.text(n)
-    return Header(kind, epoch, seq, sender, r.pos)
+    return Header(kind, epoch, seq, sender, r.pos, sent)
 
 
 class Sealer:
-    """Numbers, heads and signs one sender's datagrams."""
+    """
+    Numbers, heads and signs one sender's datagrams; each is stamped with
+    ``clock()`` (seconds since 1970: the reactor's ``seconds``, by default
+    the host's clock) so that receivers can refuse old recordings.
+    """
 
-    def __init__(self, key: bytes, sender: str, epoch: int) -> None:
+    def __init__(self, key: bytes, sender: str, epoch: int,
+                 clock: Callable[[], float] = time.time) -> None:
         self.key = key
+        self.clock = clock
         self.sender = pack_str8(sender)[1:]
         if not self.sender:
             raise ValueError("the node id must not be empty")
@@ -156,7 +182,8 @@ class Sealer:
 
     def seal(self, kind: int, body: bytes) -> bytes:
         self.seq += 1
-        head = _HEAD.pack(MAGIC, VERSION, kind, self.epoch, self.seq, len(self.sender))
+        head = _HEAD.pack(MAGIC, VERSION, kind, self.epoch, self.seq, micros(self.clock()),
+                          len(self.sender))
         return sign(self.key, head + self.sender + body)
 
 
@@ -228,6 +255,8 @@ def read_cell(kind: int, data: bytes, at: int) -> CellUpdate:
     r = _Reader(data, at)
     zone = r.str8()
     cell, seq, part, parts, nf, nm, ng = r.unpack(_CELL_HEAD)
+    if nf * FULL_ITEM.size + nm * MOVE_ITEM.size + ng * GONE_ITEM.size > r.left():
+        raise DatagramError("more records than the datagram holds")
     u = CellUpdate(zone, cell, seq, kind == CELL_KEYFRAME, part, parts)
     for _ in range(nf):
         eid, ekind, x, y, n = r.unpack(FULL_ITEM)
@@ -261,6 +290,8 @@ class Heartbeat:
     def read(cls, data: bytes, at: int) -> Heartbeat:
         r = _Reader(data, at)
         port, clients, entities, cell_size, interval = r.unpack(_HEARTBEAT)
+        if not (math.isfinite(cell_size) and cell_size > 0):
+            raise DatagramError(f"cell size {cell_size} is not a positive number")
         out = cls(port, clients, entities, cell_size, interval, r.str8(), r.str8())
         r.end()
         return out
@@ -305,11 +336,21 @@ def metrics_body(values: dict[str, Any], room: int) -> bytes:
     return _compact(kept)
 
 
+#: Deepest nesting of the metrics' JSON read (the node sends 2: a table in
+#: the object).
+METRICS_DEPTH = 8
+
+
 def read_metrics(data: bytes, at: int) -> dict[str, Any]:
+    """
+    The metrics object of a body: at most :data:`MAX_DATAGRAM` bytes of
+    UTF-8 JSON nested at most :data:`METRICS_DEPTH` deep, checked before
+    it is parsed; numbers finite, strings without lone surrogates.
+    """
     try:
-        values = json.loads(data[at:].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise DatagramError("metrics are not JSON") from None
+        values = bounded_json.loads(data[at:], MAX_DATAGRAM, METRICS_DEPTH)
+    except ValueError as e:
+        raise DatagramError(f"metrics: {e}") from None
     if not isinstance(values, dict):
         raise DatagramError("metrics are not a JSON object")
     return values
@@ -386,6 +427,8 @@ def request_bodies(cells: Sequence[tuple[str, int]], room: int) -> list[bytes]:
 def read_request(data: bytes, at: int) -> list[tuple[str, int]]:
     r = _Reader(data, at)
     (n,) = r.take(1)
+    if n * (1 + _U32.size) > r.left():
+        raise DatagramError("more cells than the datagram holds")
     out = []
     for _ in range(n):
         zone = r.str8()

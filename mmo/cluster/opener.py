@@ -3,9 +3,11 @@ Opening a cluster datagram: the one place that decides whether bytes off the
 network are a message of this cluster, authentic, well formed and new.
 
 Both readers of the cluster use it: a node (:mod:`mmo.cluster.service`) and
-the monitor (:mod:`mmo.monitor.model`).  Pure Python, no I/O and no clock:
+the monitor (:mod:`mmo.monitor.model`).  Pure Python and no I/O; the time
+comes from the clock it is given (the reactor's ``seconds``):
 
-    opener = Opener(key, node_id="n1")
+    opener = Opener(key, node_id="n1", clock=reactor.seconds)
+    opener.start()            # from now on, older recordings are refused
     opened = opener.open(data, source)
     if opened.ok:
         handle(opened.header, opened.message)
@@ -13,11 +15,21 @@ the monitor (:mod:`mmo.monitor.model`).  Pure Python, no I/O and no clock:
 Every datagram gets one verdict, and :attr:`Opener.counts` counts them.  The
 checks run cheapest first, and the MAC before anything that keeps state, so
 a forged datagram never reaches the replay window.
+
+The replay window is in memory: a reader that starts knows nothing of what
+was sent before.  So every datagram carries its sender's clock (inside the
+MAC), and a reader refuses one stamped before :meth:`Opener.start` was
+called (:data:`BEFORE_START`) or more than :data:`SKEW` seconds from its own
+clock either way (:data:`TOO_OLD`, :data:`TOO_NEW`): nothing recorded
+before a node started is accepted by it, and a recording is worth nothing
+anywhere after :data:`SKEW` seconds.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,14 +44,31 @@ NO_KEY = "no-key"
 AUTH_FAILED = "auth-failed"
 #: Authentic but unreadable (a bug or another version of the sender).
 MALFORMED = "malformed"
+#: Authentic, stamped before this reader started: recorded earlier and
+#: replayed (or the sender's clock is behind this host's).
+BEFORE_START = "before-start"
+#: Authentic, stamped more than :data:`SKEW` seconds ago: an old recording,
+#: or a sender whose clock is behind this host's by more than that.
+TOO_OLD = "too-old"
+#: Authentic, stamped more than :data:`SKEW` seconds ahead: a sender whose
+#: clock is ahead of this host's by more than that.
+TOO_NEW = "too-new"
+
+#: Seconds a datagram's stamp may be off this host's clock, either way: the
+#: clock skew between hosts that the cluster tolerates.
+SKEW = 30.0
 
 __all__ = [
-    "ACCEPT", "AUTH_FAILED", "LOOPED", "MALFORMED", "NO_KEY", "REPLAY", "RESTARTED",
-    "STALE_EPOCH", "Opened", "Opener",
+    "ACCEPT", "AUTH_FAILED", "BEFORE_START", "LOOPED", "MALFORMED", "NO_KEY", "REPLAY",
+    "REPORTED", "RESTARTED", "SKEW", "STALE_EPOCH", "TOO_NEW", "TOO_OLD", "Opened", "Opener",
 ]
 
 #: The verdicts of a datagram to be read: new, or new from a restarted sender.
 OPENED = frozenset((ACCEPT, RESTARTED))
+#: Verdicts refused by time: the sender's clock against this reader's.
+UNTIMELY = frozenset((BEFORE_START, TOO_OLD, TOO_NEW))
+#: Verdicts worth a log line (at most one per kind and burst: :meth:`Opener.to_report`).
+REPORTED = (AUTH_FAILED, MALFORMED, BEFORE_START, TOO_OLD, TOO_NEW)
 
 
 @dataclass(frozen=True)
@@ -53,7 +82,7 @@ class Opened:
     message: Any = None
     #: Where it came from, as the transport said.
     source: Any = None
-    #: Why a malformed datagram could not be read.
+    #: Why it was refused (malformed, out of time), for a log line.
     why: str = ""
 
     @property
@@ -74,19 +103,36 @@ class Opener:
     ``node_id``, when given, is this node's own id: its datagrams, looped
     back by the network, are :data:`LOOPED` before anything is checked.
     ``key`` may be ``None`` until it is known (every datagram is then
-    :data:`NO_KEY`); set the attribute when it is.
+    :data:`NO_KEY`); set the attribute when it is.  ``clock`` gives seconds
+    since 1970 (the senders stamp theirs); until :meth:`start` is called no
+    datagram is refused for being older than the reader, only for being
+    more than ``skew`` seconds off its clock.
     """
 
     def __init__(self, key: bytes | None, node_id: str | None = None,
-                 window: int = WINDOW) -> None:
+                 window: int = WINDOW, clock: Callable[[], float] = time.time,
+                 skew: float = SKEW) -> None:
         self.key = key
         self.node_id = node_id
+        self.clock = clock
+        self.skew = skew
+        #: When this reader started, in the header's microseconds (None: not said).
+        self.started: int | None = None
         #: Each sender's epoch and recent sequence numbers.
         self.replay = ReplayWindow(window)
         #: Datagrams opened, by verdict.
         self.counts: Counter[str] = Counter()
-        self._reported = 0
-        self._reported_at = float("-inf")
+        #: Per verdict, the count and time of its last report.
+        self._reported: dict[str, tuple[int, float]] = {}
+
+    def start(self, clock: Callable[[], float] | None = None) -> None:
+        """
+        The reader starts now (on ``clock``, if given, from now on): every
+        datagram stamped earlier is :data:`BEFORE_START`, whoever sent it.
+        """
+        if clock is not None:
+            self.clock = clock
+        self.started = codec.micros(self.clock())
 
     def open(self, data: bytes, source: Any = None) -> Opened:
         """The verdict on ``data`` (from ``source``); never raises for bad bytes."""
@@ -95,23 +141,48 @@ class Opener:
             return self._refuse(LOOPED, source)
         if self.key is None:
             return self._refuse(NO_KEY, source)
+        if len(data) > codec.MAX_DATAGRAM:
+            # Never sent by a node: not worth a MAC.
+            return self._refuse(AUTH_FAILED, source, why=f"{len(data)} bytes")
         signed = verify(self.key, data) if sender is not None else None
         if signed is None:
             return self._refuse(AUTH_FAILED, source)
         try:
             header = codec.read_header(signed)
-            message = codec.decode_body(header, signed)
-        except (codec.DatagramError, ValueError) as e:
+        except codec.DatagramError as e:
             return self._refuse(MALFORMED, source, why=str(e))
+        untimely = self._untimely(header)
+        if untimely is not None:
+            return self._refuse(untimely[0], source, header, untimely[1])
+        try:
+            message = codec.decode_body(header, signed)
+        except codec.DatagramError as e:
+            return self._refuse(MALFORMED, source, header, str(e))
         verdict = self.replay.check(header.sender, header.epoch, header.seq)
         self.counts[verdict] += 1
         if verdict not in OPENED:
             return Opened(verdict, header, None, source)
+        if header.type == codec.BYE:
+            self.replay.close(header.sender)
         return Opened(verdict, header, message, source)
 
-    def _refuse(self, verdict: str, source: Any, why: str = "") -> Opened:
+    def _untimely(self, header: codec.Header) -> tuple[str, str] | None:
+        """The verdict and why, if ``header``'s stamp is refused; else None."""
+        now = codec.micros(self.clock())
+        off = (header.sent - now) / 1e6
+        if off > self.skew:
+            return TOO_NEW, f"stamped {off:.1f}s ahead of this host's clock"
+        if off < -self.skew:
+            return TOO_OLD, f"stamped {-off:.1f}s ago"
+        if self.started is not None and header.sent < self.started:
+            return BEFORE_START, (f"stamped {(self.started - header.sent) / 1e6:.3f}s "
+                                  "before this reader started")
+        return None
+
+    def _refuse(self, verdict: str, source: Any, header: codec.Header | None = None,
+                why: str = "") -> Opened:
         self.counts[verdict] += 1
-        return Opened(verdict, source=source, why=why)
+        return Opened(verdict, header, None, source, why)
 
     # -- counters --------------------------------------------------------------------
 
@@ -143,23 +214,49 @@ class Opener:
 
     @property
     def replays(self) -> int:
-        """Authentic datagrams already seen: this run's (:data:`REPLAY`) or an older run's."""
-        return self.counts[REPLAY] + self.counts[STALE_EPOCH]
+        """
+        Authentic datagrams refused by the replay defence: already seen
+        (:data:`REPLAY`), of an older run (:data:`STALE_EPOCH`), or stamped
+        out of time (:attr:`untimely`).
+        """
+        return self.counts[REPLAY] + self.counts[STALE_EPOCH] + self.untimely
 
     @property
     def stale_epochs(self) -> int:
         """The part of :attr:`replays` from an earlier run of their sender."""
         return self.counts[STALE_EPOCH]
 
-    def auth_failures_to_report(self, now: float, every: float = 10.0) -> int:
+    @property
+    def untimely(self) -> int:
+        """The part of :attr:`replays` refused by their stamp (before start, too old, too new)."""
+        return sum(self.counts[v] for v in UNTIMELY)
+
+    @property
+    def before_start(self) -> int:
+        return self.counts[BEFORE_START]
+
+    @property
+    def too_old(self) -> int:
+        return self.counts[TOO_OLD]
+
+    @property
+    def too_new(self) -> int:
+        return self.counts[TOO_NEW]
+
+    def to_report(self, verdict: str, now: float, every: float = 10.0) -> int:
         """
-        For logging authentication failures at most once every ``every``
-        seconds: the failures since the last report if one is due now (the
-        first is due at once), else 0.
+        For logging refusals of one kind (``verdict``) at most once every
+        ``every`` seconds, a line per burst: the refusals since the last
+        report if one is due now (the first is due at once), else 0.
         """
-        new = self.auth_failures - self._reported
-        if new <= 0 or now - self._reported_at < every:
+        count = self.counts[verdict]
+        reported, at = self._reported.get(verdict, (0, float("-inf")))
+        new = count - reported
+        if new <= 0 or now - at < every:
             return 0
-        self._reported_at = now
-        self._reported = self.auth_failures
+        self._reported[verdict] = (count, now)
         return new
+
+    def auth_failures_to_report(self, now: float, every: float = 10.0) -> int:
+        """:meth:`to_report` for authentication failures."""
+        return self.to_report(AUTH_FAILED, now, every)

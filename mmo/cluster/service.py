@@ -36,14 +36,21 @@ from .chat import ClusterChat
 from .groups import CellGroups, Interest, cell_block
 from .mirrors import MirrorTable
 from .multicast import MulticastTransport
-from .opener import AUTH_FAILED, LOOPED, Opener
+from .opener import AUTH_FAILED, LOOPED, MALFORMED, REPORTED, SKEW, Opened, Opener
 from .stats import ClusterStats
 from .streams import Publisher
 
 #: How often a node asks for a keyframe of a stream it cannot make sense of.
 REQUEST_EVERY = 0.5
-#: Seconds between two log lines about authentication failures.
-AUTH_LOG_EVERY = 10.0
+#: Seconds between two log lines about refused datagrams of one kind.
+REFUSED_LOG_EVERY = 10.0
+#: What a log line says of each kind of refused datagram.
+REFUSED = {
+    AUTH_FAILED: "failed authentication",
+    MALFORMED: "were authentic but could not be read (another version of mmo?)",
+}
+UNTIMELY = (f"were refused by their clock stamp (recorded and replayed, or the sender's "
+            f"clock is more than {SKEW:g}s off this host's: check NTP)")
 
 
 @implementer(ICluster)
@@ -85,7 +92,7 @@ class ClusterService(Service):
         self.publisher = Publisher(round(kf * game.tick_rate))
         self.interest = Interest()
         self.mirrors = MirrorTable(game.world, self.expiry, self.interest.__contains__)
-        self.opener = Opener(key, self.node_id)
+        self.opener = Opener(key, self.node_id, clock=clock.seconds)
         self.stats = ClusterStats(self.opener)
         self.chat = ClusterChat(game, self.mirrors, clock, self._send_control)
         self.drop_fraction = settings.drop_received
@@ -112,6 +119,9 @@ class ClusterService(Service):
             except KeyFileError as e:
                 raise SystemExit(f"mmo: {e}") from None
         self.opener.key = self.key
+        # Nothing recorded before this moment is accepted: the replay
+        # window, in memory, starts empty.
+        self.opener.start()
         # Larger after every restart, so that receivers tell a restart from
         # a replay of the previous run's datagrams.
         self.epoch = time.time_ns() // 1000
@@ -119,7 +129,7 @@ class ClusterService(Service):
         if isinstance(started, defer.Deferred):
             started.addErrback(lambda f: self.log.failure(
                 "cluster transport {transport} failed to start", f, transport=self.transport))
-        self.sealer = codec.Sealer(self.key, self.node_id, self.epoch)
+        self.sealer = codec.Sealer(self.key, self.node_id, self.epoch, self.clock.seconds)
         self._join(self.control)
         for fn, interval in ((self.heartbeat, self.settings.heartbeat_interval),
                              (self.publish_metrics, 1.0),
@@ -276,13 +286,24 @@ class ClusterService(Service):
         stats.bytes_in += len(data)
         if not opened.ok:
             stats.dropped += 1
-            if opened.verdict == AUTH_FAILED and self.opener.auth_failures_to_report(
-                    self.clock.seconds(), AUTH_LOG_EVERY):
-                self.log.warn("cluster datagram from {addr} failed authentication "
-                              "({n} so far)", addr=addr, n=stats.auth_failures)
+            if opened.verdict in REPORTED:
+                self._report(opened, addr)
             return
         assert opened.header is not None
         self._dispatch(opened.header, opened.message)
+
+    def _report(self, opened: Opened, addr: Any) -> None:
+        """A log line per burst of refusals of one kind, not one per datagram."""
+        verdict = opened.verdict
+        n = self.opener.to_report(verdict, self.clock.seconds(), REFUSED_LOG_EVERY)
+        if not n:
+            return
+        sender = opened.header.sender if opened.header is not None else "?"
+        self.log.warn(
+            "cluster: {n} datagram(s) {what} ({total} so far); the last from {addr}, "
+            "node {sender}: {why}", n=n, what=REFUSED.get(verdict, UNTIMELY),
+            total=self.opener.counts[verdict], addr=addr, sender=sender,
+            why=opened.why or verdict)
 
     def _dispatch(self, header: codec.Header, message: Any) -> None:
         now = self.clock.seconds()

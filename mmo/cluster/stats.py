@@ -12,7 +12,8 @@ class ClusterStats:
     """
     Datagrams and bytes in and out, and why any were dropped: the verdicts
     of ``opener`` (authentication, replays, malformed, looped) are read
-    from it, not counted twice.
+    from it, not counted twice.  ``replays`` includes the datagrams refused
+    by their clock stamp, also counted alone (``datagrams_untimely``).
     """
 
     COUNTERS = (
@@ -56,6 +57,9 @@ class ClusterStats:
             "cluster_bytes_in": c.pop("bytes_in"),
             "cluster_bytes_out": c.pop("bytes_out"),
             **c,
+            # One key for the three causes: the metrics datagram has little
+            # room left, and the log line says which.
+            "datagrams_untimely": self.opener.untimely,
         }
 
     def rates(self, snapshot: Mapping[str, Any], now: float) -> dict[str, float]:

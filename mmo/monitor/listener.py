@@ -92,6 +92,9 @@ class MonitorService(Service):
 
     def startService(self) -> None:
         super().startService()
+        # The monitor reads the cluster from now on, on the reactor's clock:
+        # a recording of what was sent before is refused, as by a node.
+        self.model.opener.start(self.reactor.seconds)
         self.port = self.multicast.listenMulticast(
             self.settings.mport, MonitorProtocol(self.received), listenMultiple=True)
         sock = getattr(self.port, "socket", None)

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 
 from ..cluster import codec
 from ..cluster.mirrors import MirrorTable
-from ..cluster.opener import AUTH_FAILED, Opener
+from ..cluster.opener import AUTH_FAILED, MALFORMED, REPORTED, SKEW, Opened, Opener
 from ..world.grid import ZoneSpec
 from ..world.world import World
 
@@ -34,8 +34,8 @@ STALE_INTERVALS = 2.0
 GONE_INTERVALS = 3.0
 #: Lines kept in the event log.
 EVENT_LINES = 200
-#: Seconds between two log lines about authentication failures.
-AUTH_LOG_EVERY = 10.0
+#: Seconds between two log lines about refused datagrams of one kind.
+REFUSED_LOG_EVERY = 10.0
 
 
 @dataclass
@@ -104,6 +104,11 @@ class Counters:
     @property
     def replays(self) -> int:
         return self.opener.replays
+
+    @property
+    def untimely(self) -> int:
+        """The part of :attr:`replays` refused by their clock stamp."""
+        return self.opener.untimely
 
     @property
     def no_key(self) -> int:
@@ -184,11 +189,26 @@ class ClusterModel:
         if opened.ok:
             assert opened.header is not None
             self._dispatch(opened.header, opened.message, now, opened.restarted)
-        elif opened.verdict == AUTH_FAILED:
-            new = self.opener.auth_failures_to_report(now, AUTH_LOG_EVERY)
-            if new:
-                self.event(now, f"{new} datagram(s) failed authentication "
-                                f"({c.auth_failures} in all): another cluster key?", "warn")
+        elif opened.verdict in REPORTED:
+            self._report(opened, now)
+
+    def _report(self, opened: Opened, now: float) -> None:
+        """One line in the event log per burst of refusals of one kind."""
+        new = self.opener.to_report(opened.verdict, now, REFUSED_LOG_EVERY)
+        if not new:
+            return
+        total = self.opener.counts[opened.verdict]
+        if opened.verdict == AUTH_FAILED:
+            self.event(now, f"{new} datagram(s) failed authentication "
+                            f"({total} in all): another cluster key?", "warn")
+            return
+        sender = opened.header.sender if opened.header is not None else "?"
+        if opened.verdict == MALFORMED:
+            what = "could not be read (another version of mmo?)"
+        else:
+            what = f"were refused by their clock stamp (replayed, or a clock off by {SKEW:g}s+)"
+        self.event(now, f"{new} datagram(s) {what} ({total} in all); the last from "
+                        f"{sender}: {opened.why}", "warn")
 
     def _dispatch(self, header: codec.Header, message: Any, now: float,
                   restarted: bool) -> None:
