@@ -48,6 +48,9 @@ _COST = COSTS.get
 #: Unread bytes held for a connection (its decoder's buffer) past which it
 #: is not read until they are used (while a login is checked, say).
 READ_AHEAD = 64 * 1024
+#: Seconds, beyond the login timeout, a login may wait for the server to
+#: check it (password hashes queue during a login storm).
+CHECK_GRACE = 60.0
 #: Refused moves get one Correction per burst, or one per this many seconds.
 CORRECTION_EVERY = 1.0
 
@@ -72,6 +75,7 @@ class PlayerSession(Protocol):
         self.entity: Entity | None = None
         now = node.clock.seconds()
         self.connected_at = now
+        self.login_at = now
         self.last_frame = now
         #: When the transport's buffer filled up (no updates sent since).
         self.paused_since: float | None = None
@@ -226,6 +230,12 @@ class PlayerSession(Protocol):
                 and now - self.throttled_since > limits.flood_timeout:
             self.refuse(ErrorCode.RATE_LIMITED, "over the request budget for too long",
                         abort=True)
+            return
+        if self.state == AUTHENTICATING:
+            # The client did its part; a login storm queues on the password
+            # hashes, and the wait is the server's: bounded apart.
+            if now - self.login_at > limits.login_timeout + CHECK_GRACE:
+                self.refuse(ErrorCode.LOGIN_TIMEOUT, "the login could not be checked in time")
             return
         if self.state != PLAYING:
             if now - self.connected_at > limits.login_timeout:
@@ -400,6 +410,7 @@ class PlayerSession(Protocol):
 
     def on_login(self, msg: m.Login) -> None:
         self.state = AUTHENTICATING
+        self.login_at = self.node.clock.seconds()
         d = self.node.login(self, msg.name, msg.password)
         d.addCallbacks(self._logged_in, self._login_failed)
 
