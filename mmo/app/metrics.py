@@ -126,6 +126,9 @@ CLUSTER_METRICS: tuple[Spec, ...] = (
     Spec("auth_failures", "mmo_cluster_authentication_failures",
          "Datagrams dropped because their authentication failed."),
     Spec("replays", "mmo_cluster_replays", "Datagrams dropped as replays."),
+    Spec("datagrams_untimely", "mmo_cluster_untimely_datagrams",
+         "Datagrams dropped by their clock stamp: recorded before this node started, "
+         "or more than 30 s from its clock (also counted as replays)."),
     Spec("malformed", "mmo_cluster_malformed_datagrams", "Datagrams dropped as malformed."),
     Spec("dropped_on_purpose", "mmo_cluster_datagrams_dropped_on_purpose",
          "Datagrams dropped by the loss simulation."),
