@@ -24,6 +24,8 @@ from mmo.wire import messages as m
 LOADGEN = str(BIN / "mmo-loadgen")
 BOTS = 200
 SECONDS = 10
+#: Milliseconds of noise allowed over the quiet run (a fifth of a 10 Hz tick).
+SLACK_MS = 20.0
 #: The flood kinds: what the flooder sends, after logging in (or not).
 FLOODS: dict[str, tuple[bool, bytes]] = {
     "who": (True, m.Who().encode()),
@@ -146,8 +148,12 @@ def test_a_flood_of_one_frame_kind_does_not_hold_up_the_others(
           f"over {flood.connections} connections")
     assert flood.sent > 100_000, "the flood did not flood"
     assert seen["errors"] == 0 and seen["disconnects"] == 0, seen
-    assert seen["update_age_p99"] <= 1.5 * quiet["update_age_p99"] + 5, (seen, quiet)
-    assert seen["tick_p99"] <= 1.5 * quiet["tick_p99"] + 5, (seen, quiet)
+    # 1.5 times the quiet run's, with a floor of a fifth of a tick for this
+    # shared machine's noise (unprotected, a Who flood took p99 to 18 s).
+    assert seen["update_age_p99"] <= max(1.5 * quiet["update_age_p99"],
+                                         quiet["update_age_p99"] + SLACK_MS), (seen, quiet)
+    assert seen["tick_p99"] <= max(1.5 * quiet["tick_p99"], quiet["tick_p99"] + SLACK_MS), (
+        seen, quiet)
     assert seen["rss_growth_mb"] < 20, seen
 
 
