@@ -144,3 +144,39 @@ def test_a_new_login_starts_where_the_replaced_session_stood():
     assert (enter.x, enter.y) == (pytest.approx(x + 300, abs=0.01),
                                   pytest.approx(y + 200, abs=0.01))
     assert errors(old.received()) == [ErrorCode.NAME_IN_USE]
+
+
+def test_a_flood_of_cheap_frames_at_the_refill_rate_is_cut_too():
+    node = make_node(request_rate=100, request_burst=200, flood_timeout=3)
+    p = FakePlayer(node, "pinger")
+    for second in range(6):
+        p.send(*[m.Ping(i, 0.0) for i in range(400)])  # 4 times the rate, every second
+        for _ in range(10):
+            node.clock.advance(0.1)
+            node.sweep()
+        if p.transport.disconnecting:
+            break
+    assert p.transport.disconnecting and second <= 4
+    assert ErrorCode.RATE_LIMITED in errors(p.received())
+
+
+def test_a_burst_then_quiet_is_forgiven():
+    node = make_node(request_rate=100, request_burst=200, flood_timeout=3)
+    p = FakePlayer(node, "bursty")
+    p.send(*[m.Ping(i, 0.0) for i in range(300)])  # over, once
+    for _ in range(60):
+        node.clock.advance(0.1)
+        node.sweep()
+    assert not p.transport.disconnecting
+    assert sum(isinstance(x, m.Pong) for x in p.received()) == 300
+
+
+def test_names_are_whole_strings_and_whispers_to_bad_names_are_refused():
+    node = make_node()
+    p = FakePlayer(node, "x", login=False)
+    p.send(m.Hello(), m.Login("alice\n", "pw"))
+    assert errors(p.received()) == [ErrorCode.INVALID]
+    alice = FakePlayer(node, "alice")
+    alice.send(m.Chat(m.Channel.WHISPER, "hi", "b" * 300))
+    assert errors(alice.received()) == [ErrorCode.UNKNOWN_PLAYER]
+    assert not alice.transport.disconnecting

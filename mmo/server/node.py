@@ -257,6 +257,9 @@ class Node:
             text = text[1:]
         if msg.channel == m.Channel.WHISPER:
             target = self.sessions.get(msg.target)
+            if target is None and not m.valid_name(msg.target):
+                session.error(ErrorCode.UNKNOWN_PLAYER, f"no player named {msg.target[:40]!r}")
+                return
             if target is None:
                 if self.cluster is not None and self.cluster.relay_chat(
                     m.Channel.WHISPER, session.name, e.id, text, "", msg.target

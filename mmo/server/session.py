@@ -226,6 +226,9 @@ class PlayerSession(Protocol):
             elif now - self.closing_since > grace:
                 self.transport.loseConnection()  # type: ignore[union-attr]
             return
+        if self.throttled_since is not None and not self.inbox \
+                and self.budget.level(now) >= self.budget.burst / 2:
+            self.throttled_since = None  # it stopped sending: the burst is over
         if self.throttled_since is not None \
                 and now - self.throttled_since > limits.flood_timeout:
             self.refuse(ErrorCode.RATE_LIMITED, "over the request budget for too long",
@@ -321,8 +324,11 @@ class PlayerSession(Protocol):
                 if self.state == AUTHENTICATING or self.ended or self.paused_since is not None:
                     self.inbox.extend(frames[i + 1:])
                     break
-            if self.throttled_since is not None and not self.inbox:
-                self.throttled_since = None  # the burst is over
+            if self.throttled_since is not None and not self.inbox \
+                    and budget.tokens >= budget.burst / 2:
+                # The burst is over: the client slowed down and the budget
+                # came back (a flood at the refill rate keeps it empty).
+                self.throttled_since = None
         self._set_reading()
 
     def _act(self, type_: int, body: bytes, now: float) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,9 +20,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from zope.interface import implementer
 
 from ..interfaces import IAccountStore, LoginRefused
-from ..wire.messages import ErrorCode
-
-NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,24}$")
+from ..wire.messages import ErrorCode, valid_name
 
 
 @dataclass
@@ -58,7 +55,7 @@ class MemoryAccountStore:
 
     @inlineCallbacks
     def authenticate(self, name: str, password: str, create: bool) -> Any:
-        if not NAME_RE.match(name):
+        if not valid_name(name):
             raise LoginRefused(
                 ErrorCode.INVALID,
                 "a name is 1 to 24 letters, digits, '_' or '-'",

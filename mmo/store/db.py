@@ -32,8 +32,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..interfaces import IAccountStore, INumbers, LoginRefused
-from ..wire.messages import ErrorCode
-from .accounts import NAME_RE, Account, Hasher, _inline, hash_password
+from ..wire.messages import ErrorCode, valid_name
+from .accounts import Account, Hasher, _inline, hash_password
 from .sql import Dialect, migrate
 from .writer import StateWriter
 
@@ -86,7 +86,7 @@ class DatabaseAccountStore:
 
     @inlineCallbacks
     def authenticate(self, name: str, password: str, create: bool) -> Any:
-        if not NAME_RE.match(name):
+        if not valid_name(name):
             raise LoginRefused(ErrorCode.INVALID,
                                "a name is 1 to 24 letters, digits, '_' or '-'")
         try:

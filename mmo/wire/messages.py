@@ -15,6 +15,7 @@ reader and writer of frames.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 from struct import Struct
@@ -22,6 +23,15 @@ from typing import ClassVar
 
 from . import layout
 from .layout import HEADER
+
+#: A player's name: 1 to 24 letters, digits, ``_`` or ``-``; case-sensitive.
+NAME = re.compile(r"[A-Za-z0-9_\-]{1,24}")
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` is a player name (the whole string, no newline)."""
+    return NAME.fullmatch(name) is not None
+
 
 PROTOCOL_VERSION = 1
 
