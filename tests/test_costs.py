@@ -180,3 +180,13 @@ def test_names_are_whole_strings_and_whispers_to_bad_names_are_refused():
     alice.send(m.Chat(m.Channel.WHISPER, "hi", "b" * 300))
     assert errors(alice.received()) == [ErrorCode.UNKNOWN_PLAYER]
     assert not alice.transport.disconnecting
+
+
+def test_identical_frames_after_a_login_wait_and_each_is_answered_once():
+    node = make_node()
+    p = FakePlayer(node, "x", login=False)
+    ping = m.Ping(5, 0.0)
+    p.send(m.Hello(), m.Login("x", "pw"), ping, ping, ping)
+    msgs = p.received()
+    assert errors(msgs) == []
+    assert sum(isinstance(x, m.Pong) for x in msgs) == 3

@@ -254,25 +254,65 @@ class PlayerSession(Protocol):
     # -- input ---------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        self.bytes_in += len(data)
-        self.node.bytes_in += len(data)
+        n = len(data)
+        self.bytes_in += n
+        self.node.bytes_in += n
         if self.closing_since is not None:
             return  # read and dropped: the close does not reset
         now = self.node.clock.seconds()
         self.last_frame = now
+        decoder = self.decoder
+        budget = self.budget
         try:
-            frames = self.decoder.feed_frames(data, self._allowance(now))
+            if self.inbox or self.state == AUTHENTICATING or self.paused_since is not None:
+                decoder.feed_frames(data, 0)  # kept for later (checked then)
+                self._set_reading()
+                return
+            while True:
+                # One more frame than the budget held at its last use: a
+                # frame over it is then decoded, held and throttled for.
+                limit = int(budget.tokens) + 1
+                frames = decoder.feed_frames(data, limit)
+                cost = 0.0
+                for type_, _ in frames:
+                    cost += _COST(type_, 1.0)
+                if not budget.take(now, cost):
+                    self._run(frames, now)  # frame by frame; throttles
+                    return
+                i = 0
+                for type_, body in frames:
+                    i += 1
+                    # Moves are most of what players send: decoded here,
+                    # without a message object (the checks of Move.decode_body).
+                    if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
+                        self.node.events += 1
+                        seq, x, y = _MOVE_UNPACK(body)
+                        if x - x != 0.0 or y - y != 0.0:  # NaN or infinite
+                            self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
+                        else:
+                            self.move(seq, x, y, now)
+                        continue
+                    self._dispatch(type_, body)
+                    if self.state == AUTHENTICATING or self.closing_since is not None \
+                            or self.paused_since is not None:
+                        # Later frames wait (in order) for the login, the drain.
+                        self.inbox.extend(frames[i:])
+                        self._set_reading()
+                        return
+                if self.throttled_since is not None and budget.tokens >= budget.burst / 2:
+                    self.throttled_since = None  # the client slowed down: the burst is over
+                if len(frames) < limit:
+                    if decoder.buffered >= READ_AHEAD:
+                        self._set_reading()
+                    return
+                data = b""
         except ProtocolError as e:
             self.refuse(e.code, e.text)
-            return
-        self._run(frames, now)
 
     def _allowance(self, now: float) -> int:
         """How many frames may be decoded now (each costs at least 1)."""
         if self.inbox or self.state == AUTHENTICATING or self.paused_since is not None:
             return 0
-        # One more than the budget holds: a frame over it is then decoded,
-        # held and throttled for, rather than left unseen in the buffer.
         return int(self.budget.level(now)) + 1
 
     def _process(self, now: float) -> None:
@@ -329,7 +369,9 @@ class PlayerSession(Protocol):
                 # The burst is over: the client slowed down and the budget
                 # came back (a flood at the refill rate keeps it empty).
                 self.throttled_since = None
-        self._set_reading()
+        if self.inbox or not self._reading or self.paused_since is not None \
+                or self.decoder.buffered >= READ_AHEAD:
+            self._set_reading()
 
     def _act(self, type_: int, body: bytes, now: float) -> None:
         if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
