@@ -24,8 +24,10 @@ from mmo.wire import messages as m
 LOADGEN = str(BIN / "mmo-loadgen")
 BOTS = 200
 SECONDS = 10
-#: Milliseconds of noise allowed over the quiet run (a fifth of a 10 Hz tick).
-SLACK_MS = 20.0
+#: Milliseconds of noise allowed over the quiet run, whatever the ratio: half
+#: a 10 Hz tick, for a shared machine (unprotected, a Who flood took the
+#: bots' update age p99 to 18 s and the node to 0.23 ticks a second).
+SLACK_MS = 50.0
 #: The flood kinds: what the flooder sends, after logging in (or not).
 FLOODS: dict[str, tuple[bool, bytes]] = {
     "who": (True, m.Who().encode()),
@@ -148,8 +150,7 @@ def test_a_flood_of_one_frame_kind_does_not_hold_up_the_others(
           f"over {flood.connections} connections")
     assert flood.sent > 100_000, "the flood did not flood"
     assert seen["errors"] == 0 and seen["disconnects"] == 0, seen
-    # 1.5 times the quiet run's, with a floor of a fifth of a tick for this
-    # shared machine's noise (unprotected, a Who flood took p99 to 18 s).
+    # 1.5 times the quiet run's, or SLACK_MS more, whichever is larger.
     assert seen["update_age_p99"] <= max(1.5 * quiet["update_age_p99"],
                                          quiet["update_age_p99"] + SLACK_MS), (seen, quiet)
     assert seen["tick_p99"] <= max(1.5 * quiet["tick_p99"], quiet["tick_p99"] + SLACK_MS), (

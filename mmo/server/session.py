@@ -285,12 +285,7 @@ class PlayerSession(Protocol):
                     # Moves are most of what players send: decoded here,
                     # without a message object (the checks of Move.decode_body).
                     if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
-                        self.node.events += 1
-                        seq, x, y = _MOVE_UNPACK(body)
-                        if x - x != 0.0 or y - y != 0.0:  # NaN or infinite
-                            self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
-                        else:
-                            self.move(seq, x, y, now)
+                        self._move_body(body, now)
                         continue
                     self._dispatch(type_, body)
                     if self.state == AUTHENTICATING or self.closing_since is not None \
@@ -333,56 +328,33 @@ class PlayerSession(Protocol):
         self._run(frames, now)
 
     def _run(self, frames: list[tuple[int, bytes]], now: float) -> None:
+        """Frame by frame, each charged to the budget; what it cannot pay waits."""
         budget = self.budget
-        cost = 0.0
-        for type_, _ in frames:
-            cost += _COST(type_, 1.0)
-        if cost and not budget.take(now, cost):
-            # More than the budget holds: frame by frame, the rest waits.
-            for i, (type_, body) in enumerate(frames):
-                if not budget.take(now, _COST(type_, 1.0)):
-                    self.inbox.extend(frames[i:])
-                    self._throttle(now)
-                    return
-                self._act(type_, body, now)
-                if self.state == AUTHENTICATING or self.ended or self.paused_since is not None:
-                    self.inbox.extend(frames[i + 1:])
-                    break
-        else:
-            for i, (type_, body) in enumerate(frames):
-                # Moves are most of what players send: decoded here, without a
-                # message object (the same checks as Move.decode_body).
-                if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
-                    self.node.events += 1
-                    seq, x, y = _MOVE_UNPACK(body)
-                    if x - x != 0.0 or y - y != 0.0:  # NaN or infinite
-                        self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
-                    else:
-                        self.move(seq, x, y, now)
-                    continue
-                self._dispatch(type_, body)
-                if self.state == AUTHENTICATING or self.ended or self.paused_since is not None:
-                    self.inbox.extend(frames[i + 1:])
-                    break
-            if self.throttled_since is not None and not self.inbox \
-                    and budget.tokens >= budget.burst / 2:
-                # The burst is over: the client slowed down and the budget
-                # came back (a flood at the refill rate keeps it empty).
-                self.throttled_since = None
-        if self.inbox or not self._reading or self.paused_since is not None \
-                or self.decoder.buffered >= READ_AHEAD:
-            self._set_reading()
-
-    def _act(self, type_: int, body: bytes, now: float) -> None:
-        if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
-            self.node.events += 1
-            seq, x, y = _MOVE_UNPACK(body)
-            if x - x != 0.0 or y - y != 0.0:
-                self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
+        for i, (type_, body) in enumerate(frames):
+            if not budget.take(now, _COST(type_, 1.0)):
+                self.inbox.extend(frames[i:])
+                self._throttle(now)
+                return
+            if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
+                self._move_body(body, now)
             else:
-                self.move(seq, x, y, now)
-            return
-        self._dispatch(type_, body)
+                self._dispatch(type_, body)
+            if self.state == AUTHENTICATING or self.ended or self.paused_since is not None:
+                self.inbox.extend(frames[i + 1:])
+                break
+        else:
+            if self.throttled_since is not None and budget.tokens >= budget.burst / 2:
+                self.throttled_since = None  # the client slowed down: the burst is over
+        self._set_reading()
+
+    def _move_body(self, body: bytes, now: float) -> None:
+        """A Move frame's body, decoded without a message object (Move.decode_body's checks)."""
+        self.node.events += 1
+        seq, x, y = _MOVE_UNPACK(body)
+        if x - x != 0.0 or y - y != 0.0:  # NaN or infinite
+            self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
+        else:
+            self.move(seq, x, y, now)
 
     def _throttle(self, now: float) -> None:
         """Over budget: say so once per burst, read no more until it refills."""
