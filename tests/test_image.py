@@ -460,6 +460,11 @@ def test_the_entrypoint_serves_players_as_uid_10001(image: Image) -> None:
     signal_name = config["StopSignal"]
     with container_root(image) as root:
         data = root / config["WorkingDir"].lstrip("/")
+        # USER names the image's own user and group, which own the data volume.
+        assert f"mmo:x:{uid}:{gid}:" in (root / "etc/passwd").read_text()
+        assert f"mmo:x:{gid}:" in (root / "etc/group").read_text()
+        assert (data.stat().st_uid, data.stat().st_gid) == (uid, gid)
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
         assert (root / "etc/mmo/mmo.toml").read_bytes() == (ROOT / "docker/mmo.toml").read_bytes()
         nodes: list[ImageNode] = []
         try:
