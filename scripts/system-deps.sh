@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages some tests use (promtool, systemd-analyze, PostgreSQL, a
-# virtual screen: Xvfb and the libraries of Qt's xcb plugin). Installed with
+# virtual screen: Xvfb and the libraries of Qt's xcb plugin; podman and
+# debootstrap to build and run the Docker image). Installed with
 # apt-get when running as root on a Debian machine that lacks them; elsewhere
 # the tests that need them skip and say why.
 set -euo pipefail
@@ -19,6 +20,11 @@ xcb=(libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-randr0 
      libfontconfig1 libfreetype6 libdbus-1-3)
 dpkg -s "${xcb[@]}" >/dev/null 2>&1 || want+=("${xcb[@]}")
 command -v Xvfb >/dev/null || want+=(xvfb)
+# tests/test_image.py: podman builds docker/Dockerfile.server on vfs storage
+# (no overlay, fuse or user namespaces needed as root) on a base debootstrap
+# makes.
+command -v podman >/dev/null || want+=(podman)
+command -v debootstrap >/dev/null || want+=(debootstrap)
 if [ ${#want[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "system-deps: not root or no apt-get; tests needing ${want[*]} will skip" >&2

@@ -97,7 +97,10 @@ def test_dockerfile_passes_hadolint() -> None:
 def test_dockerfile_shape() -> None:
     text = (DOCKER / "Dockerfile.server").read_text()
     lines = [line.strip() for line in text.splitlines()]
-    assert any(line.startswith("FROM python:") and "slim" in line for line in lines)
+    # Both stages on the official slim image unless PYTHON_IMAGE says otherwise.
+    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in lines
+    froms = [line for line in lines if line.startswith("FROM ")]
+    assert froms == ["FROM ${PYTHON_IMAGE} AS build", "FROM ${PYTHON_IMAGE}"]
     assert "USER 10001:10001" in lines
     assert any(line.startswith("HEALTHCHECK") for line in lines)
     assert 'ENTRYPOINT ["twistd", "--nodaemon", "--pidfile=", "mmo"]' in lines
