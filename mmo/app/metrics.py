@@ -142,6 +142,9 @@ CLUSTER_METRICS: tuple[Spec, ...] = (
     Spec("joins", "mmo_cluster_group_joins", "Multicast group joins."),
     Spec("leaves", "mmo_cluster_group_leaves", "Multicast group leaves."),
     Spec("join_failures", "mmo_cluster_group_join_failures", "Multicast group joins refused."),
+    Spec("transport_up", "mmo_cluster_transport_up",
+         "1 while the cluster transport reaches the other nodes, 0 while this node is "
+         "alone (multicast: while its socket is open).", "gauge"),
 )
 
 

@@ -125,7 +125,7 @@ class ClusterService(Service):
         # Larger after every restart, so that receivers tell a restart from
         # a replay of the previous run's datagrams.
         self.epoch = time.time_ns() // 1000
-        started = self.transport.start(self._receive)
+        started = self.transport.start(self._receive, self._connected)
         if isinstance(started, defer.Deferred):
             started.addErrback(lambda f: self.log.failure(
                 "cluster transport {transport} failed to start", f, transport=self.transport))
@@ -159,6 +159,23 @@ class ClusterService(Service):
         self.sealer = None
         self.joined.clear()
         return defer.maybeDeferred(self.transport.stop)
+
+    def _connected(self) -> None:
+        """
+        The transport reaches the other nodes (again): what they sent
+        meanwhile is lost, and so is what this node sent.  Tell them at once
+        (a heartbeat), send keyframes of every stream next tick, and ask for
+        keyframes of every cell the players see.
+        """
+        if self.sealer is None:
+            return
+        self._announce = True
+        self._requests.extend(self.interest.cells)
+        self.heartbeat()
+
+    def ready(self) -> str | None:
+        """Why the node should get no new players (its transport is cut off), or ``None``."""
+        return self.transport.trouble()
 
     # -- groups ---------------------------------------------------------------------
     #
@@ -366,6 +383,7 @@ class ClusterService(Service):
             expired_nodes=m.expired_nodes,
             keyframes_sent=self.publisher.keyframes,
             groups_joined=len(self.joined),
+            transport_up=0 if self.transport.trouble() else 1,
         )
         if INumbers.providedBy(self.transport):
             # The transport's own counters (join failures, ...) add to the service's.
