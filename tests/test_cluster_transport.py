@@ -8,12 +8,10 @@ from __future__ import annotations
 import random
 import socket
 import sys
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-from support import free_port
+from support import Inbox, free_port, spin
 from twisted.internet.interfaces import IReactorMulticast
 from zope.interface.verify import verifyObject
 
@@ -31,20 +29,6 @@ CELLS = (codec.CELL_DELTA, codec.CELL_KEYFRAME)
 def move(p: FakePlayer, x: float, y: float) -> None:
     p.entity.last_move -= 1.0
     p.send(m.Move(1, x, y))
-
-
-class Inbox:
-    """A ``receive`` callback that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[bytes, Any]] = []
-
-    def __call__(self, data: bytes, source: Any) -> None:
-        self.got.append((data, source))
-
-    @property
-    def data(self) -> list[bytes]:
-        return [d for d, _s in self.got]
 
 
 # -- both implementations provide the interface ------------------------------------
@@ -312,32 +296,6 @@ def test_a_long_outage_expires_the_others_and_they_come_back():
 
 
 # -- multicast over a real socket on loopback ------------------------------------------
-
-
-@pytest.fixture
-def reactor() -> Iterator[Any]:
-    """A reactor of this test's own (never installed, never run: iterated)."""
-    from twisted.internet.selectreactor import SelectReactor
-
-    r = SelectReactor()
-    yield r
-    for _ in range(3):
-        r.iterate(0)  # closes the ports that stopped listening
-    r.disconnectAll()
-    for reader in list(r._internalReaders):
-        r.removeReader(reader)
-        reader.connectionLost(None)
-    r._internalReaders.clear()
-
-
-def spin(reactor: Any, predicate: Callable[[], Any], timeout: float = 5.0,
-         what: str = "a datagram") -> None:
-    """Run the reactor until ``predicate()`` is true, for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout}s")
-        reactor.iterate(0.02)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux multicast options")

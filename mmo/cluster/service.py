@@ -53,15 +53,30 @@ UNTIMELY = (f"were refused by their clock stamp (recorded and replayed, or the s
             f"clock is more than {SKEW:g}s off this host's: check NTP)")
 
 
+def _redis_transport(settings: ClusterSettings, clock: Any) -> IClusterTransport:
+    """The Redis transport of ``settings``; a sentence and exit when it cannot be made."""
+    try:
+        from .redis import RedisConfigError, redis_transport
+    except ImportError as e:
+        raise SystemExit(f"mmo: --redis needs txredisapi (pip install 'mmo[redis]'): {e}") \
+            from None
+    try:
+        return redis_transport(settings, clock)
+    except RedisConfigError as e:
+        raise SystemExit(f"mmo: {e}") from None
+
+
 @implementer(ICluster)
 class ClusterService(Service):
     """
     Shares ``game``'s world with the other nodes through ``transport``.
 
-    Without a transport, datagrams go over multicast: a
+    Without a transport, datagrams go over Redis pub/sub when the settings
+    name a Redis server (a :class:`~mmo.cluster.redis.RedisTransport` on
+    ``clock``, the reactor), else over multicast: a
     :class:`MulticastTransport` on ``multicast`` (an ``IReactorMulticast``,
-    by default ``clock``, the reactor) with the ``mport``, ``iface`` and
-    ``ttl`` settings.
+    by default ``clock``) with the ``mport``, ``iface`` and ``ttl``
+    settings.
     """
 
     log = Logger()
@@ -79,6 +94,8 @@ class ClusterService(Service):
         self.key = key
         self.control = settings.mgroup
         self.iface = settings.iface
+        if transport is None and settings.redis:
+            transport = _redis_transport(settings, clock)
         if transport is None:
             transport = MulticastTransport(
                 multicast if multicast is not None else clock, settings.mport,
