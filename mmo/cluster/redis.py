@@ -91,9 +91,11 @@ def redis_transport(settings: ClusterSettings, reactor: Any) -> RedisTransport:
     return RedisTransport(
         reactor, address, channel_names(settings.cluster_name, settings.mgroup, cells),
         settings.cluster_name, password=password, ca_pem=ca,
-        # Back within half a keyframe interval of Redis, so that every view
-        # is whole again within one (the keyframes take the other half).
-        retry_max=max(0.1, min(5.0, settings.keyframe_interval / 2)))
+        # Back within a quarter of a keyframe interval of Redis, so that every
+        # view is whole again within one: the nodes hear each other, send
+        # keyframes at their next tick, and their players get them at the one
+        # after.
+        retry_max=max(0.1, min(5.0, settings.keyframe_interval / 4)))
 
 
 @implementer(IClusterTransport, INumbers)
