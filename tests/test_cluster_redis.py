@@ -174,6 +174,21 @@ def test_publishes_waiting_for_redis_are_bounded(redis_server, reactor, stop_aft
     assert a.send(CONTROL, b"x")
 
 
+def test_commands_redis_refuses_are_counted(redis_server, reactor, stop_after):
+    admin = redis_server.client()
+    try:  # a user that may subscribe but not publish
+        admin.command("ACL", "SETUSER", "nopub", "on", ">pw", "&*", "+@all", "-publish")
+    finally:
+        admin.close()
+    url = redis_server.url.replace("redis://", "redis://nopub@")
+    a = transport(reactor, url, password="pw")
+    stop_after(a)
+    started(reactor, a)
+    assert a.send(CONTROL, b"x") and a.send(CONTROL, b"y")
+    spin(reactor, lambda: a.numbers()["transport_errors"] == 2, what="the refusals counted")
+    assert a.up  # refused commands do not cut the connection
+
+
 def test_redis_urls_and_settings():
     assert parse_redis_url("redis://cache") == redis.RedisAddress("cache", 6379, 0, False, "")
     assert str(parse_redis_url("rediss://mmo@[::1]:7000/3")) == "rediss://mmo@[::1]:7000/3"

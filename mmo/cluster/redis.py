@@ -37,11 +37,13 @@ from ..interfaces import IClusterTransport, INumbers
 from ..settings import ClusterSettings
 from .groups import cell_block
 from .redis_link import (
+    Answers,
     PublisherProtocol,
     RedisLink,
     SubscriberProtocol,
     backoff,
     endpoint_for,
+    publish_prefix,
 )
 
 #: Publishes that may wait for Redis's answer at once (about 10 MB of
@@ -120,6 +122,8 @@ class RedisTransport:
         self.retry_max = retry_max
         self.max_backlog = max_backlog
         self._channels = {group: channel.encode() for group, channel in channels.items()}
+        self._prefixes: dict[str, bytes] = {}
+        self._answers = Answers(lambda e: self._refused_reply(e, "PUBLISH"))
         self._sources: dict[bytes, str] = {}
         #: The groups joined (asked for; subscribed whenever connected).
         self.joined: set[str] = set()
@@ -205,12 +209,10 @@ class RedisTransport:
             self._report("overflow", "cluster: Redis at {addr} is {n} publishes behind: "
                          "{count} datagram(s) dropped since the last line")
             return False
-        try:
-            p.execute_command("PUBLISH", self.channel(group), data).addErrback(
-                self._refused, "PUBLISH")
-        except Exception as e:  # the connection died under the call
-            self.log.debug("cannot publish: {why}", why=e)
-            return False
+        prefix = self._prefixes.get(group)
+        if prefix is None:
+            prefix = self._prefixes[group] = publish_prefix(self.channel(group))
+        p.publish_datagram(prefix, data, self._answers)
         return True
 
     def trouble(self) -> str | None:
@@ -333,12 +335,13 @@ class RedisTransport:
     # -- one log line per burst ----------------------------------------------------
 
     def _refused(self, failure: Any, command: str) -> None:
-        if failure.check(txredisapi.ConnectionError):
-            return  # lost with the connection, as a datagram on a failing network
+        if not failure.check(txredisapi.ConnectionError):
+            self._refused_reply(failure.value, command)
+
+    def _refused_reply(self, error: Exception, command: str) -> None:
         self.errors += 1
         self._report("error", "cluster: Redis refused {count} command(s) since the last line, "
-                     "the last a {command}: {why}", command=command,
-                     why=failure.getErrorMessage())
+                     "the last a {command}: {why}", command=command, why=str(error))
 
     def _report(self, kind: str, text: str, **fields: Any) -> None:
         count, last = self._reported[kind]

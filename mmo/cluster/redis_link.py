@@ -100,8 +100,39 @@ class _Said:
     lost_reason: Any = None
 
 
+def publish_prefix(channel: bytes) -> bytes:
+    """The first bytes of every ``PUBLISH`` to ``channel``, in the Redis protocol."""
+    return b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n" % (len(channel), channel)
+
+
+class Answers:
+    """
+    What a datagram's ``PUBLISH`` gets back: it stands in txredisapi's reply
+    queue where ``execute_command`` would put a ``Deferred``, for a reply
+    that is only ever a count of receivers (or an error, given to ``refused``).
+    """
+
+    def __init__(self, refused: Callable[[Exception], None]) -> None:
+        self.refused = refused
+
+    def callback(self, reply: Any) -> None:
+        if isinstance(reply, Exception) and not isinstance(reply, txredisapi.ConnectionError):
+            self.refused(reply)
+
+
 class PublisherProtocol(_Said, txredisapi.RedisProtocol):  # type: ignore[misc]
     """A connection that publishes (txredisapi's, with hiredis's parser when installed)."""
+
+    def publish_datagram(self, prefix: bytes, data: bytes, answers: Answers) -> None:
+        """
+        ``PUBLISH`` ``data`` on the channel of ``prefix`` (:func:`publish_prefix`).
+        A node publishes every datagram, so this skips what
+        ``execute_command`` does per command (encoding each argument, two
+        Deferreds): it writes the command whole and queues ``answers`` for
+        its reply, in order with the other commands' replies.
+        """
+        self.transport.write(b"%s$%d\r\n%s\r\n" % (prefix, len(data), data))
+        self.replyQueue.waiting.append(answers)
 
     def connectionLost(self, why: Any) -> None:
         self.lost_reason = why
