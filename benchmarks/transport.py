@@ -10,8 +10,13 @@ node does: one sender publishes sealed datagrams (cell deltas of the given
 size, signed with a cluster key) on one group, one or more receivers count
 what arrives.  A run at the highest rate the sender can hand on measures
 what is carried (datagrams received per second per receiver); a run at a
-fixed rate measures the CPU each node spends on it.  The Redis server is a
-``redis-server`` started here, on 127.0.0.1, and stopped at the end.
+fixed rate measures the CPU each node spends on it and the delay of each
+datagram (its clock stamp against the receiver's clock).  A last run puts C
+clients (``redis-benchmark`` publishing, ``redis-cli`` subscribed) in place
+of the nodes, to load Redis harder than Python nodes on one small machine
+can.  The Redis server is a ``redis-server`` started here, on 127.0.0.1,
+and stopped at the end; its CPU is read from ``/proc``, and
+``redis_us_per_delivery`` is that CPU per datagram published and delivered.
 
     python benchmarks/transport.py                      # the full run, about a minute
     python benchmarks/transport.py --seconds 2 --sizes 200 --rates 2000
@@ -280,7 +285,7 @@ def run_ceiling(port: int, size: int, receivers: int, redis_pid: int,
                 messages: int) -> dict[str, Any]:
     """
     What Redis itself carries: C publishers (``redis-benchmark``, 4
-    connections, 64 commands pipelined) flat out on one channel, C
+    connections, 16 commands pipelined) flat out on one channel, C
     subscribers (``redis-cli``) that keep up, in place of nodes.
     """
     bench, cli = shutil.which("redis-benchmark"), shutil.which("redis-cli")
@@ -303,7 +308,7 @@ def run_ceiling(port: int, size: int, receivers: int, redis_pid: int,
             time.sleep(0.05)  # polling, with a deadline
         cpu = cpu_seconds(redis_pid)
         started = time.monotonic()
-        subprocess.run([bench, "-p", str(port), "-c", "4", "-P", "64", "-n", str(messages),
+        subprocess.run([bench, "-p", str(port), "-c", "4", "-P", "16", "-n", str(messages),
                         "-q", "PUBLISH", "bench:control", "x" * size],
                        capture_output=True, timeout=300, check=True)
         seconds = time.monotonic() - started
@@ -323,6 +328,15 @@ def run_ceiling(port: int, size: int, receivers: int, redis_pid: int,
         "redis_cpu_pct": round(100 * cpu / seconds, 1),
         "delay_ms_p50": None, "delay_ms_p99": None,
     }
+
+
+def redis_cost(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with Redis's CPU per datagram published and delivered, in microseconds."""
+    carried = row["received_per_sec"] * row["receivers"]
+    cpu = row["redis_cpu_pct"]
+    row["redis_us_per_delivery"] = (round(cpu * 10_000 / carried, 2)
+                                    if cpu is not None and carried else None)
+    return row
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -370,14 +384,16 @@ def main(argv: list[str] | None = None) -> None:
         for kind, size, rate, receivers in plan:
             target = (f"redis://127.0.0.1:{port}/0" if kind == "redis"
                       else str(free_port(socket.SOCK_DGRAM)))
-            row = run_one(kind, target, size, rate, args.seconds, receivers,
-                          redis.pid if redis is not None and kind == "redis" else None)
+            row = redis_cost(run_one(kind, target, size, rate, args.seconds, receivers,
+                                     redis.pid if redis is not None and kind == "redis"
+                                     else None))
             print(json.dumps(row), flush=True)
             rows.append(row)
         if redis is not None and args.ceiling:
             # One subscriber: on a small machine, more C subscribers fall
             # behind a C publisher and Redis cuts them (output buffer limit).
-            row = run_ceiling(port, int(args.sizes.split(",")[0]), 1, redis.pid, args.ceiling)
+            row = redis_cost(run_ceiling(port, int(args.sizes.split(",")[0]), 1, redis.pid,
+                                         args.ceiling))
             print(json.dumps(row), flush=True)
             rows.append(row)
     finally:
