@@ -221,6 +221,20 @@ def test_a_missing_password_file_stops_the_start_with_a_sentence(tmp_path):
         ClusterService(node, node.settings.cluster, object())
 
 
+def test_without_txredisapi_a_redis_node_stops_with_a_sentence(monkeypatch):
+    import sys
+
+    from mmo.cluster.service import ClusterService
+    from mmo.testing import make_node
+
+    node = make_node(redis="redis://127.0.0.1:1/0")
+    monkeypatch.setitem(sys.modules, "txredisapi", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "mmo.cluster.redis")
+    monkeypatch.delitem(sys.modules, "mmo.cluster.redis_link")
+    with pytest.raises(SystemExit, match=r"--redis needs txredisapi \(pip install 'mmo\[redis\]'\)"):
+        ClusterService(node, node.settings.cluster, object())
+
+
 # -- a password and TLS --------------------------------------------------------------
 
 
