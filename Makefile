@@ -14,11 +14,11 @@ $(BIN)/python:
 # The package installed as a user gets it (not editable), so tests run what
 # `pip install .` ships, twistd dropins included.
 setup: $(BIN)/python
-	$(BIN)/python -m pip install -q '.[postgres,test]'
+	$(BIN)/python -m pip install -q '.[postgres,redis,test]'
 	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
 
 setup-gui: setup
-	$(BIN)/python -m pip install -q '.[gui,postgres,test]'
+	$(BIN)/python -m pip install -q '.[gui,postgres,redis,test]'
 
 system-deps:
 	bash scripts/system-deps.sh

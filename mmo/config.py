@@ -10,11 +10,13 @@ with a sentence that names the key, never a traceback.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from .world.grid import ZoneSpec
 
@@ -160,6 +162,71 @@ def endpoint(value: Any) -> str:
     value = text(value)
     if ":" not in value:
         raise ValueError(f"{value!r} is not an endpoint string such as tcp:4000")
+    return value
+
+
+#: Redis's port when a URL names none.
+REDIS_PORT = 6379
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """Where a Redis (or Valkey) server is, from a ``redis://`` or ``rediss://`` URL."""
+
+    host: str
+    port: int = REDIS_PORT
+    db: int = 0
+    tls: bool = False
+    #: An ACL user (Redis 6+), or ``""`` for the default user.
+    username: str = ""
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        user = f"{self.username}@" if self.username else ""
+        return f"{'rediss' if self.tls else 'redis'}://{user}{host}:{self.port}/{self.db}"
+
+
+def parse_redis_url(value: str) -> RedisAddress:
+    """
+    ``redis://[USER@]HOST[:PORT][/DB]`` (``rediss://`` for TLS) as a
+    :class:`RedisAddress`.  A password in the URL is refused: command lines
+    and config files are read by too many, so it comes from a file.
+    """
+    try:
+        url = urlsplit(value)
+        port = url.port
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a Redis URL: {e}") from None
+    if url.scheme not in ("redis", "rediss"):
+        raise ValueError(f"{value!r} is not a redis:// or rediss:// URL")
+    if url.password is not None:
+        raise ValueError("the Redis URL holds a password: put it in a file given "
+                         "with --redis-password-file instead")
+    if not url.hostname:
+        raise ValueError(f"{value!r} names no host (redis://HOST:PORT/DB)")
+    if url.query or url.fragment:
+        raise ValueError(f"{value!r}: a Redis URL here takes no ?options or #fragment")
+    path = url.path.strip("/")
+    if path and not re.fullmatch(r"\d{1,9}", path):
+        raise ValueError(f"{value!r}: the database must be a number (redis://HOST:PORT/0)")
+    return RedisAddress(url.hostname, port or REDIS_PORT, int(path or 0),
+                        url.scheme == "rediss", unquote(url.username or ""))
+
+
+def redis_url(value: Any) -> str:
+    """``""`` (no Redis: multicast) or a Redis URL that :func:`parse_redis_url` takes."""
+    value = text(value).strip()
+    if value:
+        parse_redis_url(value)
+    return value
+
+
+def cluster_name(value: Any) -> str:
+    """A cluster's name on Redis: letters, digits, ``.``, ``_`` and ``-``."""
+    value = text(value)
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+        raise ValueError(f"{value!r} is not a cluster name (1 to 64 letters, digits, "
+                         "'.', '_' or '-')")
     return value
 
 

@@ -196,10 +196,20 @@ class IClusterTransport(Interface):
     its own (a channel).  Datagrams may be lost; they are never changed.
     """
 
-    def start(receive: object) -> object:
+    def start(receive: object, connected: object = None) -> object:
         """
         Start; every datagram of a joined group is then given to
-        ``receive(data, source)``.  May return a ``Deferred``.
+        ``receive(data, source)``.  ``connected()``, when given, is called
+        each time a transport that was not connected when ``start``
+        returned, or that lost its connection, reaches the other nodes
+        (again): what was sent meanwhile is lost, so the cluster announces
+        itself and asks for keyframes.  May return a ``Deferred``.
+        """
+
+    def trouble() -> str | None:
+        """
+        Why the transport cannot reach the other nodes now (one line, for
+        ``/readyz`` and the logs), or ``None`` while it can.
         """
 
     def stop() -> object:

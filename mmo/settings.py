@@ -20,16 +20,20 @@ from typing import Any
 from .config import (
     ConfigError,
     Key,
+    RedisAddress,
     Schema,
     boolean,
     build,
     choice,
+    cluster_name,
     endpoint,
     group_or_auto,
     integer,
     ipv4,
     multicast_group,
     number,
+    parse_redis_url,
+    redis_url,
     text,
     with_backlog,
     zone,
@@ -160,7 +164,7 @@ NODE_KEYS = [
         "multicast; 127.0.0.1 keeps the cluster on this host.", ipv4),
     Key("ttl", 0, "Multicast TTL: 0 stays on this host, 1 reaches the LAN.",
         integer(0, 255)),
-    Key("cluster", True, "Share the world with other nodes over multicast "
+    Key("cluster", True, "Share the world with other nodes over multicast or Redis "
         "(--no-cluster: this node alone).", boolean, flag=True),
     Key("cluster_key_file", "", "File with the cluster's HMAC key, shared by "
         "every node (default: DATA_DIR/cluster.key, created mode 0600 when "
@@ -175,6 +179,16 @@ NODE_KEYS = [
     Key("cell_group_count", 16, "Groups in the cell block (Linux joins at "
         "most net.ipv4.igmp_max_memberships, default 20, per socket).",
         integer(1, 4096)),
+    Key("redis", "", "Share the world over Redis (or Valkey) pub/sub instead of "
+        "multicast, where the network carries no multicast: redis://HOST[:PORT][/DB], "
+        "rediss://... for TLS; the password comes from --redis-password-file.", redis_url),
+    Key("redis_password_file", "", "File whose first line is the Redis password "
+        "(never on the command line); needs --redis.", text),
+    Key("redis_ca_file", "", "PEM file of the CA that signs the Redis server's "
+        "certificate, for rediss:// (default: the system's trust store).", text),
+    Key("cluster_name", "mmo", "The cluster's name on Redis: its channels are "
+        "NAME:control and NAME:cell:N, so that several clusters share one Redis.",
+        cluster_name),
     Key("testing_drop_received", 0.0, "TESTING ONLY: fraction of received "
         "cluster datagrams dropped on purpose, to exercise loss recovery.",
         number(0, 1)),
@@ -298,6 +312,17 @@ class ClusterSettings:
     cell_group_count: int
     #: Testing only: the fraction of received datagrams dropped on purpose.
     drop_received: float
+    #: A Redis URL: the datagrams go over Redis pub/sub; ``""``: over multicast.
+    redis: str = ""
+    redis_password_file: str = ""
+    redis_ca_file: str = ""
+    #: The prefix of the cluster's Redis channels.
+    cluster_name: str = "mmo"
+
+    @property
+    def redis_address(self) -> RedisAddress | None:
+        """Where the Redis server is, or ``None`` for multicast."""
+        return parse_redis_url(self.redis) if self.redis else None
 
     @property
     def expiry(self) -> float:
@@ -338,6 +363,11 @@ class Settings:
                     if key.name in values and not is_default(values[key.name], key):
                         raise ConfigError(f"--{key.option} needs the {name} extension "
                                           f"(--extension {name})")
+        for key in ("redis_password_file", "redis_ca_file"):
+            if values.get(key) and not values.get("redis"):
+                raise ConfigError(f"--{key.replace('_', '-')} needs --redis")
+        if values.get("redis_ca_file") and not parse_redis_url(values["redis"]).tls:
+            raise ConfigError("--redis-ca-file needs a rediss:// (TLS) --redis URL")
         own = {name: makers[name].configure(values) for name in names}
         data_dir = values["data_dir"]
         return cls(

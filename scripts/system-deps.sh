@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# System packages some tests use (promtool, systemd-analyze, PostgreSQL, a
-# virtual screen: Xvfb and the libraries of Qt's xcb plugin; podman and
-# debootstrap to build and run the Docker image). Installed with
+# System packages some tests use (promtool, systemd-analyze, PostgreSQL,
+# redis-server, a virtual screen: Xvfb and the libraries of Qt's xcb plugin;
+# podman and debootstrap to build and run the Docker image). Installed with
 # apt-get when running as root on a Debian machine that lacks them; elsewhere
 # the tests that need them skip and say why.
 set -euo pipefail
@@ -11,6 +11,7 @@ command -v systemd-analyze >/dev/null || want+=(systemd)
 command -v systemd-socket-activate >/dev/null || want+=(systemd)
 command -v ip >/dev/null || want+=(iproute2)
 [ -x /usr/lib/postgresql/*/bin/postgres ] 2>/dev/null || want+=(postgresql)
+command -v redis-server >/dev/null || want+=(redis-server)
 dpkg -s libxkbcommon-x11-0 >/dev/null 2>&1 || want+=(libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3)
 # Qt's xcb platform plugin, for the monitor's window on an X screen: the
 # libraries mmo.gui.xcb names (with these packages) when they are missing.

@@ -49,6 +49,30 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0,
         time.sleep(interval)
 
 
+def spin(reactor: Any, predicate: Callable[[], Any], timeout: float = 5.0,
+         what: str = "a datagram") -> None:
+    """Run ``reactor`` until ``predicate()`` is true, for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout}s")
+        reactor.iterate(0.02)
+
+
+class Inbox:
+    """A ``receive`` callback that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[bytes, Any]] = []
+
+    def __call__(self, data: bytes, source: Any) -> None:
+        self.got.append((data, source))
+
+    @property
+    def data(self) -> list[bytes]:
+        return [d for d, _s in self.got]
+
+
 class Process:
     """A child process whose output goes to a log file we can poll."""
 

@@ -1,11 +1,14 @@
-"""A seconds-long run of the capacity benchmark: it runs end to end."""
+"""Seconds-long runs of the benchmarks: they run end to end."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,3 +30,26 @@ def test_capacity_benchmark_smoke(tmp_path):
     assert 0 < node["tick_ms_p99"] < 1000
     assert results["capacity"]["world"] == 60
     assert "| node |" in run.stdout
+
+
+def test_transport_benchmark_smoke(tmp_path):
+    if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
+        pytest.skip("redis-server and redis-benchmark are not installed (Debian: redis-server)")
+    pytest.importorskip("txredisapi", reason="pip install 'mmo[redis]'")
+    out = tmp_path / "transport.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "transport.py"), "--seconds", "0.5",
+         "--sizes", "200", "--rates", "1000", "--receivers", "1", "--ceiling", "20000",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = {(r["transport"], r["rate"]): r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {("redis", "max"), ("multicast", "max"), ("redis", 1000),
+                         ("multicast", 1000), ("redis, C clients", "max")}
+    for kind in ("redis", "multicast"):
+        fixed = rows[(kind, 1000)]
+        assert fixed["received_per_sec"] > 500 and fixed["sender_cpu_pct"] > 0
+        assert 0 < fixed["delay_ms_p50"] < 1000
+        assert rows[(kind, "max")]["received_per_sec"] > 1000
+    assert rows[("redis", 1000)]["redis_cpu_pct"] is not None
+    assert "| redis |" in run.stdout

@@ -1,10 +1,13 @@
 """
 Three real ``twistd -n mmo`` nodes sharing one world over loopback multicast
-(TTL 0: nothing leaves the host).  Every wait has a deadline.
+(TTL 0: nothing leaves the host) or over a real ``redis-server`` on
+127.0.0.1: the tests that take the ``net`` fixture run over both.  Every
+wait has a deadline.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -12,8 +15,10 @@ import socket
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from redis_server import RespClient
 from support import WireClient, cluster_args, wait_until
 
 from mmo.cluster import codec
@@ -77,13 +82,102 @@ def control_socket(group: str, port: int) -> socket.socket:
     return s
 
 
-def metrics_of(sock: socket.socket, key: bytes, node_id: str, timeout: float) -> dict:
+class MulticastListener:
+    """The control group's datagrams, from a socket on loopback."""
+
+    def __init__(self, group: str, port: int) -> None:
+        self.sock = control_socket(group, port)
+
+    def next(self) -> bytes | None:
+        """The next datagram, or ``None`` after a short wait."""
+        try:
+            return self.sock.recvfrom(2048)[0]
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class RedisListener:
+    """The control channel's datagrams, from a client subscribed to it."""
+
+    def __init__(self, port: int, channel: str) -> None:
+        self.client = RespClient(port)
+        self.client.command("SUBSCRIBE", channel)
+        self.got: list[bytes] = []
+
+    def next(self) -> bytes | None:
+        if not self.got:
+            self.got = [data for _channel, data in self.client.messages(0.2)]
+        return self.got.pop(0) if self.got else None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class Multicast:
+    """Nodes on a multicast group and port of this test's own; a stranger on loopback."""
+
+    kind = "multicast"
+
+    def __init__(self) -> None:
+        self.args = cluster_args()
+        self.group, self.port = self.args[1], int(self.args[3])
+
+    def listen(self) -> MulticastListener:
+        return MulticastListener(self.group, self.port)
+
+    def inject(self, data: bytes) -> None:
+        """Send ``data`` to the control group and to every cell group of the block."""
+        first = struct.unpack(">I", socket.inet_aton(self.group))[0] + 1
+        targets = [self.group] + [socket.inet_ntoa(struct.pack(">I", first + i))
+                                  for i in range(16)]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+            out.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                           socket.inet_aton("127.0.0.1"))
+            out.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
+            for target in targets:
+                out.sendto(data, (target, self.port))
+
+
+class Redis:
+    """Nodes on one Redis under a cluster name of this test's own; a stranger publishing."""
+
+    kind = "redis"
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.name = f"it{random.randrange(10**9)}"
+        self.args = ["--redis", server.url, "--cluster-name", self.name]
+
+    def listen(self) -> RedisListener:
+        return RedisListener(self.server.port, f"{self.name}:control")
+
+    def inject(self, data: bytes) -> None:
+        """Publish ``data`` on the control channel and every cell channel."""
+        client = self.server.client()
+        try:
+            for channel in ["control"] + [f"cell:{i}" for i in range(16)]:
+                client.command("PUBLISH", f"{self.name}:{channel}", data)
+        finally:
+            client.close()
+
+
+@pytest.fixture(params=["multicast", "redis"])
+def net(request: pytest.FixtureRequest) -> Multicast | Redis:
+    """The cluster transport under test: loopback multicast, or a real Redis."""
+    if request.param == "redis":
+        return Redis(request.getfixturevalue("redis_server"))
+    return Multicast()
+
+
+def metrics_of(listener: Any, key: bytes, node_id: str, timeout: float) -> dict:
     """The next metrics datagram ``node_id`` sends on the control group."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            data, _addr = sock.recvfrom(2048)
-        except TimeoutError:
+        data = listener.next()
+        if data is None:
             continue
         signed = verify(key, data)
         if signed is None:
@@ -95,8 +189,8 @@ def metrics_of(sock: socket.socket, key: bytes, node_id: str, timeout: float) ->
 
 
 @pytest.fixture
-def cluster(start_node, tmp_path):
-    args = [*cluster_args(), "--cluster-key-file", str(tmp_path / "cluster.key"),
+def cluster(start_node, tmp_path, net):
+    args = [*net.args, "--cluster-key-file", str(tmp_path / "cluster.key"),
             "--keyframe-interval", str(KEYFRAME), "--heartbeat-interval", str(KEYFRAME),
             "--max-speed", "100000"]
     key = write_key(tmp_path / "cluster.key")
@@ -108,7 +202,7 @@ def cluster(start_node, tmp_path):
     for node in nodes:
         wait_until(lambda node=node: node.output.count(" appeared") >= 2, 10,
                    what="each node hears the other two")
-    return nodes, start, args, key
+    return nodes, start, net, key
 
 
 def join(node, name: str, x: float, y: float) -> tuple[WireClient, View]:
@@ -125,17 +219,69 @@ def wait_seen(view: View, names: set[str], timeout: float = 5.0) -> None:
     wait_until(ok, timeout, what=f"{names} seen, have {set(view.by_name())}")
 
 
-def test_three_nodes_share_one_world(cluster):
-    nodes, start, args, key = cluster
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def move_latencies(mover: WireClient, view: View, name: str, start: tuple[float, float],
+                   count: int) -> list[float]:
+    """Seconds from each of ``count`` moves to ``view`` showing it (a player on another node)."""
+    out = []
+    rng = random.Random(count)
+    for i in range(count):
+        x, y = start[0] + (i % 2) * 5 + 1, start[1] + i % 7
+        # At any moment of the nodes' ticks, not just after the one that showed
+        # the last move (a bounded read, not a wait for anything).
+        view.update(rng.uniform(0, 0.1))
+        mover.send(m.Move(100 + i, x, y))
+        sent = time.monotonic()
+
+        def shown(x=x, y=y):
+            view.update(0.005)
+            got = view.by_name().get(name)
+            return got is not None and abs(got[1] - x) < 0.01 and abs(got[2] - y) < 0.01
+        wait_until(shown, 1.0, interval=0.0, what=f"move {i} of {name} seen")
+        out.append(time.monotonic() - sent)
+    return out
+
+
+def test_three_nodes_share_one_world(cluster, tmp_path):
+    nodes, start, net, key = cluster
     spots = {"alice": (1050, 1050), "bob": (1060, 1050), "carol": (1050, 1060)}
     players = {name: join(node, name, *spots[name]) for node, name in zip(nodes, spots, strict=True)}
     for name, (_c, view) in players.items():
         wait_seen(view, set(spots) - {name})
 
+    # Chat crosses nodes: said near, shouted to all, whispered to one.
+    alice, bob, carol = (players[n][0] for n in ("alice", "bob", "carol"))
+    alice.send(m.Chat(m.Channel.SAY, "hello, neighbours"))
+    for client in (bob, carol):
+        client.expect(m.ChatMessage, lambda msg: msg.text == "hello, neighbours"
+                      and msg.sender == "alice" and msg.channel == m.Channel.SAY)
+    bob.send(m.Chat(m.Channel.GLOBAL, "to everyone"))
+    for client in (alice, carol):
+        client.expect(m.ChatMessage, lambda msg: msg.text == "to everyone")
+    carol.send(m.Chat(m.Channel.WHISPER, "just you", "alice"))
+    alice.expect(m.ChatMessage, lambda msg: msg.channel == m.Channel.WHISPER
+                 and msg.sender == "carol" and msg.text == "just you")
+    carol.expect(m.ChatMessage, lambda msg: msg.sender == "to alice")
+
+    # How long a move takes to reach a player on another node.
+    latencies = move_latencies(alice, players["bob"][1], "alice", spots["alice"], 40)
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    (tmp_path / "latency.json").write_text(json.dumps(
+        {"transport": net.kind, "moves": len(latencies), "p50_ms": round(p50 * 1000, 1),
+         "p99_ms": round(p99 * 1000, 1)}))
+    print(f"move seen on another node over {net.kind}: p50 {p50 * 1000:.1f} ms, "
+          f"p99 {p99 * 1000:.1f} ms ({len(latencies)} moves)")
+    assert p99 < 0.5
+    alice.send(m.Move(2, *spots["alice"]))
+
     # Each sees the other two move within 500 ms.
     for mover, (client, _v) in players.items():
         x, y = spots[mover][0] + 7, spots[mover][1] + 3
-        client.send(m.Move(2, x, y))
+        client.send(m.Move(200, x, y))
         started = time.monotonic()
         for name, (_c, view) in players.items():
             if name == mover:
@@ -150,12 +296,12 @@ def test_three_nodes_share_one_world(cluster):
 
     # Bob walks away: the others get a leave.
     bob, _ = players["bob"]
-    bob.send(m.Move(3, 1900, 1900))
+    bob.send(m.Move(300, 1900, 1900))
     for name in ("alice", "carol"):
         view = players[name][1]
         wait_until(lambda view=view: (view.update(), "bob" not in view.by_name())[1], 3,
                    what=f"{name} sees bob leave")
-    bob.send(m.Move(4, 1055, 1055))
+    bob.send(m.Move(301, 1055, 1055))
     wait_seen(players["alice"][1], {"bob"})
 
     # kill -9 carol's node: her player is gone within 3 keyframe intervals.
@@ -182,32 +328,28 @@ def test_three_nodes_share_one_world(cluster):
 
 
 def test_wrong_key_datagram_changes_nothing_and_is_counted(cluster):
-    nodes, _start, args, key = cluster
-    group, port = args[1], int(args[3])
-    sock = control_socket(group, port)
+    nodes, _start, net, key = cluster
+    listener = net.listen()
     try:
-        before = metrics_of(sock, key, "node0", 5)["auth_failures"]
+        before = metrics_of(listener, key, "node0", 5)["auth_failures"]
         alice, view = join(nodes[0], "alice", 1050, 1050)
         body = codec.cell_bodies("world", 210, 1, [codec.full_item(9, 0, 1050, 1050, "mallory")],
                                  [], [], 1000)[0]
         forged = codec.Sealer(b"w" * 32, "node9", 1).seal(codec.CELL_DELTA, body)
         # To the control group and to every cell group of the block.
-        first = struct.unpack(">I", socket.inet_aton(group))[0] + 1
-        targets = [group] + [socket.inet_ntoa(struct.pack(">I", first + i)) for i in range(16)]
-        for target in targets:
-            sock.sendto(forged, (target, port))
-        wait_until(lambda: metrics_of(sock, key, "node0", 5)["auth_failures"] >= before + 1,
+        net.inject(forged)
+        wait_until(lambda: metrics_of(listener, key, "node0", 5)["auth_failures"] >= before + 1,
                    10, what="auth failures counted")
         view.update(2 * KEYFRAME)
         assert "mallory" not in view.by_name()
-        values = metrics_of(sock, key, "node0", 5)
+        values = metrics_of(listener, key, "node0", 5)
         for k in ("connected_clients", "events_per_sec", "tick_hz", "tick_ms_p99",
                   "datagrams_received", "datagrams_dropped", "mirrored_entities"):
             assert k in values
         assert values["connected_clients"] == 1
         assert "failed authentication" in nodes[0].output
     finally:
-        sock.close()
+        listener.close()
 
 
 def test_views_converge_under_20_percent_loss(start_node, tmp_path):
@@ -313,7 +455,7 @@ def test_a_restarted_node_refuses_datagrams_recorded_before_it_started(start_nod
     # node0 starts again (a new process), with a player where bob was.
     again = start_node(*args, "--node-id", "node0", name="node0-again")
     ann, ann_view = join(again, "ann", 1055, 1050)
-    watch = control_socket(group, port)
+    watch = MulticastListener(group, port)
     try:
         wait_until(lambda: metrics_of(watch, key, "node0", 5)["groups_joined"] > 1, 10,
                    what="the restarted node follows ann's cells")

@@ -8,12 +8,10 @@ from __future__ import annotations
 import random
 import socket
 import sys
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-from support import free_port
+from support import Inbox, free_port, spin
 from twisted.internet.interfaces import IReactorMulticast
 from zope.interface.verify import verifyObject
 
@@ -31,20 +29,6 @@ CELLS = (codec.CELL_DELTA, codec.CELL_KEYFRAME)
 def move(p: FakePlayer, x: float, y: float) -> None:
     p.entity.last_move -= 1.0
     p.send(m.Move(1, x, y))
-
-
-class Inbox:
-    """A ``receive`` callback that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[bytes, Any]] = []
-
-    def __call__(self, data: bytes, source: Any) -> None:
-        self.got.append((data, source))
-
-    @property
-    def data(self) -> list[bytes]:
-        return [d for d, _s in self.got]
 
 
 # -- both implementations provide the interface ------------------------------------
@@ -223,33 +207,95 @@ def test_a_node_that_vanishes_expires_and_a_clean_stop_says_bye(pair):
     assert svc.transport.joined == set()
 
 
+# -- a transport that loses the other nodes and finds them again ------------------------
+
+
+def kinds_sent(transport: MemoryTransport, since: int = 0) -> list[int]:
+    return [data[3] for _group, data in transport.sent[since:]]
+
+
+def test_transports_say_what_keeps_them_from_the_other_nodes():
+    net = FakeMulticast()
+    multicast = MulticastTransport(net, 30001, "127.0.0.1", 0)
+    assert multicast.trouble() == "the multicast socket is closed"
+    multicast.start(Inbox(), connected=lambda: None)
+    assert multicast.trouble() is None
+    memory = MemoryTransport(MemoryBus())
+    assert memory.trouble() == "not started"
+    told: list[str] = []
+    memory.start(Inbox(), lambda: told.append("connected"))
+    assert memory.trouble() is None
+    memory.cut("Redis restarting")
+    assert memory.trouble() == "Redis restarting" and not memory.send("g", b"x")
+    memory.restore()
+    assert memory.trouble() is None and told == ["connected"] and memory.send("g", b"x")
+
+
+def test_a_node_cut_off_plays_alone_and_catches_up_at_once_when_back():
+    c = FakeCluster(["n0", "n1"], key=KEY, bus=MemoryBus(), max_speed=100_000.0,
+                    keyframe_interval=1.0)
+    alice = FakePlayer(c.nodes[0], "alice")
+    bob = FakePlayer(c.nodes[1], "bob")
+    carl = FakePlayer(c.nodes[0], "carl")
+    move(alice, 1000, 1000)
+    move(carl, 1005, 1000)
+    move(bob, 1010, 1000)
+    c.step(3)
+    assert alice.names_seen() == {"bob", "carl"}
+    a, b = c.services
+    assert a.ready() is None and a.numbers()["transport_up"] == 1
+    for svc in c.services:
+        svc.transport.cut("no connection to Redis")
+    assert a.ready() == "no connection to Redis" and a.numbers()["transport_up"] == 0
+    errors = a.stats.send_errors
+    # A short outage: bob walks on, and every datagram about it is lost.
+    move(bob, 1020, 1000)
+    move(carl, 1008, 1000)
+    c.step(4)
+    assert a.stats.send_errors > errors  # dropped and counted, not queued
+    mirror = c.nodes[0].world.find_player("bob")
+    assert mirror is not None and mirror.x == pytest.approx(1010)
+    local = c.nodes[0].world.find_player("carl")
+    assert local is not None and local.x == pytest.approx(1008)  # own players play on
+    sent = len(a.transport.sent), len(b.transport.sent)
+    for svc in c.services:
+        svc.transport.restore()
+    # At once a heartbeat, then keyframe requests and keyframes the next tick,
+    # rather than at the next periodic keyframe.
+    assert kinds_sent(a.transport, sent[0]) == [codec.HEARTBEAT]
+    c.step(1)
+    assert codec.KEYFRAME_REQUEST in kinds_sent(a.transport, sent[0])
+    assert codec.CELL_KEYFRAME in kinds_sent(b.transport, sent[1])
+    c.step(1)
+    mirror = c.nodes[0].world.find_player("bob")
+    assert mirror is not None and mirror.x == pytest.approx(1020)
+    assert a.ready() is None and a.numbers()["transport_up"] == 1
+
+
+def test_a_long_outage_expires_the_others_and_they_come_back():
+    c = FakeCluster(["n0", "n1"], key=KEY, bus=MemoryBus(), max_speed=100_000.0,
+                    keyframe_interval=1.0)
+    alice = FakePlayer(c.nodes[0], "alice")
+    bob = FakePlayer(c.nodes[1], "bob")
+    move(alice, 1000, 1000)
+    move(bob, 1010, 1000)
+    c.step(3)
+    for svc in c.services:
+        svc.transport.cut("no connection to Redis")
+    c.step(int(3.5 * HZ))
+    assert "bob" not in alice.names_seen()  # a one-node world meanwhile
+    assert c.services[0].mirrors.expired_nodes == 1
+    move(bob, 1030, 1000)
+    c.step(1)
+    for svc in c.services:
+        svc.transport.restore()
+    c.step(3)
+    assert alice.names_seen() == {"bob"}
+    mirror = c.nodes[0].world.find_player("bob")
+    assert mirror is not None and mirror.x == pytest.approx(1030)
+
+
 # -- multicast over a real socket on loopback ------------------------------------------
-
-
-@pytest.fixture
-def reactor() -> Iterator[Any]:
-    """A reactor of this test's own (never installed, never run: iterated)."""
-    from twisted.internet.selectreactor import SelectReactor
-
-    r = SelectReactor()
-    yield r
-    for _ in range(3):
-        r.iterate(0)  # closes the ports that stopped listening
-    r.disconnectAll()
-    for reader in list(r._internalReaders):
-        r.removeReader(reader)
-        reader.connectionLost(None)
-    r._internalReaders.clear()
-
-
-def spin(reactor: Any, predicate: Callable[[], Any], timeout: float = 5.0,
-         what: str = "a datagram") -> None:
-    """Run the reactor until ``predicate()`` is true, for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout}s")
-        reactor.iterate(0.02)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux multicast options")

@@ -227,11 +227,12 @@ def tracked_files() -> list[str]:
 
 
 def requirements() -> list[str]:
-    """What pip installs in the image: mmo's dependencies and its build backend."""
+    """What pip installs in the image: mmo's dependencies (with the redis extra) and its build backend."""
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    needed = [line.strip() for line in cfg["options"]["install_requires"].splitlines()
-              if line.strip()]
+    needed = [line.strip() for section in (cfg["options"]["install_requires"],
+                                           cfg["options.extras_require"]["redis"])
+              for line in section.splitlines() if line.strip()]
     build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
     return needed + build
 

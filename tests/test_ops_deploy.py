@@ -1,7 +1,9 @@
 """
-The deployment files, checked without a service manager or a Docker engine:
-systemd units by ``systemd-analyze``, the Dockerfile by hadolint, the Swarm
-stack and the shipped configs by parsing them.
+The deployment files, checked without a service manager, a Docker engine or
+a Kubernetes cluster: systemd units by ``systemd-analyze``, the Dockerfile
+by hadolint, the Swarm stacks and the shipped configs by parsing them, the
+Kubernetes manifests by ``kubernetes-validate`` (offline schemas) and by
+reading what they wire together.
 """
 
 from __future__ import annotations
@@ -148,7 +150,8 @@ def check_config(path: Path) -> dict[str, Any]:
 
 
 def test_shipped_configs_are_valid() -> None:
-    for path in (DOCKER / "mmo.toml", DOCKER / "swarm-mmo.toml", UNITS / "mmo.toml"):
+    for path in (DOCKER / "mmo.toml", DOCKER / "swarm-mmo.toml", DOCKER / "swarm-overlay-mmo.toml",
+                 UNITS / "mmo.toml"):
         check_config(path)
 
 
@@ -172,6 +175,130 @@ def test_docker_helpers(start_node) -> None:
                            capture_output=True, text=True, timeout=30,
                            env={"MMO_HEALTH_URL": "http://127.0.0.1:1/healthz"})
     assert ready.returncode == 1 and str(node.http_port) in ready.stdout
+
+
+# -- Swarm on an overlay network, Kubernetes: the cluster over Redis ------------------
+
+
+def load_yaml(path: Path) -> list[Any]:
+    yaml = pytest.importorskip("yaml", reason="PyYAML is in the test extra")
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def redis_config(text: str, where: str) -> dict[str, Any]:
+    """A shipped node config for Redis: valid, HTTP on every interface (probes come from outside)."""
+    import tomllib
+
+    raw = tomllib.loads(text)
+    NODE_SCHEMA.from_mapping(raw, where)
+    assert raw["redis"].startswith("redis://") and raw["redis_password_file"]
+    assert raw["http"] == "tcp:9100", "probes from outside the container need every interface"
+    assert "interface=127.0.0.1" not in raw["http"]
+    return raw
+
+
+def test_overlay_stack_runs_nodes_and_redis_on_an_overlay_network_with_secrets() -> None:
+    (stack,) = load_yaml(DOCKER / "swarm-stack-overlay.yml")
+    node, redis = stack["services"]["node"], stack["services"]["redis"]
+    assert "network_mode" not in node
+    assert node["networks"] == ["cluster"] and redis["networks"] == ["cluster"]
+    network = stack["networks"]["cluster"]
+    assert network["driver"] == "overlay" and network["driver_opts"]["encrypted"] == "true"
+    assert not network.get("external")
+    assert node["deploy"]["mode"] == "replicated" and node["deploy"]["replicas"] >= 2
+    assert node["deploy"]["update_config"]["order"] == "stop-first"
+    assert "{{.Task.Slot}}" in node["hostname"]  # one node id per slot
+    (port,) = node["ports"]
+    assert (port["target"], port["protocol"], port["mode"]) == (4000, "tcp", "ingress")
+    assert "ports" not in redis  # Redis is reached on the overlay only
+    for secret in stack["secrets"].values():
+        assert secret == {"external": True}
+    targets = {s["source"]: s["target"] for s in node["secrets"]}
+    assert set(targets) == {"mmo_cluster_key", "mmo_redis_password"}
+    (cfg,) = node["configs"]
+    assert cfg["target"] == "/etc/mmo/mmo.toml"
+    path = DOCKER / stack["configs"][cfg["source"]]["file"]
+    config = redis_config(path.read_text(), str(path))
+    assert config["cluster_key_file"] == f"/run/secrets/{targets['mmo_cluster_key']}"
+    assert config["redis_password_file"] == f"/run/secrets/{targets['mmo_redis_password']}"
+    assert config["redis"].split("//")[1].split(":")[0] == "redis"  # the service's name
+    # Redis gets its password from a secret ACL file, never from its command line.
+    (acl,) = redis["secrets"]
+    assert redis["command"][redis["command"].index("--aclfile") + 1] == f"/run/secrets/{acl['target']}"
+    assert "--requirepass" not in redis["command"]
+    assert node["healthcheck"]["test"][-1] == "/opt/mmo/libexec/healthcheck.py"
+    assert redis["deploy"]["restart_policy"]["condition"] == "any"
+
+
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+
+
+def kubernetes_objects() -> dict[tuple[str, str], Any]:
+    (kustomization,) = load_yaml(KUBERNETES / "kustomization.yaml")
+    objects = {}
+    for name in kustomization["resources"] + ["secrets.example.yaml"]:
+        for doc in load_yaml(KUBERNETES / name):
+            objects[(doc["kind"], doc["metadata"]["name"])] = doc
+    return objects
+
+
+def test_kubernetes_manifests_validate_offline() -> None:
+    kv = pytest.importorskip("kubernetes_validate",
+                             reason="kubernetes-validate is in the test extra")
+    objects = kubernetes_objects()
+    assert {kind for kind, _name in objects} == {
+        "ConfigMap", "Secret", "Deployment", "StatefulSet", "Service"}
+    for version in ("1.28.0", kv.latest_version()):
+        for (kind, name), doc in objects.items():
+            try:
+                kv.validate(doc, version, strict=True)
+            except kv.ValidationError as e:
+                raise AssertionError(f"{kind}/{name} against Kubernetes {version}: {e}") from None
+
+
+def test_kubernetes_nodes_probes_secrets_and_redis() -> None:
+    objects = kubernetes_objects()
+    nodes = objects[("StatefulSet", "mmo")]
+    pod = nodes["spec"]["template"]
+    (node,) = pod["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in node["ports"]}
+    assert ports == {"players": 4000, "http": 9100}
+    assert node["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert node["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert pod["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true", "prometheus.io/port": "9100",
+        "prometheus.io/path": "/metrics"}
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert node["args"] == ["--config", "/etc/mmo/mmo.toml"]
+    mounts = {m["name"]: m["mountPath"] for m in node["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert mounts["config"] == "/etc/mmo"
+    config_map = objects[("ConfigMap", volumes["config"]["configMap"]["name"])]
+    config = redis_config(config_map["data"]["mmo.toml"], "the mmo-config ConfigMap")
+    secret = objects[("Secret", volumes["secrets"]["secret"]["secretName"])]
+    for key in ("cluster_key_file", "redis_password_file"):
+        directory, _, item = config[key].rpartition("/")
+        assert directory == mounts["secrets"] and item in secret["stringData"], key
+    # The example's key is not hex: a node given it refuses to start.
+    with pytest.raises(ValueError):
+        bytes.fromhex(secret["stringData"]["cluster-key"])
+    # The Redis URL names the Redis Service, which selects the Redis pods.
+    host, port = config["redis"].split("//")[1].split("/")[0].split(":")
+    redis_service = objects[("Service", host)]
+    assert redis_service["spec"]["ports"][0]["port"] == int(port)
+    redis = objects[("Deployment", "mmo-redis")]
+    assert redis_service["spec"]["selector"].items() <= \
+        redis["spec"]["template"]["metadata"]["labels"].items()
+    (server,) = redis["spec"]["template"]["spec"]["containers"]
+    assert "--aclfile" in server["args"] and "--requirepass" not in server["args"]
+    acl = objects[("Secret", redis["spec"]["template"]["spec"]["volumes"][0]["secret"]
+                   ["secretName"])]
+    assert f"&{config['cluster_name']}:*" in acl["stringData"]["users.acl"]
+    # Players reach every node through one Service.
+    players = objects[("Service", "mmo-players")]
+    assert players["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert players["spec"]["ports"][0]["targetPort"] == "players"
+    assert objects[("Service", nodes["spec"]["serviceName"])]["spec"]["clusterIP"] == "None"
 
 
 def test_operations_lists_every_config_key() -> None:

@@ -76,10 +76,11 @@ class MulticastTransport:
 
     # -- IClusterTransport ---------------------------------------------------------
 
-    def start(self, receive: Any) -> None:
+    def start(self, receive: Any, connected: Any = None) -> None:
         """
         Open the socket; ``receive(data, (host, port))`` gets every datagram
         of the joined groups.  An error to listen is raised, not deferred.
+        A socket has no connection to lose: ``connected`` is never called.
         """
         port = self.multicast.listenMulticast(
             self.port_number, ClusterProtocol(receive), listenMultiple=True)
@@ -122,6 +123,9 @@ class MulticastTransport:
         self.joined.discard(group)
         if self.port is not None:
             self.port.leaveGroup(group, self._join_iface()).addErrback(lambda f: None)
+
+    def trouble(self) -> str | None:
+        return None if self.port is not None else "the multicast socket is closed"
 
     def send(self, group: str, data: bytes) -> bool:
         if self.port is None:

@@ -53,15 +53,30 @@ UNTIMELY = (f"were refused by their clock stamp (recorded and replayed, or the s
             f"clock is more than {SKEW:g}s off this host's: check NTP)")
 
 
+def _redis_transport(settings: ClusterSettings, clock: Any) -> IClusterTransport:
+    """The Redis transport of ``settings``; a sentence and exit when it cannot be made."""
+    try:
+        from .redis import RedisConfigError, redis_transport
+    except ImportError as e:
+        raise SystemExit(f"mmo: --redis needs txredisapi (pip install 'mmo[redis]'): {e}") \
+            from None
+    try:
+        return redis_transport(settings, clock)
+    except RedisConfigError as e:
+        raise SystemExit(f"mmo: {e}") from None
+
+
 @implementer(ICluster)
 class ClusterService(Service):
     """
     Shares ``game``'s world with the other nodes through ``transport``.
 
-    Without a transport, datagrams go over multicast: a
+    Without a transport, datagrams go over Redis pub/sub when the settings
+    name a Redis server (a :class:`~mmo.cluster.redis.RedisTransport` on
+    ``clock``, the reactor), else over multicast: a
     :class:`MulticastTransport` on ``multicast`` (an ``IReactorMulticast``,
-    by default ``clock``, the reactor) with the ``mport``, ``iface`` and
-    ``ttl`` settings.
+    by default ``clock``) with the ``mport``, ``iface`` and ``ttl``
+    settings.
     """
 
     log = Logger()
@@ -79,6 +94,8 @@ class ClusterService(Service):
         self.key = key
         self.control = settings.mgroup
         self.iface = settings.iface
+        if transport is None and settings.redis:
+            transport = _redis_transport(settings, clock)
         if transport is None:
             transport = MulticastTransport(
                 multicast if multicast is not None else clock, settings.mport,
@@ -125,7 +142,7 @@ class ClusterService(Service):
         # Larger after every restart, so that receivers tell a restart from
         # a replay of the previous run's datagrams.
         self.epoch = time.time_ns() // 1000
-        started = self.transport.start(self._receive)
+        started = self.transport.start(self._receive, self._connected)
         if isinstance(started, defer.Deferred):
             started.addErrback(lambda f: self.log.failure(
                 "cluster transport {transport} failed to start", f, transport=self.transport))
@@ -159,6 +176,23 @@ class ClusterService(Service):
         self.sealer = None
         self.joined.clear()
         return defer.maybeDeferred(self.transport.stop)
+
+    def _connected(self) -> None:
+        """
+        The transport reaches the other nodes (again): what they sent
+        meanwhile is lost, and so is what this node sent.  Tell them at once
+        (a heartbeat), send keyframes of every stream next tick, and ask for
+        keyframes of every cell the players see.
+        """
+        if self.sealer is None:
+            return
+        self._announce = True
+        self._requests.extend(self.interest.cells)
+        self.heartbeat()
+
+    def ready(self) -> str | None:
+        """Why the node should get no new players (its transport is cut off), or ``None``."""
+        return self.transport.trouble()
 
     # -- groups ---------------------------------------------------------------------
     #
@@ -366,6 +400,7 @@ class ClusterService(Service):
             expired_nodes=m.expired_nodes,
             keyframes_sent=self.publisher.keyframes,
             groups_joined=len(self.joined),
+            transport_up=0 if self.transport.trouble() else 1,
         )
         if INumbers.providedBy(self.transport):
             # The transport's own counters (join failures, ...) add to the service's.

@@ -201,6 +201,8 @@ class MemoryTransport:
 
     A datagram sent to a group reaches every *other* started transport of
     the bus that has joined the group when the bus delivers it.
+    :meth:`cut` and :meth:`restore` play a link that goes away and comes
+    back (a Redis restart).
     """
 
     def __init__(self, bus: MemoryBus, source: str | None = None) -> None:
@@ -208,6 +210,9 @@ class MemoryTransport:
         #: What receivers are told a datagram came from.
         self.source = source or bus.next_source()
         self.receive: Callable[[bytes, Any], object] | None = None
+        self.connected: Callable[[], object] | None = None
+        #: Why the link is cut (see :meth:`cut`), else ``None``.
+        self.outage: str | None = None
         self.joined: set[str] = set()
         #: Every (group, datagram) this transport handed on.
         self.sent: list[tuple[str, bytes]] = []
@@ -216,10 +221,24 @@ class MemoryTransport:
     def started(self) -> bool:
         return self.receive is not None
 
-    def start(self, receive: Any) -> None:
+    def start(self, receive: Any, connected: Any = None) -> None:
         self.receive = receive
+        self.connected = connected
         if self not in self.bus.transports:
             self.bus.transports.append(self)
+
+    def trouble(self) -> str | None:
+        return self.outage if self.started else "not started"
+
+    def cut(self, why: str = "the bus is away") -> None:
+        """Lose the link: nothing is sent (``send`` says so) nor received until :meth:`restore`."""
+        self.outage = why
+
+    def restore(self) -> None:
+        """The link is back: tell the cluster (``connected``), as a reconnection would."""
+        self.outage = None
+        if self.connected is not None and self.started:
+            self.connected()
 
     def stop(self) -> Deferred:
         self.unplug()
@@ -239,7 +258,7 @@ class MemoryTransport:
         self.joined.discard(group)
 
     def send(self, group: str, data: bytes) -> bool:
-        if not self.started:
+        if not self.started or self.outage is not None:
             return False
         data = bytes(data)
         self.sent.append((group, data))
@@ -286,8 +305,8 @@ class MemoryBus:
                     if self.drop is not None and self.drop(data, sender, t):
                         self.dropped += 1
                         continue
-                    if t.receive is None:
-                        continue  # unplugged by an earlier delivery
+                    if t.receive is None or t.outage is not None:
+                        continue  # unplugged by an earlier delivery, or cut off
                     self.delivered += 1
                     t.receive(data, sender.source)
         return count
