@@ -98,8 +98,13 @@ class WsWireClient(WireClient):
     """``WireClient`` over WebSocket: one protocol frame per binary message."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0,
-                 origin: str | None = None, path: str = "/") -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+                 origin: str | None = None, path: str = "/", rcvbuf: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            # Before connecting, so that the window the server sees is small.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
         self.decoder_buffer = b""
         self.decoder = FrameDecoder.for_client()
         self.inbox: list[m.Message] = []
