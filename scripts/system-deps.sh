@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages some tests use (promtool, systemd-analyze, PostgreSQL, a
-# virtual screen: Xvfb and the libraries of Qt's xcb plugin). Installed with
+# virtual screen: Xvfb and the libraries of Qt's xcb plugin, and a headless
+# Chromium with its WebDriver for the web client). Installed with
 # apt-get when running as root on a Debian machine that lacks them; elsewhere
 # the tests that need them skip and say why.
 set -euo pipefail
@@ -19,6 +20,8 @@ xcb=(libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-randr0 
      libfontconfig1 libfreetype6 libdbus-1-3)
 dpkg -s "${xcb[@]}" >/dev/null 2>&1 || want+=("${xcb[@]}")
 command -v Xvfb >/dev/null || want+=(xvfb)
+command -v chromium >/dev/null || want+=(chromium)
+command -v chromedriver >/dev/null || want+=(chromium-driver)
 if [ ${#want[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "system-deps: not root or no apt-get; tests needing ${want[*]} will skip" >&2
