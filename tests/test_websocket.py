@@ -18,6 +18,8 @@ from twisted.python.failure import Failure
 from wsclient import (
     OP_BINARY,
     OP_CLOSE,
+    OP_PING,
+    OP_PONG,
     OP_TEXT,
     client_frame,
     close_of,
@@ -305,6 +307,36 @@ def test_bye_and_shutdown_close_with_1000(clock: Clock) -> None:
     factory.node.shutdown()
     notice = bob.expect(m.Notice)
     assert notice.kind == m.NoticeKind.SHUTDOWN and bob.close_frame == (1000, "")
+
+
+def test_fragments_and_control_frames_go_through_autobahn(clock: Clock) -> None:
+    factory = players(clock)
+    alice = Browser(factory)
+    alice.login("alice")
+    ping = m.Ping(9, 2.5).encode()
+    # One message in two WebSocket frames, a WebSocket ping between them.
+    alice.send_raw(client_frame(ping[:6], OP_BINARY, fin=False)
+                   + client_frame(b"are you there", OP_PING)
+                   + client_frame(ping[6:], 0))
+    frames, _ = parse_frames(alice.transport.value())
+    assert (OP_PONG, b"are you there") in frames
+    assert alice.expect(m.Pong).token == 9
+
+
+def test_keepalive_pings_drop_a_silent_peer(clock: Clock) -> None:
+    factory = players(clock, websocket_ping=5)
+    alice = Browser(factory)
+    alice.login("alice")
+    bob = Browser(factory)
+    bob.login("bob")
+    clock.advance(5)
+    for browser in (alice, bob):
+        assert OP_PING in [op for op, _ in parse_frames(browser.transport.value())[0]]
+    # Traffic answers for a peer (as Autobahn counts any data frame); silence does not.
+    alice.send(m.Ping(1, 0.0))
+    clock.advance(5.5)
+    assert not alice.transport.disconnecting
+    assert bob.transport.disconnecting
 
 
 def test_the_session_ends_with_the_connection(clock: Clock) -> None:

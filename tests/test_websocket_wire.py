@@ -9,12 +9,18 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from wsclient import OP_BINARY, parse_frames
+from wsclient import OP_BINARY, OP_PING, OP_TEXT, client_frame, parse_frames
 
 from mmo.wire import messages as m
 from mmo.wire.frames import FrameDecoder
 from mmo.wire.messages import ErrorCode, ProtocolError
-from mmo.wire.websocket import MessageReader, message_header, server_messages, split_frames
+from mmo.wire.websocket import (
+    MessageReader,
+    message_header,
+    read_messages,
+    server_messages,
+    split_frames,
+)
 
 
 def frame(body_size: int, type_: int = m.Chat.TYPE) -> bytes:
@@ -131,3 +137,42 @@ def test_any_messages_give_frames_or_one_clean_error(messages: list) -> None:
             continue
         assert binary and got == b"".join(fragments)
         assert sum(len(p) for p in reader.parts) == 0
+
+
+def server_frame(payload: bytes, opcode: int = OP_BINARY, fin: bool = True) -> bytes:
+    return bytes([(0x80 if fin else 0) | opcode]) + message_header(len(payload))[1:] + payload
+
+
+@given(st.lists(st.binary(max_size=300), max_size=8), st.booleans(), st.integers(0, 20))
+def test_read_messages_reads_whole_binary_messages(payloads: list[bytes], masked: bool,
+                                                   cut: int) -> None:
+    make = client_frame if masked else server_frame
+    data = b"".join(make(p) for p in payloads)
+    got, used = read_messages(data, masked, 16384)
+    assert (got, used) == (payloads, len(data))
+    # A partial frame at the end is left for later, whole.
+    if payloads and cut:
+        last = make(payloads[-1])
+        short = data[:-min(cut, len(last))]
+        got, used = read_messages(short, masked, 16384)
+        assert got == payloads[:-1] and used == len(data) - len(last)
+
+
+@pytest.mark.parametrize("frame", [
+    client_frame(b"text", OP_TEXT),                     # not binary
+    client_frame(b"ping", OP_PING),                     # a control frame
+    client_frame(b"part", OP_BINARY, fin=False),        # a fragment
+    server_frame(b"unmasked"),                          # a client's frame must be masked
+    client_frame(b"x" * 70000),                         # a 64-bit length
+    client_frame(b"x" * 200),                           # over the limit given
+])
+def test_read_messages_leaves_anything_else_to_the_full_parser(frame: bytes) -> None:
+    before = client_frame(b"ok")
+    got, used = read_messages(before + frame + client_frame(b"after"), True, 100)
+    assert (got, used) == ([b"ok"], len(before))
+
+
+def test_a_long_length_written_short_is_left_to_the_full_parser() -> None:
+    # 126 says "16-bit length follows", but 5 fits in 7 bits: not the shortest form.
+    frame = bytes([0x82, 0x80 | 126, 0, 5]) + b"\x00" * 4 + b"hello"
+    assert read_messages(frame, True, 100) == ([], 0)

@@ -6,7 +6,9 @@ a load-generator bot) runs unchanged inside :class:`WebSocketClient`.
 The inner protocol is connected when the opening handshake is done; what it
 writes goes out as one binary message per frame
 (:func:`~mmo.wire.websocket.split_frames`), and the messages of one read
-reach its ``dataReceived`` together, as a TCP read would.  A handshake the
+reach its ``dataReceived`` together, as a TCP read would (whole binary
+messages are read by :func:`~mmo.wire.websocket.read_messages`, the rest
+by Autobahn).  A handshake the
 server refuses (or a port that speaks no WebSocket) ends in ``failed`` with
 ``websocket_refused`` instead, before the inner protocol ever connects.
 """
@@ -25,9 +27,12 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..wire.websocket import split_frames
+from ..wire.websocket import read_messages, split_frames
 
 _OPEN = WebSocketProtocol.STATE_OPEN
+_CLOSED = WebSocketProtocol.STATE_CLOSED
+#: The largest message read by the fast pass (larger ones go to Autobahn).
+_FAST_LIMIT = 65535
 #: Why a connection failed when the server would not open a WebSocket.
 REFUSED = "websocket_refused"
 
@@ -89,10 +94,25 @@ class WebSocketClient(WebSocketClientProtocol):
         self.inner.makeConnection(FrameTransport(self))  # type: ignore[arg-type]
 
     def dataReceived(self, data: bytes) -> None:
-        super().dataReceived(data)
+        # Autobahn's parser, without the debug line of its dataReceived, whose
+        # arguments it formats (in colour) on every read, logged or not.
+        self._dataReceived(data)
         if self.pending:
             payloads, self.pending = self.pending, []
             self.inner.dataReceived(b"".join(payloads))
+
+    def processData(self) -> bool:
+        # Whole binary messages (nearly all a node sends) in one pass; the rest
+        # (control frames, the partial frame at the end of a read) by Autobahn.
+        if self.current_frame is None and not self.inside_message and self.state == _OPEN:
+            payloads, used = read_messages(self.data, False, _FAST_LIMIT)
+            if used:
+                self.data = self.data[used:]
+                self.pending.extend(payloads)
+                if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:
+                    self._cancelAutoPingTimeoutCall()
+                return bool(self.data) and self.state != _CLOSED
+        return bool(super().processData())
 
     # Messages are collected by hand (not Autobahn's onMessage): no copy
     # and no event per message, as each one is a small frame.

@@ -12,7 +12,9 @@ and resumes are those of the TCP connection beneath, so that backpressure
 and stopped reading work as they do over TCP.  Each message a client sends
 is checked by :class:`~mmo.wire.websocket.MessageReader` (binary, one
 frame, no longer than the largest frame) and the frames of one read are
-handed to ``PlayerSession.dataReceived`` together: the frame decoder, the
+handed to ``PlayerSession.dataReceived`` together (whole binary messages,
+most of the traffic, are read by :func:`~mmo.wire.websocket.read_messages`
+first, anything else by Autobahn): the frame decoder, the
 request budget, the rate limits and the timeouts are the TCP client's.  The
 fast write path (:mod:`.fastwrite`) stays with plain TCP: it sees a
 transport of another type and writes through it.
@@ -41,11 +43,12 @@ from zope.interface import implementer
 
 from ..settings import WebSocketSettings
 from ..wire.messages import ErrorCode, ProtocolError
-from ..wire.websocket import MessageReader, server_messages
+from ..wire.websocket import MessageReader, read_messages, server_messages
 from .node import Node
 from .session import PlayerSession
 
 _OPEN = WebSocketProtocol.STATE_OPEN
+_CLOSED = WebSocketProtocol.STATE_CLOSED
 _CONNECTING = WebSocketProtocol.STATE_CONNECTING
 #: Bytes of an opening handshake (request line and headers) past which it is refused.
 MAX_HANDSHAKE = 16 * 1024
@@ -105,7 +108,7 @@ class MessageTransport:
     def write(self, data: bytes) -> None:
         # After a close frame no message may follow (RFC 6455, 5.5.1).
         if self.ws.state == _OPEN and data:
-            self.tcp.write(server_messages(data))
+            self.tcp.write(self.ws.factory.messages(data))
 
     def writeSequence(self, data: Iterable[bytes]) -> None:
         self.write(b"".join(data))
@@ -182,9 +185,34 @@ class WebSocketPlayer(WebSocketServerProtocol):
         if self.state == _CONNECTING and len(self.data) + len(data) > MAX_HANDSHAKE:
             self.failHandshake(f"opening handshake over {MAX_HANDSHAKE} bytes", 431)
             return
-        super().dataReceived(data)
+        # Autobahn's parser, without the debug line of its dataReceived, whose
+        # arguments it formats (in colour) on every read, logged or not.
+        self._dataReceived(data)
         if self.pending:
             self._deliver()
+
+    def processData(self) -> bool:
+        """
+        Autobahn's frame parser, after a faster pass over what is most of a
+        player's traffic: whole binary messages of one small frame each.
+        """
+        reader = self.reader
+        if (self.current_frame is None and not self.inside_message and self.state == _OPEN
+                and not self.refused and reader is not None):
+            payloads, used = read_messages(self.data, True, reader.limit)
+            if used:
+                self.data = self.data[used:]
+                for payload in payloads:
+                    try:
+                        self.pending.append(reader.whole(payload))
+                    except ProtocolError as e:
+                        self._refuse(e.code, e.text)
+                        return False
+                # As Autobahn does for any data frame: traffic answers a ping.
+                if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:
+                    self._cancelAutoPingTimeoutCall()
+                return bool(self.data) and self.state != _CLOSED
+        return bool(super().processData())
 
     def _deliver(self) -> None:
         frames, self.pending = self.pending, []
@@ -247,6 +275,30 @@ class WebSocketPlayer(WebSocketServerProtocol):
                 self.session.connectionLost(reason)
 
 
+class MessageCache:
+    """
+    The WebSocket bytes of what many players are sent alike: in a tick, the
+    players of one area get the very same update, framed once here rather
+    than once each.  Bounded: emptied when it holds ``limit`` bytes.
+    """
+
+    def __init__(self, limit: int = 4 << 20) -> None:
+        self.limit = limit
+        self.framed: dict[bytes, bytes] = {}
+        self.size = 0
+
+    def __call__(self, data: bytes) -> bytes:
+        framed = self.framed.get(data)
+        if framed is None:
+            framed = server_messages(data)
+            if self.size > self.limit:
+                self.framed.clear()
+                self.size = 0
+            self.framed[data] = framed
+            self.size += len(data) + len(framed)
+        return framed
+
+
 class _ReactorTimer:
     """Autobahn's timers (handshake, close, ping) on the node's reactor."""
 
@@ -266,6 +318,7 @@ class WebSocketPlayers(WebSocketServerFactory):
         super().__init__(server=node.server_string, reactor=reactor)
         self.node = node
         self.allowed_origins = settings.allowed_origins
+        self.messages = MessageCache()
         self._batched_timer = _ReactorTimer(reactor)
         self.setProtocolOptions(
             # The session bounds frames and sizes (MessageReader, FrameDecoder).

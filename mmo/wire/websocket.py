@@ -12,6 +12,10 @@ are not part of the protocol.
   unmasked, uncompressed binary frame), so that the tick's one write per
   player stays one write: no extension is ever negotiated, so these bytes
   are the whole WebSocket framing.
+- :func:`read_messages` reads the simplest and commonest WebSocket frames,
+  whole binary messages in one frame each, many at a time; a full
+  WebSocket parser (Autobahn's) takes whatever else comes (control frames,
+  fragments, the partial frame at the end of a read).
 - :class:`MessageReader` checks what a client sends, message by message:
   binary, within the largest frame, exactly one frame.  It raises
   :class:`~mmo.wire.messages.ProtocolError` with the codes a TCP client
@@ -23,10 +27,11 @@ from __future__ import annotations
 
 from struct import Struct
 
-from .layout import LENGTH, LENGTH_SIZE
+from .layout import LENGTH, LENGTH_SIZE, U16
 from .messages import ErrorCode, ProtocolError
 
 _LENGTH = LENGTH.unpack_from
+_U16 = U16.unpack_from
 #: FIN and the binary opcode, the first byte of every message the server sends.
 _FIN_BINARY = 0x82
 #: Headers of server messages: 7-bit, 16-bit and 64-bit payload lengths.
@@ -91,6 +96,57 @@ def server_messages(data: bytes) -> bytes:
         size = LENGTH_SIZE + _LENGTH(data, pos)[0]
 
 
+def read_messages(data: bytes, masked: bool, limit: int) -> tuple[list[bytes], int]:
+    """
+    The payloads of the whole binary messages at the start of ``data`` --
+    each one final frame, no reserved bit, masked if ``masked`` (what a
+    client sends) or not (what a server sends), of at most ``limit`` and
+    fewer than 65,536 bytes -- unmasked, and how many bytes of ``data``
+    they took.  It stops at the first frame that is anything else or is
+    not all there, and leaves it to a full parser.
+    """
+    out = []
+    pos = 0
+    end = len(data)
+    mask_bit = 0x80 if masked else 0
+    while end - pos >= 2:
+        if data[pos] != _FIN_BINARY:
+            break
+        second = data[pos + 1]
+        if second & 0x80 != mask_bit:
+            break
+        size = second & 0x7F
+        at = pos + 2
+        if size == 126:
+            if end - at < 2:
+                break
+            size = _U16(data, at)[0]
+            at += 2
+            if size < 126:
+                break  # not the shortest length: the full parser refuses it
+        elif size == 127:
+            break
+        if size > limit:
+            break
+        if masked:
+            if end - at < 4 + size:
+                break
+            key = data[at:at + 4]
+            at += 4
+            payload = data[at:at + size]
+            if size:
+                stream = (key * ((size >> 2) + 1))[:size]
+                payload = (int.from_bytes(payload, "big")
+                           ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
+        else:
+            if end - at < size:
+                break
+            payload = data[at:at + size]
+        out.append(payload)
+        pos = at + size
+    return out, pos
+
+
 class MessageReader:
     """
     Checks a client's messages: call :meth:`begin`, then :meth:`fragment`
@@ -136,8 +192,16 @@ class MessageReader:
     def end(self) -> bytes:
         """The message is complete: its frame, or :class:`ProtocolError`."""
         parts, self.parts = self.parts, []
-        message = parts[0] if len(parts) == 1 else b"".join(parts)
+        return self.whole(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def whole(self, message: bytes) -> bytes:
+        """A message received whole: its frame, or :class:`ProtocolError`."""
         size = len(message)
+        if size > self.limit:
+            raise ProtocolError(
+                ErrorCode.FRAME_TOO_LARGE,
+                f"message of {size} bytes exceeds the limit of {self.limit} "
+                f"(a frame of at most {self.max_frame} bytes and its 4-byte length)")
         if size < LENGTH_SIZE:
             raise ProtocolError(
                 ErrorCode.BAD_FRAME,
