@@ -154,6 +154,10 @@ def test_two_browsers_and_a_tcp_player_play_together(start_node: Any, browsers: 
     for driver in (alice, bob):
         assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     shot = Path(node.log_path).parent / "webclient.png"
+    alice.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": 1280, "height": 720, "deviceScaleFactor": 1, "mobile": False})
+    wait_until(lambda: game(alice, "document.getElementById('map').height") == 720,
+               timeout=10, what="the map to fill the page")
     alice.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
     target = os.environ.get("MMO_SCREENSHOT")

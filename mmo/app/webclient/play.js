@@ -37,6 +37,7 @@
     lastWho: 0,
     lastCorrection: 0,
     whoStale: false, // a player came into view whom the list lacks
+    cell: null, // {zone, c: [cx, cy]}: your cell, with the server's hysteresis
   };
   // For the curious (and the browser tests): the client's state.
   window.mmoGame = game;
@@ -198,6 +199,7 @@
     };
     game.sent = { x: msg.x, y: msg.y, at: now };
     game.target = null;
+    game.cell = null;
     game.entities.clear();
     setStatus("playing", "online");
     $("fact-name").textContent = game.name;
@@ -350,17 +352,42 @@
 
   // -- drawing ------------------------------------------------------------------------
 
+  // A colour per name (the same in every browser); yours is the accent.
   function colour(name) {
     if (name === game.name) return "#7cc4ff";
-    let h = 0;
-    for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
-    return `hsl(${h % 360}, 70%, 68%)`;
+    let h = 0x811c9dc5; // FNV-1a, spread over the hues by the golden ratio
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+    // Any hue but the blues around your own (175 to 235 degrees).
+    const hue = Math.floor(((h * 0.618033988749895) % 1) * 300);
+    return `hsl(${hue < 175 ? hue : hue + 60}, 72%, 68%)`;
   }
 
   function shown(e, now) {
     const period = game.me ? 1000 / game.me.tickHz : 100;
     const t = Math.min(1, (now - e.at) / period);
     return [e.fromX + (e.x - e.fromX) * t, e.fromY + (e.y - e.fromY) * t];
+  }
+
+  // Your cell as the server sees it: it changes only past an edge by the
+  // node's hysteresis (section 7; 10 units by default, not sent).
+  const HYSTERESIS = 10;
+
+  function myCell() {
+    const me = game.me;
+    const aoi = me.aoi;
+    const last = [Math.ceil(me.zoneWidth / aoi) - 1, Math.ceil(me.zoneHeight / aoi) - 1];
+    const at = [Math.min(Math.floor(me.x / aoi), last[0]), Math.min(Math.floor(me.y / aoi), last[1])];
+    const cell = game.cell;
+    if (!cell || cell.zone !== me.zone) {
+      game.cell = { zone: me.zone, c: at };
+      return at;
+    }
+    const pos = [me.x, me.y];
+    for (let k = 0; k < 2; k++) {
+      const c = cell.c[k];
+      if (pos[k] < c * aoi - HYSTERESIS || pos[k] > (c + 1) * aoi + HYSTERESIS) cell.c[k] = at[k];
+    }
+    return cell.c;
   }
 
   function fitCanvas() {
@@ -402,6 +429,9 @@
     drawn.push({ e: { id: me.id, name: game.name, type: KIND.PLAYER, self: true }, x: sx(me.x), y: sy(me.y) });
     drawn.sort((a, b) => a.y - b.y);
     for (const d of drawn) drawEntity(d, dpr);
+    // Names over every body, yours last (on top).
+    drawn.sort((a, b) => (a.e.self ? 1 : 0) - (b.e.self ? 1 : 0) || a.y - b.y);
+    for (const d of drawn) drawName(d, dpr);
     for (const d of drawn) drawBubble(d, dpr, now);
     drawMinimap(dpr, now);
   }
@@ -449,8 +479,7 @@
       ctx.lineTo(x1, sy(j * aoi));
       ctx.stroke();
     }
-    const cx = Math.min(Math.floor(me.x / aoi), Math.ceil(me.zoneWidth / aoi) - 1);
-    const cy = Math.min(Math.floor(me.y / aoi), Math.ceil(me.zoneHeight / aoi) - 1);
+    const [cx, cy] = myCell();
     ctx.fillStyle = "rgba(124,196,255,0.05)";
     ctx.strokeStyle = "rgba(124,196,255,0.28)";
     ctx.setLineDash([6 * dpr, 6 * dpr]);
@@ -508,6 +537,11 @@
       ctx.arc(x, y, r + 3 * dpr, 0, Math.PI * 2);
       ctx.stroke();
     }
+  }
+
+  function drawName({ e, x, y }, dpr) {
+    const npc = e.type !== KIND.PLAYER;
+    const r = (e.self ? 9 : npc ? 6.5 : 8) * dpr;
     ctx.font = `${e.self ? "600 " : ""}${11.5 * dpr}px system-ui, sans-serif`;
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
@@ -567,8 +601,7 @@
     }
     // The area you see, within the zone.
     const aoi = me.aoi;
-    const cx = Math.floor(me.x / aoi);
-    const cy = Math.floor(me.y / aoi);
+    const [cx, cy] = myCell();
     const ax = Math.max(0, (cx - 1) * aoi);
     const ay = Math.max(0, (cy - 1) * aoi);
     const bx = Math.min(me.zoneWidth, (cx + 2) * aoi);
