@@ -45,7 +45,7 @@ def test_the_files_are_in_the_package() -> None:
     assert set(contents) == set(FILES)
     page = contents["index.html"].decode()
     # Everything the page loads is its own: nothing from another site.
-    for name in ("play.css", "protocol.js", "play.js", "icon.svg"):
+    for name in ("play.css", "protocol.js", "map.js", "play.js", "icon.svg"):
         assert f'"{name}"' in page
     assert "http://" not in page and "https://" not in page
     assert all(b"https://" not in body for name, body in contents.items()

@@ -29,6 +29,7 @@ FILES = {
     "index.html": "text/html; charset=utf-8",
     "play.css": "text/css; charset=utf-8",
     "protocol.js": "text/javascript; charset=utf-8",
+    "map.js": "text/javascript; charset=utf-8",
     "play.js": "text/javascript; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
