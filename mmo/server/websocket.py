@@ -12,10 +12,10 @@ and resumes are those of the TCP connection beneath, so that backpressure
 and stopped reading work as they do over TCP.  Each message a client sends
 is checked by :class:`~mmo.wire.websocket.MessageReader` (binary, one
 frame, no longer than the largest frame) and the frames of one read are
-handed to ``PlayerSession.dataReceived`` together (whole binary messages,
-most of the traffic, are read by :func:`~mmo.wire.websocket.read_messages`
-first, anything else by Autobahn): the frame decoder, the
-request budget, the rate limits and the timeouts are the TCP client's.  The
+handed to ``PlayerSession.dataReceived`` together: the frame decoder, the
+request budget, the rate limits and the timeouts are the TCP client's.
+Whole binary messages, most of the traffic, are read by
+:func:`~mmo.wire.websocket.read_messages`, anything else by Autobahn.  The
 fast write path (:mod:`.fastwrite`) stays with plain TCP: it sees a
 transport of another type and writes through it.
 
