@@ -9,6 +9,7 @@ from the kernel's: use it to compare changes to the per-move and per-tick
 paths side by side (the capacity benchmark measures the whole thing).
 
     python benchmarks/tick_cost.py 2000 5000
+    python benchmarks/tick_cost.py 1000 --websocket   # the same players over WebSocket
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ from __future__ import annotations
 import random
 import sys
 import time
+from typing import Any
 
+from twisted.internet.address import IPv4Address
+
+from mmo.server.websocket import WebSocketPlayers
 from mmo.testing import FakePlayer, FakeTransport, make_node
 from mmo.wire import messages as m
+from mmo.wire.websocket import message_header
+
+#: A browser's opening handshake.
+UPGRADE = (b"GET / HTTP/1.1\r\nHost: 127.0.0.1:4080\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           b"Sec-WebSocket-Version: 13\r\n\r\n")
 
 
 class CountingTransport(FakeTransport):
@@ -37,13 +48,45 @@ class CountingTransport(FakeTransport):
         else:
             super().write(data)
 
+    def unregisterProducer(self) -> None:
+        if self.producer is not None:
+            super().unregisterProducer()
 
-def run(n: int, seconds: int = 5, seed: int = 1) -> dict[str, float]:
+
+def client_message(frame: bytes) -> bytes:
+    """``frame`` as a browser sends it: one masked binary message (a zero mask)."""
+    header = message_header(len(frame))
+    return header[:1] + bytes([header[1] | 0x80]) + header[2:] + b"\0\0\0\0" + frame
+
+
+class BrowserPlayer:
+    """A player over WebSocket: the node's WebSocket door on a counting transport."""
+
+    def __init__(self, factory: WebSocketPlayers, name: str) -> None:
+        self.transport = CountingTransport()
+        self.transport.peerAddr = IPv4Address("TCP", "127.0.0.1", 50000)  # type: ignore[assignment]
+        self.protocol = factory.buildProtocol(None)
+        self.protocol.makeConnection(self.transport)
+        self.protocol.dataReceived(UPGRADE)
+        self.protocol.dataReceived(client_message(m.Hello().encode())
+                                   + client_message(m.Login(name, "pw").encode()))
+        self.session = self.protocol.session
+        self.entity = self.session.entity
+
+
+def run(n: int, seconds: int = 5, seed: int = 1, websocket: bool = False) -> dict[str, float]:
     side = (n * 9 * 100 * 100 / 50) ** 0.5
     node = make_node(zone=[f"w:{side:.0f}x{side:.0f}"], max_per_ip=0, max_players=1_000_000,
-                     spawn="random", extension=[])
+                     spawn="random", extension=[], websocket=["tcp:4080"])
     rng = random.Random(seed)
-    players = [FakePlayer(node, f"b{i}", transport=CountingTransport()) for i in range(n)]
+    players: list[Any]
+    if websocket:
+        factory = WebSocketPlayers(node, node.settings.websocket, node.clock)
+        players = [BrowserPlayer(factory, f"b{i}") for i in range(n)]
+    else:
+        players = [FakePlayer(node, f"b{i}", transport=CountingTransport()) for i in range(n)]
+    # What each player's connection is fed: its session, or its WebSocket.
+    inputs = [p.protocol if websocket else p.session for p in players]
     for p in players:
         p.transport.counting = True  # type: ignore[attr-defined]
     node.tick()
@@ -58,10 +101,11 @@ def run(n: int, seconds: int = 5, seed: int = 1) -> dict[str, float]:
             x = min(max(x + rng.uniform(-4, 4), 0.0), side)
             y = min(max(y + rng.uniform(-4, 4), 0.0), side)
             pos[i] = (x, y)
-            frames.append(m.Move(seq, x, y).encode())
+            frame = m.Move(seq, x, y).encode()
+            frames.append(client_message(frame) if websocket else frame)
         t0 = time.process_time()
-        for p, frame in zip(players, frames, strict=True):
-            p.session.dataReceived(frame)
+        for connection, frame in zip(inputs, frames, strict=True):
+            connection.dataReceived(frame)
         t1 = time.process_time()
         node.tick()
         input_time += t1 - t0
@@ -73,15 +117,18 @@ def run(n: int, seconds: int = 5, seed: int = 1) -> dict[str, float]:
         "cpu_per_second": cpu / seconds,
         "tick_ms_p50": tick_times[len(tick_times) // 2] * 1000,
         "input_share": 1 - sum(tick_times) / cpu,
-        "bytes_per_player_tick": sum(p.session.transport.bytes for p in players)  # type: ignore[attr-defined]
+        "bytes_per_player_tick": sum(p.transport.bytes for p in players)
         / n / (seconds * 10 + 1),
     }
 
 
 def main() -> None:
-    for arg in sys.argv[1:] or ["2000"]:
-        r = run(int(arg))
-        print(f"{r['players']:6d} players: {r['cpu_per_second'] * 100:5.1f} % of a core "
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    websocket = "--websocket" in sys.argv[1:]
+    for arg in args or ["2000"]:
+        r = run(int(arg), websocket=websocket)
+        print(f"{r['players']:6d} players{' (WebSocket)' if websocket else ''}: "
+              f"{r['cpu_per_second'] * 100:5.1f} % of a core "
               f"(tick p50 {r['tick_ms_p50']:.1f} ms, input {r['input_share'] * 100:.0f} %), "
               f"{r['bytes_per_player_tick']:.0f} B per player per tick")
 

@@ -1,9 +1,12 @@
 """
-The demo: a small cluster on this host, bots, a scripted player, and the
-monitor (a window where there is a screen, its text view where there is not).
+The demo: a small cluster on this host, bots, a scripted player, the
+monitor (a window where there is a screen, its text view where there is
+not), and the web client: each node takes browser players too, and the
+address of its page is printed (``--browser`` opens it).
 
     python -m mmo.demo                      # 2 nodes, 300 bots, 60 seconds
     python -m mmo.demo --nodes 3 --bots 600 --duration 120 --text
+    python -m mmo.demo --browser --duration 600
 
 Everything stays on this machine: players on 127.0.0.1, multicast on
 loopback with TTL 0.  It stops by itself after ``--duration`` seconds (or
@@ -20,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+import webbrowser
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -72,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
     ap.add_argument("--npcs", type=int, default=20, help="NPCs each node spawns (default 20)")
     ap.add_argument("--text", action="store_true", help="the text view even with a screen")
+    ap.add_argument("--browser", action="store_true",
+                    help="open the web client of the first node in a browser")
     ap.add_argument("--mgroup", default="239.255.0.1")
     ap.add_argument("--mport", type=int, default=30001)
     ap.add_argument("--workdir", default="demo-data", help="logs and data (default demo-data)")
@@ -96,16 +102,19 @@ def main(argv: list[str] | None = None) -> int:
         return proc
 
     ports = []
+    pages = []
     try:
         for i in range(args.nodes):
             port = free_port(4000 + i)
             http = free_port(9100 + i)
+            ws = free_port(4080 + i)
             ports.append(port)
             name = f"node{i + 1}"
             proc = start(name, [
                 str(BIN / "twistd"), "-n", "--pidfile=", "mmo",
                 "--listen", f"tcp:{port}:interface=127.0.0.1",
                 "--http", f"tcp:{http}:interface=127.0.0.1",
+                "--websocket", f"tcp:{ws}:interface=127.0.0.1",
                 "--node-id", f"demo-{i + 1}", "--data-dir", str(work / name),
                 "--cluster-key-file", str(key),
                 "--mgroup", args.mgroup, "--mport", str(args.mport),
@@ -114,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             ])
             # The first node makes the cluster key the others read.
             wait_for_line(work / f"{name}.log", "listening for players", proc, 30)
+            pages.append(f"http://127.0.0.1:{http}/play")
             print(f"demo: node demo-{i + 1} on 127.0.0.1:{port}, "
                   f"metrics on http://127.0.0.1:{http}/metrics")
+            print(f"demo: play in a browser on node demo-{i + 1}: {pages[-1]}")
         targets = ",".join(f"127.0.0.1:{p}" for p in ports)
         if args.bots:
             start("loadgen", [
@@ -131,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             str(BIN / "mmo-client"), "--host", "127.0.0.1", "--port", str(ports[0]),
             "--name", "demo-player", "--script", str(script)])
         print(f"demo: a scripted player on node demo-1 (its view in {work}/player.log)")
+        if args.browser and not webbrowser.open(pages[0]):
+            print(f"demo: no browser could be opened here; open {pages[0]}")
         monitor = [str(BIN / "mmo-monitor"), "--mgroup", args.mgroup, "--mport", str(args.mport),
                    "--cluster-key-file", str(key), "--duration", str(args.duration)]
         if args.text or not has_screen():

@@ -4,8 +4,8 @@ The node's settings: its configuration keys (each a TOML key and a
 
 :class:`Settings` holds one frozen dataclass per concern -- :class:`NodeSettings`,
 :class:`LimitSettings`, :class:`StoreSettings`, :class:`HttpSettings`,
-:class:`ClusterSettings` -- and each enabled game extension's own settings
-(an extension declares its keys on its maker).  Only this module and
+:class:`ClusterSettings`, :class:`WebSocketSettings` -- and each enabled game
+extension's own settings (an extension declares its keys on its maker).  Only this module and
 :mod:`mmo.config` read settings by key; everything else gets attributes.
 """
 
@@ -51,6 +51,24 @@ def http_endpoint(value: object) -> str:
     return endpoint(value)
 
 
+def websocket_endpoint(value: object) -> str:
+    """An endpoint string; a bare port number is ``tcp:PORT``."""
+    if isinstance(value, int) and not isinstance(value, bool) or (
+            isinstance(value, str) and value.strip().isdigit()):
+        return f"tcp:{integer(0, 65535)(value)}"
+    return endpoint(value)
+
+
+def origin_pattern(value: object) -> str:
+    """An origin such as ``https://play.example.com``, with ``*`` wildcards."""
+    pattern = text(value).strip()
+    if not pattern or any(c.isspace() for c in pattern) or (
+            "://" not in pattern and pattern not in ("*", "null")):
+        raise ValueError(f"{value!r} is not an origin such as https://play.example.com "
+                         "(* matches anything)")
+    return pattern
+
+
 def extension_name(value: object) -> str:
     """The name of a game extension."""
     name = text(value).strip()
@@ -75,6 +93,20 @@ NODE_KEYS = [
         text),
     Key("data_dir", "mmo-data", "Directory for the node's state (cluster key, "
         "database).", text),
+    # Browsers ---------------------------------------------------------------
+    Key("websocket", [], "Endpoint for players over WebSocket (browsers, the web "
+        "client at /play), e.g. tcp:4080 or ssl:4443:privateKey=key.pem:certKey=cert.pem; "
+        "a bare number is a TCP port. Off unless given.", websocket_endpoint, repeat=True),
+    Key("allowed_origin", [], "Origin whose pages may connect over WebSocket, e.g. "
+        "https://play.example.com (* matches anything). Default: pages of the host "
+        "name the browser connected to (the node's own /play page). Clients that send "
+        "no Origin (not browsers) are always let in.", origin_pattern, repeat=True),
+    Key("websocket_url", "", "Address the web client at /play connects to (default: "
+        "ws://HOST:PORT/ with the page's host name and the first --websocket port; set "
+        "it behind a proxy).", text),
+    Key("websocket_ping", 20.0, "Seconds between keepalive pings on WebSocket "
+        "connections; one that does not answer within as long again is dropped (0: no "
+        "pings).", number(0, 3600)),
     # World ------------------------------------------------------------------
     Key("tick_rate", 10.0, "Simulation ticks per second (the configured rate; the "
         "measured one is tick_hz in the metrics).", number(1, 120), aliases=("tick_hz",)),
@@ -296,6 +328,31 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class WebSocketSettings:
+    """Players over WebSocket, and the web client's address."""
+
+    #: Endpoint strings; empty: no WebSocket listener.
+    endpoints: tuple[str, ...] = ()
+    #: Origin patterns; empty: pages of the host name connected to.
+    allowed_origins: tuple[str, ...] = ()
+    #: The address the web client connects to; empty: made from the request.
+    url: str = ""
+    #: Seconds between keepalive pings (and to answer one); 0: none.
+    ping: float = 20.0
+    #: The kernel's queue of each listener (the node's ``listen_backlog``).
+    backlog: int = 4096
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.endpoints)
+
+    @property
+    def listen_endpoints(self) -> tuple[str, ...]:
+        """:attr:`endpoints` as listened on: with ``backlog`` where it applies."""
+        return tuple(with_backlog(e, self.backlog) for e in self.endpoints)
+
+
+@dataclass(frozen=True)
 class ClusterSettings:
     """Sharing the world with the other nodes."""
 
@@ -341,6 +398,7 @@ class Settings:
     cluster: ClusterSettings
     #: The enabled extensions, in order: name -> its own settings (or ``None``).
     extensions: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
 
     @classmethod
     def build(cls, values: Mapping[str, Any],
@@ -381,6 +439,9 @@ class Settings:
                     or os.path.join(data_dir, "cluster.key")),
                 enabled="cluster", drop_received="testing_drop_received"),
             extensions=MappingProxyType(own),
+            websocket=WebSocketSettings(
+                tuple(values["websocket"]), tuple(values["allowed_origin"]),
+                values["websocket_url"], values["websocket_ping"], values["listen_backlog"]),
         )
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages some tests use (promtool, systemd-analyze, PostgreSQL,
 # redis-server, a virtual screen: Xvfb and the libraries of Qt's xcb plugin;
-# podman and debootstrap to build and run the Docker image). Installed with
+# podman and debootstrap to build and run the Docker image; a headless
+# Chromium with its WebDriver for the web client). Installed with
 # apt-get when running as root on a Debian machine that lacks them; elsewhere
 # the tests that need them skip and say why.
 set -euo pipefail
@@ -26,6 +27,8 @@ command -v Xvfb >/dev/null || want+=(xvfb)
 # makes.
 command -v podman >/dev/null || want+=(podman)
 command -v debootstrap >/dev/null || want+=(debootstrap)
+command -v chromium >/dev/null || want+=(chromium)
+command -v chromedriver >/dev/null || want+=(chromium-driver)
 if [ ${#want[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "system-deps: not root or no apt-get; tests needing ${want[*]} will skip" >&2

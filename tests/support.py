@@ -148,6 +148,12 @@ class NodeProcess(Process):
         match = self.wait_for(r"listening for players on \S+ \(IPv4Address\(type='TCP', "
                               r"host='[\d.]+', port=(\d+)\)\)")
         self.port = int(match.group(1))
+        #: The first ``--websocket`` port, if any.
+        self.websocket_port: int | None = None
+        if "--websocket" in args:
+            ws = self.wait_for(r"listening for WebSocket players on \S+ \(IPv4Address\("
+                               r"type='TCP', host='[\d.]+', port=(\d+)\)\)")
+            self.websocket_port = int(ws.group(1))
         #: The port of /metrics and /healthz, or None with ``--http none``.
         self.http_port: int | None = None
         if "--http" not in args or args[args.index("--http") + 1] != "none":

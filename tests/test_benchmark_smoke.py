@@ -53,3 +53,19 @@ def test_transport_benchmark_smoke(tmp_path):
         assert rows[(kind, "max")]["received_per_sec"] > 1000
     assert rows[("redis", 1000)]["redis_cpu_pct"] is not None
     assert "| redis |" in run.stdout
+
+
+def test_websocket_benchmark_smoke(tmp_path):
+    out = tmp_path / "websocket.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "websocket.py"), "--bots", "40",
+         "--seconds", "2", "--rounds", "1", "--workers", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert [p["transport"] for p in results["phases"]] == ["tcp", "ws"]
+    for phase in results["phases"]:
+        assert phase["logged_in"] == 40 and phase["failures"] == 0
+        assert phase["updates_per_sec"] > 0 and phase["cpu_us_per_update"] > 0
+    assert results["summary"]["ws_vs_tcp"] > 0
+    assert "| ws | 0 | 40 |" in run.stdout

@@ -18,6 +18,9 @@ def test_demo_runs_and_stops_by_itself(tmp_path):
     out = run.stdout
     assert run.returncode == 0, out[-3000:] + run.stderr[-3000:]
     assert "demo: node demo-1" in out and "demo: node demo-2" in out
+    # Each node takes browser players: the page's address is printed.
+    assert "demo: play in a browser on node demo-1: http://127.0.0.1:" in out
+    assert "/play" in out
     # The text view saw both nodes live with the bots spread over them.
     last = out[out.rindex("mmo monitor"):]
     assert "demo-1" in last and "demo-2" in last and "live" in last

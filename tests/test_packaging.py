@@ -50,7 +50,10 @@ def test_the_wheel_maps_plugins_and_gui_under_mmo(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("twisted/plugins/mmo_plugins.py", "mmo/plugins/__init__.py",
                      "mmo/plugins/mmo_builtin.py", "mmo/plugins/game/npcs.py",
-                     "mmo/plugins/game/commands.py", "mmo/gui/window.py", "mmo/gui/cli.py"):
+                     "mmo/plugins/game/commands.py", "mmo/gui/window.py", "mmo/gui/cli.py",
+                     "mmo/app/webclient/index.html", "mmo/app/webclient/play.js",
+                     "mmo/app/webclient/protocol.js", "mmo/app/webclient/map.js",
+                     "mmo/app/webclient/play.css"):
         assert expected in names
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"mmo", "twisted"}

@@ -28,6 +28,7 @@ from ..cluster.service import ClusterService
 from ..config import default_node_id
 from ..server.node import Node
 from ..server.session import session_factory
+from ..server.websocket import websocket_factory
 from ..settings import Settings
 from ..store import PersistenceService, open_store
 from .metrics import TickHistogram
@@ -56,6 +57,9 @@ class NodeService(MultiService):
             self.node, store, db, reactor, settings.store.autosave, settings.store.save_timeout)
         self.persistence.setServiceParent(self)
         self.ports: list[Any] = []
+        #: The WebSocket listeners (``--websocket``), apart: the cluster's
+        #: heartbeats name the first TCP port.
+        self.websocket_ports: list[Any] = []
         self._listen_error: str | None = None
         self._tick = ScheduledLoop(self._safe_tick)
         self._tick.clock = reactor
@@ -100,23 +104,13 @@ class NodeService(MultiService):
             raise SystemExit(
                 f"mmo: cannot create data directory {data_dir}: {e.strerror}") from None
         self.pool.start()
-        factory = session_factory(self.node)
-        # Each as configured (for messages) and as listened on (its backlog).
-        for description, listen_on in zip(
-                self.endpoints(), self.settings.node.listen_endpoints, strict=True):
-            try:
-                ep = serverFromString(self.reactor, listen_on)
-            except (ValueError, TypeError, KeyError) as e:
-                raise SystemExit(f"mmo: bad --listen endpoint {description!r}: {e}") from None
-            d = ep.listen(factory)
-            d.addCallbacks(self._listening, self._listen_failed,
-                           callbackArgs=(description,), errbackArgs=(description,))
-            # TCP, SSL and systemd endpoints listen at once: a port in use is
-            # known here, and stops the start with a clear message.
-            error = self._listen_error
-            if error:
-                self.pool.stop()
-                raise SystemExit(error)
+        self._listen_all("--listen", self.endpoints(), self.settings.node.listen_endpoints,
+                         session_factory(self.node), self._listening)
+        ws = self.settings.websocket
+        if ws.enabled:
+            self._listen_all("--websocket", ws.endpoints, ws.listen_endpoints,
+                             websocket_factory(self.node, ws, self.reactor),
+                             self._listening_websocket)
         super().startService()
         self._tick.start(self.settings.node.tick_interval, now=False).addErrback(
             lambda f: self.log.failure("tick loop stopped", f))
@@ -143,6 +137,30 @@ class NodeService(MultiService):
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.log.info("SIGTERM received, shutting down")
         self.reactor.callFromThread(self.reactor.stop)
+
+    def _listen_all(self, flag: str, descriptions: Any, listen_on: Any, factory: Any,
+                    listening: Any) -> None:
+        # Each as configured (for messages) and as listened on (its backlog).
+        for description, endpoint in zip(descriptions, listen_on, strict=True):
+            try:
+                ep = serverFromString(self.reactor, endpoint)
+            except (ValueError, TypeError, KeyError) as e:
+                self.pool.stop()
+                raise SystemExit(f"mmo: bad {flag} endpoint {description!r}: {e}") from None
+            d = ep.listen(factory)
+            d.addCallbacks(listening, self._listen_failed,
+                           callbackArgs=(description,), errbackArgs=(description,))
+            # TCP, SSL and systemd endpoints listen at once: a port in use is
+            # known here, and stops the start with a clear message.
+            error = self._listen_error
+            if error:
+                self.pool.stop()
+                raise SystemExit(error)
+
+    def _listening_websocket(self, port: Any, description: str) -> None:
+        self.websocket_ports.append(port)
+        self.log.info("listening for WebSocket players on {endpoint} ({address})",
+                      endpoint=description, address=port.getHost())
 
     def _listening(self, port: Any, description: str) -> None:
         self.ports.append(port)
@@ -178,10 +196,12 @@ class NodeService(MultiService):
         self.notifier.stopping(f"draining {len(self.node.sessions)} players")
         self.log.info("shutting down: telling {n} players", n=len(self.node.sessions))
         yield defer.gatherResults(
-            [defer.maybeDeferred(p.stopListening) for p in self.ports],
+            [defer.maybeDeferred(p.stopListening)
+             for p in self.ports + self.websocket_ports],
             consumeErrors=True,
         )
         self.ports = []
+        self.websocket_ports = []
         self.persistence.shutdown_began()
         done = self.node.shutdown()
         timeout = self.reactor.callLater(

@@ -1,5 +1,6 @@
 """
-The node's HTTP side: ``/metrics``, ``/healthz`` and ``/readyz``.
+The node's HTTP side: ``/metrics``, ``/healthz``, ``/readyz`` and the web
+client at ``/play`` (:mod:`.play`).
 
 :class:`HTTPService` listens on the ``--http`` endpoint string (127.0.0.1
 only unless configured otherwise; ``none`` turns it off) with a
@@ -28,6 +29,7 @@ from twisted.web.server import Request, Site
 from ..settings import DEFAULT_HTTP
 from ..wire.messages import ErrorCode
 from .metrics import NodeCollector, make_registry, render
+from .play import PlayResource
 
 #: A tick this many tick periods (and at least this many seconds) late means
 #: the loop is stuck.
@@ -141,7 +143,7 @@ class _Metrics(Resource):
 class _Root(Resource):
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return b"mmo node: /metrics /healthz /readyz\n"
+        return b"mmo node: /metrics /healthz /readyz /play\n"
 
 
 class _QuietSite(Site):
@@ -158,6 +160,7 @@ def make_site(service: Any, registry: Any) -> Site:
     root.putChild(b"metrics", _Metrics(registry))
     root.putChild(b"healthz", _Check(service, liveness))
     root.putChild(b"readyz", _Check(service, readiness))
+    root.putChild(b"play", PlayResource(service))
     site = _QuietSite(root)
     site.displayTracebacks = False
     site.noisy = False

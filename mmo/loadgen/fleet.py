@@ -20,6 +20,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..client.base import PLAYING, connect_failure_reason, error_name
+from ..client.websocket import client_factory
+from ..client.websocket import connect as connect_websocket
 from .bot import Bot
 from .settings import LoadgenSettings
 from .stats import Interval, Stats
@@ -67,6 +69,8 @@ class Fleet:
         self._second = LoopingCall(self._each_second)
         self._second.clock = reactor
         self._stop_call: Any = None
+        #: One WebSocket client factory per target (``--transport ws``).
+        self._ws_factories: dict[tuple[str, int], Any] = {}
 
     # -- the run ------------------------------------------------------------------
 
@@ -104,11 +108,26 @@ class Fleet:
         self.bots.append(bot)
         self.live += 1
         self.stats.counters["bots_started"] += 1
-        endpoint = TCP4ClientEndpoint(self.reactor, host, port,
-                                      timeout=s.connect_timeout)
-        d = connectProtocol(endpoint, bot)
+        if s.transport == "ws":
+            # The same bot inside a WebSocket client, as a browser connects.
+            factory = self._ws_factories.get((host, port))
+            if factory is None:
+                factory = self._ws_factories[(host, port)] = client_factory(
+                    host, port, self.reactor)
+            d = connect_websocket(self.reactor, factory, bot, s.connect_timeout,
+                                  lambda reason: self._handshake_failed(bot, reason))
+        else:
+            endpoint = TCP4ClientEndpoint(self.reactor, host, port,
+                                          timeout=s.connect_timeout)
+            d = connectProtocol(endpoint, bot)
         self.pending[bot] = d
         d.addErrback(self._connect_failed, bot)
+
+    def _handshake_failed(self, bot: Bot, reason: str) -> None:
+        self.pending.pop(bot, None)
+        if not self.stopping:
+            self.error(reason)
+        bot.connect_failed(reason)
 
     def _connect_failed(self, f: Failure, bot: Bot) -> None:
         self.pending.pop(bot, None)

@@ -52,11 +52,14 @@ ADVICE: dict[str, Any] = {
                        "--listen-backlog",
     "connect_timeout": "lower --ramp, or raise --connect-timeout or the node's "
                        "--listen-backlog",
+    "websocket_refused": "the node opened no WebSocket there: with --transport ws, "
+                         "--port and --targets name the node's --websocket ports",
     "login_unfinished": "lower --ramp, or raise --login-timeout or --duration",
 }
 
 #: Failures that are the load generator's own, not a refusal by the node.
-CONNECT_FAILURES = ("connect_refused", "connect_timeout", "connect_failed")
+CONNECT_FAILURES = ("connect_refused", "connect_timeout", "connect_failed",
+                    "websocket_refused")
 
 
 def advice(reason: str, text: str = "") -> str | None:

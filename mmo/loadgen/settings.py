@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..config import Key, Schema, boolean, integer, number, text
+from ..config import Key, Schema, boolean, choice, integer, number, text
 
 
 def target_list(value: Any) -> list[tuple[str, int]]:
@@ -49,7 +49,11 @@ SPREADS = ("spawn", "uniform")
 
 LOADGEN_KEYS = [
     Key("host", "127.0.0.1", "Node to connect to (when no --targets).", text, short="H"),
-    Key("port", 4000, "TCP port of --host.", integer(1, 65535), short="p"),
+    Key("port", 4000, "Port of --host (a --websocket port with --transport ws).",
+        integer(1, 65535), short="p"),
+    Key("transport", "tcp", "How bots connect: tcp (the node's --tcp/--listen port) or ws "
+        "(a --websocket port of the node, as browsers do: one frame per binary "
+        "message); --port and --targets then name WebSocket ports.", choice("tcp", "ws")),
     Key("targets", "", "host:port,host:port...: spread the bots over these nodes "
         "(bot i goes to target i mod N); overrides --host/--port.", target_list),
     Key("clients", 100, "Bots to run.", integer(1, 1_000_000), short="n"),
@@ -102,6 +106,7 @@ class LoadgenSettings:
 
     host: str
     port: int
+    transport: str
     targets: tuple[tuple[str, int], ...]
     clients: int
     rate: float
