@@ -9,8 +9,6 @@ and the peer with a deadline; nothing sleeps.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import socket
 import ssl
 import struct
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import self_signed
 from twisted.internet import error, tcp
 from twisted.internet.interfaces import IOpenSSLContextFactory, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
@@ -332,30 +331,6 @@ class ServerContext:
         return self.context
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
-    key_path, cert_path = tmp / "key.pem", tmp / "cert.pem"
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return key_path, cert_path
-
-
 def test_tls_over_a_tcp_connection_uses_transport_write(
         connect: Callable[..., Pair], reactor: Reactor, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -365,7 +340,7 @@ def test_tls_over_a_tcp_connection_uses_transport_write(
     # startTLS gives its TLS layer the global reactor as clock (to batch small
     # writes); this test turns a reactor of its own.
     monkeypatch.setattr(tls_module, "_get_default_clock", lambda: reactor)
-    key, cert = _self_signed(tmp_path)
+    key, cert = self_signed(tmp_path)
     server_ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     server_ctx.use_certificate_file(str(cert))
     server_ctx.use_privatekey_file(str(key))

@@ -8,7 +8,7 @@ import struct
 import subprocess
 import time
 
-from support import TWISTD, WireClient, free_port, wait_until
+from support import TWISTD, WireClient, free_port, self_signed, wait_until
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 
@@ -189,38 +189,10 @@ def test_sigterm_notifies_every_client_and_exits_zero(start_node):
     wait_until(lambda: "stopped" in node.output, what="stop log line")
 
 
-def _self_signed(tmp_path):
-    """A throwaway key and certificate for 127.0.0.1 (made with cryptography)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
-    key_path, cert_path = tmp_path / "key.pem", tmp_path / "cert.pem"
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return key_path, cert_path
-
-
 def test_players_over_tls(start_node, tmp_path):
     import ssl
 
-    key, cert = _self_signed(tmp_path)
+    key, cert = self_signed(tmp_path)
     port = free_port()
     start_node("--listen", f"ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}")
     ctx = ssl.create_default_context(cafile=str(cert))
