@@ -248,6 +248,14 @@ class Step:
             "loadgen_cpu_pct": round(lg_cpu / rep["elapsed_s"] * 100, 1),
             "corrections": rep["corrections"]["total"],
         }
+        # Per core: the server's CPU per entity update it delivered, and the
+        # generator's CPU per bot and tick (10 Hz), so that node, baseline
+        # and generator compare in one table whatever the bot count.
+        updates = result["updates_per_sec"]
+        result["server_us_per_update"] = (
+            round(result["server_cpu_pct"] / 100 / updates * 1e6, 2) if updates else None)
+        result["loadgen_us_per_bot_tick"] = round(
+            result["loadgen_cpu_pct"] / 100 / (self.bots * TICK_HZ) * 1e6, 2)
         if before:
             quantiles = [histogram_quantiles(b, a) for b, a in zip(before, after, strict=True)]
             p50s = [q[0] for q in quantiles]
@@ -290,6 +298,40 @@ def table(rows: list[dict[str, Any]]) -> str:
     cols = ["server", "nodes", "bots", "logged_in", "tick_ms_p50", "tick_ms_p99",
             "update_age_ms_p50", "update_age_ms_p99", "updates_per_sec", "bytes_per_sec",
             "server_cpu_pct", "server_rss_mb", "loadgen_cpu_pct", "degraded_ticks", "held"]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def per_core(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """
+    Node against baseline at the same bot counts: CPU per delivered update
+    of each and their ratio, and the generator's CPU per bot and tick
+    (during the node's run) against the node's per update.
+    """
+    base = {r["bots"]: r for r in results["baseline"]}
+    rows = []
+    for r in results["world"]:
+        b = base.get(r["bots"])
+        node_us = r.get("server_us_per_update")
+        base_us = b.get("server_us_per_update") if b else None
+        lg_us = r.get("loadgen_us_per_bot_tick")
+        rows.append({
+            "bots": r["bots"],
+            "node_us_per_update": node_us,
+            "baseline_us_per_update": base_us,
+            "baseline_over_node": round(base_us / node_us, 2) if node_us and base_us else None,
+            "loadgen_us_per_bot_tick": lg_us,
+            "loadgen_over_node": round(lg_us / node_us, 2) if node_us and lg_us else None,
+            "held": r["held"],
+        })
+    return rows
+
+
+def per_core_table(rows: list[dict[str, Any]]) -> str:
+    cols = ["bots", "node_us_per_update", "baseline_us_per_update", "baseline_over_node",
+            "loadgen_us_per_bot_tick", "loadgen_over_node", "held"]
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         out.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
@@ -375,12 +417,16 @@ def main(argv: list[str] | None = None) -> int:
         r["bots"]: round(base_cpu[r["bots"]] / r["server_cpu_pct"], 2)
         for r in results["world"] if r["bots"] in base_cpu and r["server_cpu_pct"]}
     results["capacity"] = summary
+    results["per_core"] = per_core(results)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     for key in ("world", "crowd", "two_nodes", "baseline"):
         if results[key]:
             print(f"\n## {key}\n\n{table(results[key])}")
+    if results["per_core"]:
+        print(f"\n## per core (CPU per delivered update, generator per bot and tick)\n\n"
+              f"{per_core_table(results['per_core'])}")
     print(f"\ncapacity: {json.dumps(summary)}")
     return 0
 

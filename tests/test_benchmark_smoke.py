@@ -30,6 +30,14 @@ def test_capacity_benchmark_smoke(tmp_path):
     assert 0 < node["tick_ms_p99"] < 1000
     assert results["capacity"]["world"] == 60
     assert "| node |" in run.stdout
+    # Per core, read off one table: node and baseline per delivered update,
+    # the generator per bot and tick, and their ratios.
+    (row,) = results["per_core"]
+    assert row["bots"] == 60 and row["node_us_per_update"] > 0
+    assert row["baseline_us_per_update"] > 0 and row["loadgen_us_per_bot_tick"] > 0
+    assert row["baseline_over_node"] == round(
+        row["baseline_us_per_update"] / row["node_us_per_update"], 2)
+    assert "## per core" in run.stdout
 
 
 def test_transport_benchmark_smoke(tmp_path):
