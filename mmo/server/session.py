@@ -31,6 +31,7 @@ from ..wire.frames import FrameDecoder
 from ..wire.messages import ErrorCode, ProtocolError
 from ..world.grid import Entity
 from . import fastwrite
+from .intake import AUTHENTICATING, CLOSED, HELLO, LOGIN, PLAYING, READ_AHEAD, ReadControl
 from .limits import COSTS, TokenBucket
 from .node import Node
 
@@ -45,20 +46,16 @@ COSTS.update({m.Move.TYPE: 1.0, m.Ping.TYPE: 1.0, m.Bye.TYPE: 1.0, m.Hello.TYPE:
               m.Login.TYPE: 2.0, m.Chat.TYPE: 2.0, m.Who.TYPE: 20.0,
               m.ChangeZone.TYPE: 20.0})
 _COST = COSTS.get
-#: Unread bytes held for a connection (its decoder's buffer) past which it
-#: is not read until they are used (while a login is checked, say).
-READ_AHEAD = 64 * 1024
 #: Seconds, beyond the login timeout, a login may wait for the server to
 #: check it (password hashes queue during a login storm).
 CHECK_GRACE = 60.0
 #: Refused moves get one Correction per burst, or one per this many seconds.
 CORRECTION_EVERY = 1.0
 
-HELLO, LOGIN, AUTHENTICATING, PLAYING, CLOSED = range(5)
 
 
 @implementer(IPushProducer, ISession)
-class PlayerSession(Protocol):
+class PlayerSession(ReadControl, Protocol):
     """The server side of one client connection."""
 
     log = Logger()
@@ -355,43 +352,6 @@ class PlayerSession(Protocol):
             self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
         else:
             self.move(seq, x, y, now)
-
-    def _throttle(self, now: float) -> None:
-        """Over budget: say so once per burst, read no more until it refills."""
-        if self.throttled_since is None:
-            self.throttled_since = now
-            self._rate_limited(now, "requests")
-        if self._refill is None or not self._refill.active():
-            # Wake when a quarter of the burst is back (few wakeups a second),
-            # or at least enough for the frame that waits.
-            budget = self.budget
-            need = _COST(self.inbox[0][0], 1.0) if self.inbox else 1.0
-            wait = budget.wait(min(max(need, budget.burst / 4), budget.burst))
-            self._refill = self.node.clock.callLater(  # type: ignore[attr-defined]
-                max(wait, 0.001), self._refilled)
-        self._set_reading()
-
-    def _refilled(self) -> None:
-        self._refill = None
-        self._process(self.node.clock.seconds())
-        self._set_reading()
-
-    def _set_reading(self) -> None:
-        """Read the socket only while what it brings can be used (or dropped)."""
-        closing_plainly = (self.closing_since is not None
-                           and type(self.transport) not in fastwrite.TCP_TYPES)
-        if self.state == CLOSED or closing_plainly:
-            return
-        want = self.closing_since is not None or (
-            self.paused_since is None and not self.inbox
-            and self.decoder.buffered < READ_AHEAD)
-        if want != self._reading:
-            self._reading = want
-            transport: Any = self.transport
-            if want:
-                transport.resumeProducing()
-            else:
-                transport.pauseProducing()
 
     def _dispatch(self, type_: int, body: bytes) -> None:
         self.node.events += 1
