@@ -95,6 +95,13 @@ class IGame(Interface):
         for ``GLOBAL``, everyone.
         """
 
+    def resumed_elsewhere(name: str, nonce: bytes, expires: float) -> None:
+        """
+        ``name`` came back on another node with the resume token ``nonce``:
+        the token is spent here too, and a session of ``name`` this node
+        still has is closed (the newest login wins).
+        """
+
     def commands() -> dict:
         """The chat commands the enabled extensions answer: name -> help text."""
 
@@ -127,6 +134,16 @@ class ICluster(INumbers):
         absence tells the sender later).
         """
 
+    def resumed(name: str, nonce: bytes, expires: float) -> None:
+        """Tell the other nodes that ``name`` came back here with token ``nonce``."""
+
+    def whereabouts(name: str) -> tuple | None:
+        """
+        The last position the cluster told this node of the player ``name``
+        on another node: ``(seconds, zone, x, y)`` (when it was heard), or
+        ``None``.
+        """
+
 
 class IAccountStore(Interface):
     """Accounts and the players' saved state."""
@@ -136,6 +153,16 @@ class IAccountStore(Interface):
         A ``Deferred`` firing with the account for ``name`` (with ``.name``
         and ``.state``) if ``password`` is right, creating it when unknown
         and ``create`` is true; failing with :class:`LoginRefused` otherwise.
+        """
+
+    def resume(name: str) -> Deferred:
+        """
+        A ``Deferred`` firing with the account for ``name`` and its saved
+        state, with no password: the player proved who it is with a resume
+        token, which also makes this the newest login (a claim another node
+        holds is taken over).  A name this store does not know gets an empty
+        state (its account lives in another node's store); ``saved_at`` on
+        the account says when its state was saved (Unix seconds), if it was.
         """
 
     def save_state(name: str, state: dict) -> Deferred:

@@ -165,6 +165,10 @@ NODE_KEYS = [
         boolean, flag=True),
     Key("login_timeout", 10.0, "Seconds a connection has to log in.",
         number(0.1, 3600)),
+    Key("resume_window", 60.0, "Seconds a resume token is good for: a player whose "
+        "connection dropped (or whose node stopped) comes back within this time, on any "
+        "node of the cluster, with no password (tokens are renewed every third of it).",
+        number(3.0, 3600)),
     Key("idle_timeout", 60.0, "Seconds without a frame before a logged-in "
         "player is disconnected.", number(0.1, 86400)),
     Key("move_rate", 30.0, "Moves per second a player may send (burst: "
@@ -288,6 +292,7 @@ class LimitSettings:
     max_per_ip: int
     limit_loopback: bool
     login_timeout: float
+    resume_window: float
     idle_timeout: float
     move_rate: float
     chat_rate: float

@@ -94,7 +94,7 @@ def test_frames_sent_while_a_login_is_checked_wait_in_order():
     p.send(m.Hello(), m.Login("alice", "pw"), m.Ping(7, 0.0), m.Who())
     msgs = p.received()
     kinds = [type(x) for x in msgs]
-    assert kinds[:3] == [m.Welcome, m.EnterWorld, m.Pong] and m.WhoReply in kinds
+    assert kinds[:4] == [m.Welcome, m.EnterWorld, m.Ticket, m.Pong] and m.WhoReply in kinds
 
 
 def test_one_correction_per_burst_of_refused_moves():

@@ -64,6 +64,9 @@ LAYOUTS: dict[type[m.Message], Layout] = {
     m.Notice: [("kind", "u8"), ("text", "str")],
     m.Error: [("code", "u16"), ("text", "str")],
     m.Resync: [],
+    m.Resume: [("token", "str")],
+    m.Ticket: [("valid_for", "u16"), ("token", "str")],
+    m.Redirect: [("host", "str"), ("port", "u16"), ("websocket_port", "u16"), ("token", "str")],
 }
 
 SCALARS = {"u8": ">B", "u16": ">H", "u32": ">I", "f32": ">f", "f64": ">d"}
@@ -182,6 +185,15 @@ OTHERS: list[tuple[str, str, list[m.Message]]] = [
      [m.Hello(2, "future/9")]),
     ("S→C", "Refused, and the server closes the connection.",
      [m.Error(m.ErrorCode.VERSION_MISMATCH, "this server speaks protocol 1, not 2")]),
+    ("S→C", "After `EnterWorld`, and again every third of its life: a resume token "
+            "(shortened here; real ones are about 60 characters).",
+     [m.Ticket("AWVmZ2gA3q2-7wAFYWxpY2U", 60)]),
+    ("C→S", "Alice's connection dropped; on a new one, after `Hello`, she comes back "
+            "with the newest token instead of `Login`.",
+     [m.Resume("AWVmZ2gA3q2-7wAFYWxpY2U")]),
+    ("S→C", "At login, on a node that does not own alice's region: play on node b; "
+            "the connection closes after this.",
+     [m.Redirect("127.0.0.1", 4001, 0, "AWVmZ2gA3q2-7wAFYWxpY2U")]),
 ]
 
 

@@ -50,6 +50,7 @@ CLIENT = {
     m.ChangeZone: st.builds(m.ChangeZone, text),
     m.Who: st.just(m.Who()),
     m.Bye: st.just(m.Bye()),
+    m.Resume: st.builds(m.Resume, text),
 }
 SERVER = {
     m.Welcome: st.builds(m.Welcome, u16, text, u32, text),
@@ -69,6 +70,8 @@ SERVER = {
     m.Notice: st.builds(m.Notice, u8, text),
     m.Error: st.builds(m.Error, u16, text),
     m.Resync: st.just(m.Resync()),
+    m.Ticket: st.builds(m.Ticket, text, u16),
+    m.Redirect: st.builds(m.Redirect, text, u16, u16, text),
 }
 client_message = st.one_of(*CLIENT.values())
 server_message = st.one_of(*SERVER.values())

@@ -24,10 +24,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from ..cluster.auth import KeyFileError, load_or_create_key
 from ..cluster.service import ClusterService
 from ..config import default_node_id
 from ..server.node import Node
 from ..server.session import session_factory
+from ..server.tokens import TokenBook
 from ..server.websocket import websocket_factory
 from ..settings import Settings
 from ..store import PersistenceService, open_store
@@ -93,6 +95,15 @@ class NodeService(MultiService):
         """Run ``fn`` in the node's thread pool (never on the reactor)."""
         return deferToThreadPool(self.reactor, self.pool, fn)
 
+    def _take_tokens(self) -> None:
+        """Resume tokens, sealed with a key derived from the cluster key (its file)."""
+        path = self.settings.cluster.key_file
+        try:
+            key = load_or_create_key(path)
+        except KeyFileError as e:
+            raise SystemExit(f"mmo: {e}") from None
+        self.node.take_tokens(TokenBook(key, self.reactor, self.settings.limits.resume_window))
+
     def endpoints(self) -> list[str]:
         return list(self.settings.node.endpoints)
 
@@ -103,6 +114,7 @@ class NodeService(MultiService):
         except OSError as e:
             raise SystemExit(
                 f"mmo: cannot create data directory {data_dir}: {e.strerror}") from None
+        self._take_tokens()
         self.pool.start()
         self._listen_all("--listen", self.endpoints(), self.settings.node.listen_endpoints,
                          session_factory(self.node), self._listening)

@@ -26,6 +26,9 @@ CONNECTING, LOGGING_IN, PLAYING, CLOSED = "connecting", "logging_in", "playing",
 _ERROR = m.Error.TYPE
 _NOTICE = m.Notice.TYPE
 _ENTER_WORLD = m.EnterWorld.TYPE
+_TICKET = m.Ticket.TYPE
+_REDIRECT = m.Redirect.TYPE
+_HANDSHAKE = frozenset((_ENTER_WORLD, _ERROR, _NOTICE, _TICKET, _REDIRECT))
 
 
 def error_name(code: int) -> str:
@@ -54,14 +57,24 @@ class ClientConnection(Protocol):
     (we closed it), ``server_shutdown`` (the server said so first), an error
     code's name such as ``name_in_use`` (the server's last frame was an
     :class:`~mmo.wire.messages.Error`), ``protocol_error`` (the server sent
-    something we cannot parse) or ``connection_lost`` (anything else).
+    something we cannot parse), ``redirected`` (the server sent us to another
+    node: :attr:`redirect`) or ``connection_lost`` (anything else).
+
+    The newest resume token the server gave (``Ticket``, ``Redirect``) is in
+    :attr:`token`; a connection made with ``token`` set presents it
+    (``Resume``) instead of the password.
     """
 
     client_string = "mmo-client"
 
-    def __init__(self, name: str, password: str, clock: IReactorTime) -> None:
+    def __init__(self, name: str, password: str, clock: IReactorTime,
+                 token: str | None = None) -> None:
         self.name = name
         self.password = password
+        #: The resume token to present, then the newest one the server gave.
+        self.token = token
+        #: Where the server sent this player (a ``Redirect``), if it did.
+        self.redirect: m.Redirect | None = None
         self.clock = clock
         self.decoder = FrameDecoder.for_client()
         self.state = CONNECTING
@@ -99,11 +112,8 @@ class ClientConnection(Protocol):
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
-        self.write(
-            m.Hello(m.PROTOCOL_VERSION, self.client_string).encode()
-            + m.Login(self.name, self.password).encode(),
-            2,
-        )
+        login = m.Resume(self.token) if self.token else m.Login(self.name, self.password)
+        self.write(m.Hello(m.PROTOCOL_VERSION, self.client_string).encode() + login.encode(), 2)
 
     def dataReceived(self, data: bytes) -> None:
         self.bytes_in += len(data)
@@ -126,11 +136,15 @@ class ClientConnection(Protocol):
 
     def frame_received(self, type_: int, body: bytes, now: float) -> None:
         """One frame, undecoded.  This default handles the handshake frames."""
-        if type_ not in (_ENTER_WORLD, _ERROR, _NOTICE):
+        if type_ not in _HANDSHAKE:
             return
         msg = self.decode(type_, body)
         if isinstance(msg, m.EnterWorld):
             self.entered_world(msg, now)
+        elif isinstance(msg, m.Ticket):
+            self.token = msg.token
+        elif isinstance(msg, m.Redirect):
+            self.redirected(msg)
         elif isinstance(msg, m.Error):
             self.error_received(msg.code, msg.text)
         elif isinstance(msg, m.Notice):
@@ -158,6 +172,8 @@ class ClientConnection(Protocol):
             return "server_shutdown"
         if self.protocol_error is not None:
             return "protocol_error"
+        if self.redirect is not None:
+            return "redirected"
         if self.last_type == _ERROR and self.last_error is not None:
             return error_name(self.last_error[0])
         return "connection_lost"
@@ -177,6 +193,11 @@ class ClientConnection(Protocol):
 
     def error_received(self, code: int, text: str) -> None:
         self.last_error = (code, text)
+
+    def redirected(self, msg: m.Redirect) -> None:
+        """The server sends this player to another node; it closes next."""
+        self.redirect = msg
+        self.token = msg.token
 
     def notice_received(self, kind: int, text: str) -> None:
         if kind == m.NoticeKind.SHUTDOWN:

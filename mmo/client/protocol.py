@@ -122,8 +122,9 @@ class GameClient(ClientConnection):
         password: str,
         clock: IReactorTime,
         listener: IClientListener | None = None,
+        token: str | None = None,
     ) -> None:
-        super().__init__(name, password, clock)
+        super().__init__(name, password, clock, token)
         self.listener: IClientListener = listener or ClientListener()
         self.entities: dict[int, SeenEntity] = {}
         self.tick = 0
@@ -246,6 +247,12 @@ class GameClient(ClientConnection):
         self.notice_received(msg.kind, msg.text)
         self.listener.notice_received(msg.kind, msg.text)
 
+    def _on_ticket(self, msg: m.Ticket, now: float) -> None:
+        self.token = msg.token
+
+    def _on_redirect(self, msg: m.Redirect, now: float) -> None:
+        self.redirected(msg)
+
     def _on_error(self, msg: m.Error, now: float) -> None:
         self.error_received(msg.code, msg.text)
         self.listener.error_received(msg.code, msg.text)
@@ -284,7 +291,14 @@ _HANDLERS: dict[type, Any] = {
     m.WhoReply: GameClient._on_who,
     m.Notice: GameClient._on_notice,
     m.Error: GameClient._on_error,
+    m.Ticket: GameClient._on_ticket,
+    m.Redirect: GameClient._on_redirect,
 }
+
+
+#: Redirects followed at most in a row (a cluster that disagrees on owners
+#: must not bounce a client forever).
+MAX_HOPS = 4
 
 
 def connect(
@@ -295,13 +309,32 @@ def connect(
     password: str,
     listener: IClientListener | None = None,
     timeout: float = 10.0,
+    token: str | None = None,
 ) -> Deferred:
     """
-    Connect and log in; fire with the :class:`GameClient` once the player is
-    in the world, or fail with :class:`LoginFailed` (or the connect error).
+    Connect and log in (with ``token``, when given, instead of the
+    password); fire with the :class:`GameClient` once the player is in the
+    world, or fail with :class:`LoginFailed` (or the connect error).  A
+    ``Redirect`` is followed: the client connects where it says with the
+    token it carries.
     """
-    client = GameClient(name, password, reactor, listener)
+    return _connect(reactor, host, port, name, password, listener, timeout, token, 0)
+
+
+def _connect(reactor: Any, host: str, port: int, name: str, password: str,
+             listener: IClientListener | None, timeout: float, token: str | None,
+             hops: int) -> Deferred:
+    client = GameClient(name, password, reactor, listener, token)
     endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
     d = connectProtocol(endpoint, client)
     d.addCallback(lambda _: client.when_in_world())
+
+    def follow(f: Any) -> Any:
+        r = client.redirect
+        if not f.check(LoginFailed) or r is None or hops >= MAX_HOPS:
+            return f
+        return _connect(reactor, r.host, r.port, name, password, listener, timeout,
+                        r.token, hops + 1)
+
+    d.addErrback(follow)
     return d

@@ -38,8 +38,9 @@ CHAT = 5
 WHISPER_RECEIPT = 6
 KEYFRAME_REQUEST = 7
 BYE = 8
+RESUMED = 9
 TYPES = {CELL_DELTA, CELL_KEYFRAME, HEARTBEAT, METRICS, CHAT, WHISPER_RECEIPT,
-         KEYFRAME_REQUEST, BYE}
+         KEYFRAME_REQUEST, BYE, RESUMED}
 
 _HEAD = struct.Struct(">2sBBQQQB")
 _CELL_HEAD = struct.Struct(">IIBBHHH")
@@ -50,6 +51,7 @@ GONE_ITEM = struct.Struct(">II")
 NOWHERE = 0xFFFFFFFF
 _HEARTBEAT = struct.Struct(">HIIfI")
 _CHAT = struct.Struct(">BII")
+_RESUMED = struct.Struct(">8sI")
 _U32 = struct.Struct(">I")
 
 
@@ -407,6 +409,26 @@ class WhisperReceipt:
         return out
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """``name`` came back on the sender with the resume token ``nonce`` (good until ``expires``)."""
+
+    nonce: bytes
+    expires: int
+    name: str
+
+    def body(self) -> bytes:
+        return _RESUMED.pack(self.nonce, self.expires) + pack_str8(self.name)
+
+    @classmethod
+    def read(cls, data: bytes, at: int) -> Resumed:
+        r = _Reader(data, at)
+        nonce, expires = r.unpack(_RESUMED)
+        out = cls(nonce, expires, r.str8())
+        r.end()
+        return out
+
+
 def request_bodies(cells: Sequence[tuple[str, int]], room: int) -> list[bytes]:
     """Keyframe requests for ``cells``, split to fit."""
     out: list[bytes] = []
@@ -453,6 +475,8 @@ def decode_body(header: Header, data: bytes) -> Any:
         return WhisperReceipt.read(data, at)
     if kind == KEYFRAME_REQUEST:
         return read_request(data, at)
+    if kind == RESUMED:
+        return Resumed.read(data, at)
     if len(data) != at:
         raise DatagramError("a bye has no body")
     return None

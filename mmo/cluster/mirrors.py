@@ -12,18 +12,24 @@ stream's next keyframe, which lists every entity the owner has in the cell.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.logger import Logger
 
+from ..wire.base import Kind
 from ..world.grid import Entity, Zone
 from ..world.world import World
 from .codec import NOWHERE, CellUpdate, Heartbeat
 
 Cell = tuple[str, int]
 MirrorKey = tuple[str, int]
+
+
+#: Players remembered after their mirrors went (for a resume elsewhere).
+MAX_LAST_SEEN = 20_000
 
 
 class Mirror:
@@ -77,6 +83,11 @@ class MirrorTable:
         self.nodes: dict[str, RemoteNode] = {}
         self.mirrors: dict[MirrorKey, Mirror] = {}
         self.by_cell: dict[Cell, set[MirrorKey]] = {}
+        #: The mirrors of players, by name (a name plays on one node at a time).
+        self.players: dict[str, Mirror] = {}
+        #: Where players whose mirrors went (their node died, they walked out
+        #: of sight) were last heard: name -> (seconds, zone, x, y), newest last.
+        self.last_seen: OrderedDict[str, tuple[float, str, float, float]] = OrderedDict()
         self.gaps = 0
         self.unknown_moves = 0
         self.stale = 0
@@ -150,6 +161,8 @@ class MirrorTable:
                 e = world.spawn(name, zone, x, y, kind, owner=owner, now=now)
                 m = mirrors[key] = Mirror(e, key, cell, now)
                 self.by_cell.setdefault(cell, set()).add(key)
+                if kind == Kind.PLAYER:
+                    self.players[name] = m
             else:
                 self._place(m, zone, x, y, cell)
                 m.heard = now
@@ -220,6 +233,15 @@ class MirrorTable:
             self.by_cell.setdefault(cell, set()).add(m.key)
 
     def _despawn(self, m: Mirror) -> None:
+        e = m.entity
+        if self.players.get(e.name) is m:
+            del self.players[e.name]
+            if e.zone is not None:
+                seen = self.last_seen
+                seen.pop(e.name, None)
+                seen[e.name] = (m.heard, e.zone.name, e.x, e.y)
+                if len(seen) > MAX_LAST_SEEN:
+                    seen.popitem(last=False)
         self.mirrors.pop(m.key, None)
         keys = self.by_cell.get(m.cell)
         if keys is not None:
@@ -248,6 +270,14 @@ class MirrorTable:
         for m in [m for m in self.mirrors.values() if m.heard < limit]:
             self.expired_entities += 1
             self._despawn(m)
+
+    def whereabouts(self, name: str) -> tuple[float, str, float, float] | None:
+        """Where the player ``name`` was last heard of: ``(seconds, zone, x, y)``."""
+        m = self.players.get(name)
+        zone = m.entity.zone if m is not None else None
+        if m is not None and zone is not None:
+            return m.heard, zone.name, m.entity.x, m.entity.y
+        return self.last_seen.get(name)
 
     def find(self, owner: str, eid: int) -> Entity | None:
         m = self.mirrors.get((owner, eid))

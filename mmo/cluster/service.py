@@ -253,6 +253,13 @@ class ClusterService(Service):
             return False
         return self.chat.relay(channel, sender, entity_id, text, zone, target)
 
+    def resumed(self, name: str, nonce: bytes, expires: float) -> None:
+        body = codec.Resumed(nonce, int(expires), name).body()
+        self._send_control(codec.RESUMED, lambda room: body)
+
+    def whereabouts(self, name: str) -> tuple | None:
+        return self.mirrors.whereabouts(name)
+
     def ticked(self, tick: int) -> None:
         """Per tick: follow the players' cells, publish owned changes."""
         if self.sealer is None:
@@ -373,6 +380,8 @@ class ClusterService(Service):
             self.chat.receipt_received(self.node_id, message)
         elif kind == codec.KEYFRAME_REQUEST:
             self.publisher.request(message)
+        elif kind == codec.RESUMED:
+            self.game.resumed_elsewhere(message.name, message.nonce, message.expires)
         elif kind == codec.BYE:
             self.log.info("cluster: node {node} left", node=header.sender)
             mirrors.drop_node(header.sender)

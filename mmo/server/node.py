@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -33,6 +33,8 @@ from ..world.world import World
 from .extensions import ExtensionHost, Player, state_of
 from .limits import LoginLimiter
 from .pacing import TickStats, UpdatePacing
+from .resume import Resumes
+from .tokens import TokenBook
 
 MAX_CHAT = 500
 MAX_WHO = 200
@@ -95,6 +97,13 @@ class Node:
         #: The game extensions this node runs (enabled by :mod:`mmo.app`).
         self.extensions = ExtensionHost(self)
         self.reporters.append(self.extensions)
+        #: Resume tokens (:meth:`take_tokens`); ``None``: logins need the password.
+        self.resumes: Resumes | None = None
+
+    def take_tokens(self, book: TokenBook) -> None:
+        """Give players resume tokens made and checked with ``book``."""
+        self.resumes = Resumes(self, book)
+        self.reporters.append(self.resumes)
 
     def report(self, source: INumbers) -> None:
         """Merge the numbers of ``source`` into every :meth:`snapshot` from now on."""
@@ -164,6 +173,17 @@ class Node:
         d.addCallback(self._enter_world, session)
         return d
 
+    def resume(self, session: ISession, token: str) -> Deferred:
+        """Back in the world with a resume token instead of a password."""
+        if self.resumes is None:
+            return fail(LoginRefused(ErrorCode.TOKEN_REFUSED,
+                                     "this node takes no resume tokens; log in with the password"))
+        return self.resumes.resume(session, token, self.store)
+
+    def resumed_elsewhere(self, name: str, nonce: bytes, expires: float) -> None:
+        if self.resumes is not None:
+            self.resumes.resumed_elsewhere(name, nonce, expires)
+
     def _enter_world(self, account: Any, session: ISession) -> None:
         if session.ended or session not in self.connections:
             return
@@ -193,6 +213,8 @@ class Node:
         self.log.info("player {name} joined zone {zone} from {peer}",
                       name=name, zone=zone.name, peer=session.peer)
         session.send(self._enter_world_msg(session))
+        if self.resumes is not None:
+            self.resumes.issue(session, now)
         self.extensions.login(session)
 
     def remove_player(self, session: ISession) -> None:
@@ -206,6 +228,8 @@ class Node:
             self.world.despawn(e)
         if self.sessions.get(session.name) is session:
             del self.sessions[session.name]
+            if self.resumes is not None:
+                self.resumes.forget(session.name)
 
     def _enter_world_msg(self, session: ISession) -> m.EnterWorld:
         e = session.entity
@@ -407,6 +431,8 @@ class Node:
         now = self.clock.seconds()
         for session in list(self.connections):
             session.sweep(now)
+        if self.resumes is not None:
+            self.resumes.sweep(now)
 
     # -- shutdown ------------------------------------------------------------
 

@@ -43,7 +43,7 @@ _MOVE_UNPACK = layout.MOVE.unpack
 
 #: What each frame costs from the connection's request budget.
 COSTS.update({m.Move.TYPE: 1.0, m.Ping.TYPE: 1.0, m.Bye.TYPE: 1.0, m.Hello.TYPE: 2.0,
-              m.Login.TYPE: 2.0, m.Chat.TYPE: 2.0, m.Who.TYPE: 20.0,
+              m.Login.TYPE: 2.0, m.Resume.TYPE: 2.0, m.Chat.TYPE: 2.0, m.Who.TYPE: 20.0,
               m.ChangeZone.TYPE: 20.0})
 _COST = COSTS.get
 #: Seconds, beyond the login timeout, a login may wait for the server to
@@ -394,6 +394,12 @@ class PlayerSession(ReadControl, Protocol):
         d = self.node.login(self, msg.name, msg.password)
         d.addCallbacks(self._logged_in, self._login_failed)
 
+    def on_resume(self, msg: m.Resume) -> None:
+        self.state = AUTHENTICATING
+        self.login_at = self.node.clock.seconds()
+        d = self.node.resume(self, msg.token)
+        d.addCallbacks(self._logged_in, self._login_failed)
+
     def _logged_in(self, _: Any) -> None:
         if self.state == CLOSED:
             return
@@ -470,7 +476,8 @@ _STATE_NAMES = {
 
 _HANDLERS: dict[int, dict[type, Any]] = {
     HELLO: {m.Hello: PlayerSession.on_hello},
-    LOGIN: {m.Login: PlayerSession.on_login, m.Bye: PlayerSession.on_bye},
+    LOGIN: {m.Login: PlayerSession.on_login, m.Resume: PlayerSession.on_resume,
+            m.Bye: PlayerSession.on_bye},
     AUTHENTICATING: {},
     PLAYING: {
         m.Move: PlayerSession.on_move,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ class Account:
     iterations: int
     #: Persistent player state: zone, x, y, and extensions' keys.
     state: dict[str, Any] = field(default_factory=dict)
+    #: When ``state`` was saved (Unix seconds), if it was.
+    saved_at: float | None = None
 
 
 Hasher = Callable[[Callable[[], bytes]], Deferred]
@@ -48,10 +51,13 @@ def _inline(fn: Callable[[], bytes]) -> Deferred:
 class MemoryAccountStore:
     """Accounts in a dict; ``hasher`` runs the hash (off the reactor)."""
 
-    def __init__(self, iterations: int = 100_000, hasher: Hasher = _inline) -> None:
+    def __init__(self, iterations: int = 100_000, hasher: Hasher = _inline,
+                 clock: Any = None) -> None:
         self.iterations = iterations
         self.hasher = hasher
         self.accounts: dict[str, Account] = {}
+        #: Stamps saves (``saved_at``), as the database does.
+        self.seconds: Callable[[], float] = clock.seconds if clock is not None else time.time
 
     @inlineCallbacks
     def authenticate(self, name: str, password: str, create: bool) -> Any:
@@ -82,8 +88,15 @@ class MemoryAccountStore:
             raise LoginRefused(ErrorCode.AUTH_FAILED, "wrong name or password")
         return account
 
+    def resume(self, name: str) -> Deferred:
+        account = self.accounts.get(name)
+        if account is None:
+            return succeed(Account(name, b"", b"", 0))
+        return succeed(account)
+
     def save_state(self, name: str, state: dict) -> Deferred:
         account = self.accounts.get(name)
         if account is not None:
             account.state = dict(state)
+            account.saved_at = self.seconds()
         return succeed(None)

@@ -116,7 +116,21 @@ class DatabaseAccountStore:
                                "the account database is unavailable; try again shortly"
                                ) from None
         self.claimed.add(name)
-        return Account(name, salt, digest, iterations, state)
+        saved_at = state.pop("saved_at", None)
+        return Account(name, salt, digest, iterations, state, saved_at)
+
+    @inlineCallbacks
+    def resume(self, name: str) -> Any:
+        try:
+            state = yield self.pool.runInteraction(self._claim, name, True)
+        except Exception as e:
+            self._unavailable(e)
+            raise LoginRefused(ErrorCode.SERVER_FULL,
+                               "the account database is unavailable; try again shortly"
+                               ) from None
+        self.claimed.add(name)
+        saved_at = state.pop("saved_at", None)
+        return Account(name, b"", b"", 0, state, saved_at)
 
     def _unavailable(self, e: Exception) -> None:
         now = self.clock.seconds()
@@ -141,7 +155,7 @@ class DatabaseAccountStore:
             (name, salt, digest, iterations))
         return txn.rowcount == 1
 
-    def _claim(self, txn: Any, name: str) -> dict[str, Any]:
+    def _claim(self, txn: Any, name: str, take_over: bool = False) -> dict[str, Any]:
         d = self.d
         if d.begin_write:
             txn.execute(d.begin_write)
@@ -152,7 +166,7 @@ class DatabaseAccountStore:
             "LEFT JOIN nodes n ON n.node_id = o.node_id WHERE o.name = ?"),
             (self.presence_ttl, name))
         row = txn.fetchone()
-        if row is not None and row[0] != self.node_id and row[1]:
+        if row is not None and row[0] != self.node_id and row[1] and not take_over:
             raise LoginRefused(
                 ErrorCode.NAME_IN_USE,
                 f"{name} is playing on node {row[0]}; log out there first "
@@ -161,7 +175,8 @@ class DatabaseAccountStore:
             f"INSERT INTO online (name, node_id, since) VALUES (?, ?, {d.now}) "
             "ON CONFLICT (name) DO UPDATE SET node_id = excluded.node_id, "
             "since = excluded.since"), (name, self.node_id))
-        txn.execute(d.sql("SELECT zone, x, y, data FROM player_state WHERE name = ?"), (name,))
+        txn.execute(d.sql(
+            "SELECT zone, x, y, data, saved_at FROM player_state WHERE name = ?"), (name,))
         state = txn.fetchone()
         if state is None:
             return {}
@@ -170,7 +185,7 @@ class DatabaseAccountStore:
         except ValueError:
             data = {}
         return {"zone": state[0], "x": float(state[1]), "y": float(state[2]),
-                "data": data if isinstance(data, dict) else {}}
+                "data": data if isinstance(data, dict) else {}, "saved_at": float(state[4])}
 
     # -- player state --------------------------------------------------------
 

@@ -351,7 +351,8 @@ class FakeCluster:
 
         from ..cluster.service import ClusterService
 
-        node = make_node(self.clock, node_id=node_id, **{**self.overrides, **overrides})
+        node = make_node(self.clock, node_id=node_id, key=key or self.key,
+                         **{**self.overrides, **overrides})
         transport = MemoryTransport(self.bus, node_id) if self.bus is not None else None
         service = ClusterService(node, node.settings.cluster, self.clock, self.net,
                                  rng=random.Random(len(self.nodes)), key=key or self.key,

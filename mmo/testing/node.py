@@ -15,6 +15,7 @@ from ..extensions import Extension, IExtension, IGame, IPlayer
 from ..plugins import find_makers
 from ..server.node import Node
 from ..server.session import PlayerSession
+from ..server.tokens import TokenBook
 from ..settings import Settings, node_schema
 from ..store.accounts import MemoryAccountStore
 from ..wire import messages as m
@@ -34,15 +35,25 @@ def node_settings(**overrides: Any) -> Settings:
     return Settings.build(node_values(**overrides), find_makers())
 
 
-def make_node(clock: Clock | None = None, node_id: str = "test-node", **overrides: Any) -> Node:
+#: The cluster key of the nodes :func:`make_node` makes (their resume tokens).
+TEST_KEY = bytes(range(32))
+
+
+def make_node(clock: Clock | None = None, node_id: str = "test-node",
+              store: Any = None, key: bytes | None = TEST_KEY, **overrides: Any) -> Node:
     """
     A node on a ``Clock`` with an in-memory account store (hashing inline),
-    running the extensions its settings enable (as ``twistd mmo`` would).
+    running the extensions its settings enable (as ``twistd mmo`` would),
+    giving resume tokens sealed with ``key`` (``None``: no tokens).
     """
     overrides.setdefault("password_iterations", 1)
     settings = node_settings(**overrides)
-    store = MemoryAccountStore(settings.store.password_iterations)
-    node = Node(settings, clock or Clock(), store, node_id)
+    clock = clock or Clock()
+    if store is None:
+        store = MemoryAccountStore(settings.store.password_iterations, clock=clock)
+    node = Node(settings, clock, store, node_id)
+    if key is not None:
+        node.take_tokens(TokenBook(key, clock, settings.limits.resume_window))
     node.extensions.enable_configured(settings.extensions, find_makers())
     return node
 
@@ -66,7 +77,7 @@ class FakePlayer:
 
     def __init__(self, node: Node, name: str, password: str = "pw",
                  host: str = "127.0.0.1", login: bool = True,
-                 transport: FakeTransport | None = None) -> None:
+                 transport: FakeTransport | None = None, token: str | None = None) -> None:
         self.node = node
         self.name = name
         self.transport = transport or FakeTransport()
@@ -78,9 +89,18 @@ class FakePlayer:
         self.log: list[m.Message] = []
         self.entity_id = 0
         if login:
-            self.send(m.Hello(), m.Login(name, password))
+            self.send(m.Hello(), m.Resume(token) if token else m.Login(name, password))
             enter = self.expect(m.EnterWorld)
             self.entity_id = enter.entity_id
+
+    @property
+    def token(self) -> str | None:
+        """The newest resume token the node gave (``Ticket``, ``Redirect``)."""
+        self.received()
+        for msg in reversed(self.log):
+            if isinstance(msg, (m.Ticket, m.Redirect)):
+                return msg.token
+        return None
 
     def send(self, *msgs: m.Message) -> None:
         self.session.dataReceived(b"".join(msg.encode() for msg in msgs))

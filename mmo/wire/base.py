@@ -63,6 +63,7 @@ class ErrorCode(IntEnum):
     SHUTTING_DOWN = 15
     INVALID = 16
     REGISTRATION_CLOSED = 17
+    TOKEN_REFUSED = 18
 
 
 class Channel(IntEnum):

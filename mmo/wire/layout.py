@@ -66,6 +66,15 @@ WHO_REPLY = Struct(">IH")
 NOTICE = U8
 #: Error: ``code``, then the ``text`` string.
 ERROR = U16
+#: Ticket: valid_for (seconds); the token follows as a string.
+TICKET = U16
+#: Redirect: port, websocket_port (after the host string).
+REDIRECT = Struct(">HH")
+#: Inside a resume token (opaque to clients; see mmo.server.tokens):
+#: version, expires (Unix seconds), nonce; then name and zone strings, and
+TOKEN_HEAD = Struct(">BI8s")
+#: x, y; then the MAC.
+TOKEN_POSITION = Struct(">ff")
 
 
 def _fields(st: Struct) -> str:

@@ -103,6 +103,21 @@ class Login(Message):
 
 
 @dataclass(frozen=True)
+class Resume(Message):
+    """Instead of :class:`Login`: come back with a token from ``Ticket`` or ``Redirect``."""
+
+    TYPE: ClassVar[int] = 0x09
+    token: str
+
+    def encode_body(self) -> bytes:
+        return pack_string(self.token)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Resume:
+        return cls(r.string())
+
+
+@dataclass(frozen=True)
 class Move(Message):
     TYPE: ClassVar[int] = 0x03
     seq: int
@@ -420,11 +435,57 @@ class Resync(_Empty):
     TYPE: ClassVar[int] = 0x8D
 
 
+@dataclass(frozen=True)
+class Ticket(Message):
+    """
+    A resume token for this player, good for ``valid_for`` seconds: sent
+    after ``EnterWorld`` and again before the last one runs out.  Keep the
+    newest; present it in :class:`Resume` to come back without a password.
+    """
+
+    TYPE: ClassVar[int] = 0x8E
+    token: str
+    valid_for: int
+
+    def encode_body(self) -> bytes:
+        return layout.TICKET.pack(self.valid_for) + pack_string(self.token)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Ticket:
+        (valid_for,) = r.unpack(layout.TICKET)
+        return cls(r.string(), valid_for)
+
+
+@dataclass(frozen=True)
+class Redirect(Message):
+    """
+    Play on another node: connect to ``host``:``port`` (TCP; or
+    ``websocket_port`` for a browser, 0 if that node has no WebSocket door)
+    and present ``token`` in :class:`Resume`.  The server closes next.
+    """
+
+    TYPE: ClassVar[int] = 0x8F
+    host: str
+    port: int
+    websocket_port: int
+    token: str
+
+    def encode_body(self) -> bytes:
+        return (pack_string(self.host) + layout.REDIRECT.pack(self.port, self.websocket_port)
+                + pack_string(self.token))
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Redirect:
+        host = r.string()
+        port, ws_port = r.unpack(layout.REDIRECT)
+        return cls(host, port, ws_port, r.string())
+
+
 CLIENT_MESSAGES: tuple[type[Message], ...] = (
-    Hello, Login, Move, Ping, Chat, ChangeZone, Who, Bye,
+    Hello, Login, Move, Ping, Chat, ChangeZone, Who, Bye, Resume,
 )
 SERVER_MESSAGES: tuple[type[Message], ...] = (
     Welcome, EnterWorld, Tick, Enter, Leave, Moves, Correction, Pong,
-    ChatMessage, WhoReply, Notice, Error, Resync,
+    ChatMessage, WhoReply, Notice, Error, Resync, Ticket, Redirect,
 )
 BY_TYPE: dict[int, type[Message]] = {m.TYPE: m for m in CLIENT_MESSAGES + SERVER_MESSAGES}

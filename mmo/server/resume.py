@@ -1,0 +1,126 @@
+"""
+Coming back without a password: the node's side of resume tokens.
+
+Every player in the world holds a fresh token (a ``Ticket`` frame after
+``EnterWorld``, and a new one each third of the token's lifetime).  A
+client whose connection dropped, whose node restarted or that was sent
+elsewhere by a ``Redirect`` presents it in ``Resume`` to any node of the
+cluster: a MAC check (:mod:`mmo.server.tokens`) instead of a password hash,
+so a whole node's players come back in a moment.
+
+The player continues from the freshest of what this node knows: its own
+session still here, the position the cluster last told this node of (the
+mirrors of another node's players), the state saved in the store, and the
+position the token itself carries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ..interfaces import IAccountStore, INumbers, ISession, LoginRefused
+from ..wire import messages as m
+from ..wire.messages import ErrorCode
+from .tokens import Claims, TokenBook, TokenRefused
+
+
+class Resumed:
+    """An account for :meth:`Node._enter_world`: a name and its state."""
+
+    def __init__(self, name: str, state: dict[str, Any]) -> None:
+        self.name = name
+        self.state = state
+
+
+def freshest(claims: Claims, lifetime: float, saved: dict[str, Any],
+             saved_at: float | None, heard: tuple | None) -> dict[str, Any]:
+    """
+    The state to continue from: ``saved`` (the store's), with the position
+    of whichever is newest of the store's save (at ``saved_at``), the
+    cluster's last word (``heard``: seconds, zone, x, y) and the token's own.
+    """
+    state = dict(saved)
+    best = saved_at if saved_at is not None and "x" in saved else -1.0
+    issued = claims.issued(lifetime)
+    if issued > best:
+        state.update(zone=claims.zone, x=claims.x, y=claims.y)
+        best = issued
+    if heard is not None and heard[0] > best:
+        state.update(zone=heard[1], x=heard[2], y=heard[3])
+    return state
+
+
+@implementer(INumbers)
+class Resumes:
+    """Tickets for the players of one node, and resumes with them."""
+
+    log = Logger()
+
+    def __init__(self, node: Any, book: TokenBook) -> None:
+        self.node = node
+        self.book = book
+        self.refresh = book.lifetime / 3
+        #: name -> when that player gets its next ticket.
+        self.due: dict[str, float] = {}
+
+    # -- tickets ---------------------------------------------------------------
+
+    def issue(self, session: ISession, now: float) -> None:
+        """Send ``session``'s player a fresh token."""
+        e = session.entity
+        if e is None or e.zone is None:
+            return
+        book = self.book
+        session.send(m.Ticket(book.mint(session.name, e.zone.name, e.x, e.y),
+                              int(book.lifetime)))
+        self.due[session.name] = now + self.refresh
+
+    def sweep(self, now: float) -> None:
+        """A new ticket for every player whose last one is a third through its life."""
+        sessions = self.node.sessions
+        due = self.due
+        for name in [n for n, t in due.items() if t <= now]:
+            session = sessions.get(name)
+            if session is None:
+                del due[name]
+            elif session.live:
+                self.issue(session, now)
+
+    def forget(self, name: str) -> None:
+        self.due.pop(name, None)
+
+    # -- resumes ---------------------------------------------------------------
+
+    def resume(self, session: ISession, token: str, store: IAccountStore) -> Deferred:
+        """Check and spend ``token``; fire once the player is back in the world."""
+        try:
+            claims = self.book.take(token)
+        except TokenRefused as e:
+            return fail(LoginRefused(ErrorCode.TOKEN_REFUSED, str(e)))
+        cluster = self.node.cluster
+        if cluster is not None:
+            cluster.resumed(claims.name, claims.nonce, claims.expires)
+        d = store.resume(claims.name)
+        d.addCallback(self._resumed, claims, session)
+        return d
+
+    def _resumed(self, account: Any, claims: Claims, session: ISession) -> None:
+        cluster = self.node.cluster
+        heard = cluster.whereabouts(claims.name) if cluster is not None else None
+        state = freshest(claims, self.book.lifetime, account.state,
+                         getattr(account, "saved_at", None), heard)
+        self.node._enter_world(Resumed(claims.name, state), session)
+
+    def resumed_elsewhere(self, name: str, nonce: bytes, expires: float) -> None:
+        self.book.spend(nonce, expires)
+        session = self.node.sessions.get(name)
+        if session is not None:
+            session.refuse(ErrorCode.NAME_IN_USE, "resumed on another node")
+            self.node.remove_player(session)
+
+    def numbers(self) -> dict[str, Any]:
+        return self.book.numbers()

@@ -1,0 +1,239 @@
+"""Resume tokens: sealed, short-lived, good once; a player comes back without its password."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from twisted.internet.task import Clock
+
+from mmo.server import tokens
+from mmo.server.resume import freshest
+from mmo.server.tokens import MAX_TOKEN, TokenBook, TokenRefused
+from mmo.store.accounts import MemoryAccountStore
+from mmo.testing.cluster import FakeCluster
+from mmo.testing.node import TEST_KEY, FakePlayer, make_node, run_ticks
+from mmo.wire import messages as m
+from mmo.wire.messages import ErrorCode
+
+KEY = b"k" * 32
+
+
+def book(clock: Clock | None = None, key: bytes = KEY, lifetime: float = 60.0) -> TokenBook:
+    c = clock or Clock()
+    if clock is None:
+        c.advance(1_000_000)
+    return TokenBook(key, c, lifetime)
+
+
+def test_a_token_says_who_and_where_and_is_taken_once() -> None:
+    b = book()
+    t = b.mint("alice", "start", 12.5, 40.25)
+    claims = b.take(t)
+    assert (claims.name, claims.zone, claims.x, claims.y) == ("alice", "start", 12.5, 40.25)
+    with pytest.raises(TokenRefused, match="used already"):
+        b.take(t)
+    assert b.numbers() == {"resumes": 1, "resumes_refused": 1}
+
+
+def test_tokens_differ_each_time_and_are_url_safe() -> None:
+    b = book()
+    one, two = b.mint("a", "z", 1, 1), b.mint("a", "z", 1, 1)
+    assert one != two
+    assert set(one) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_another_clusters_token_is_refused() -> None:
+    clock = Clock()
+    t = book(clock, key=b"x" * 32).mint("alice", "start", 1, 2)
+    with pytest.raises(TokenRefused, match="not this cluster's"):
+        book(clock, key=b"y" * 32).take(t)
+
+
+def test_a_token_altered_anywhere_is_refused() -> None:
+    b = book()
+    raw = bytearray(base64.urlsafe_b64decode(b.mint("alice", "start", 1, 2) + "=="))
+    for i in range(len(raw)):
+        bad = bytearray(raw)
+        bad[i] ^= 0x01
+        text = base64.urlsafe_b64encode(bytes(bad)).rstrip(b"=").decode()
+        with pytest.raises(TokenRefused):
+            b.check(text)
+
+
+def test_a_token_runs_out() -> None:
+    clock = Clock()
+    clock.advance(1000)
+    b = TokenBook(KEY, clock, lifetime=30)
+    t = b.mint("alice", "start", 1, 2)
+    clock.advance(29)
+    b.check(t)
+    clock.advance(1.5)
+    with pytest.raises(TokenRefused, match="run out"):
+        b.take(t)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("", "too short"), ("!!!!", "not base64"), ("A" * (MAX_TOKEN + 1), "too long"),
+    ("QUFB", "too short"),
+])
+def test_malformed_tokens_get_one_line(text: str, why: str) -> None:
+    with pytest.raises(TokenRefused, match=why):
+        book().take(text)
+
+
+def test_a_token_spent_on_another_node_is_refused_here() -> None:
+    clock = Clock()
+    clock.advance(5000)
+    here, there = TokenBook(KEY, clock), TokenBook(KEY, clock)
+    t = here.mint("alice", "start", 1, 2)
+    claims = there.take(t)
+    here.spend(claims.nonce, claims.expires)
+    with pytest.raises(TokenRefused, match="used already"):
+        here.take(t)
+
+
+def test_spent_nonces_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "MAX_SPENT", 50)
+    b = book()
+    for i in range(200):
+        b.spend(i.to_bytes(8, "big"), b.clock.seconds() + 60)
+    assert len(b.spent) == 50
+    # ... and the ones whose tokens ran out are forgotten.
+    b.clock.advance(61)
+    b.check(b.mint("alice", "z", 0, 0))
+    assert not b.spent
+
+
+# -- the node --------------------------------------------------------------------------
+
+
+class CountingStore(MemoryAccountStore):
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(iterations=1, clock=clock)
+        self.password_checks = 0
+
+    def authenticate(self, name: str, password: str, create: bool):  # type: ignore[no-untyped-def]
+        self.password_checks += 1
+        return super().authenticate(name, password, create)
+
+
+def test_a_player_gets_a_ticket_and_comes_back_with_it_without_its_password() -> None:
+    clock = Clock()
+    store = CountingStore(clock)
+    node = make_node(clock, store=store)
+    alice = FakePlayer(node, "alice")
+    token = alice.token
+    assert token is not None
+    alice.entity.zone.move(alice.entity, 321.0, 123.0)
+    run_ticks(node)
+    alice.disconnect()
+    assert store.password_checks == 1
+    again = FakePlayer(node, "alice", password="not the password", token=token)
+    enter = next(msg for msg in again.log if isinstance(msg, m.EnterWorld))
+    assert (enter.x, enter.y) == (321.0, 123.0)
+    assert store.password_checks == 1
+    assert again.token not in (None, token)
+    assert node.snapshot()["resumes"] == 1
+
+
+def test_a_token_is_good_once() -> None:
+    node = make_node()
+    alice = FakePlayer(node, "alice")
+    token = alice.token
+    alice.disconnect()
+    FakePlayer(node, "alice", token=token).disconnect()
+    third = FakePlayer(node, "alice", token=token, login=False)
+    third.send(m.Hello(), m.Resume(token))  # type: ignore[arg-type]
+    err = third.expect(m.Error)
+    assert err.code == ErrorCode.TOKEN_REFUSED and "used already" in err.text
+    assert third.session.ended
+
+
+def test_a_resume_while_the_old_connection_lives_takes_its_place() -> None:
+    node = make_node()
+    alice = FakePlayer(node, "alice")
+    alice.entity.zone.move(alice.entity, 77.0, 88.0)
+    again = FakePlayer(node, "alice", token=alice.token)
+    assert alice.session.ended
+    assert node.sessions["alice"] is again.session
+    assert (again.entity.x, again.entity.y) == (77.0, 88.0)
+
+
+def test_tickets_are_renewed_before_they_run_out() -> None:
+    clock = Clock()
+    node = make_node(clock, resume_window=30)
+    alice = FakePlayer(node, "alice")
+    first = alice.token
+    clock.advance(9)
+    node.sweep()
+    assert alice.token == first
+    clock.advance(1.5)
+    node.sweep()
+    assert alice.token != first
+
+
+def test_a_node_without_tokens_says_so() -> None:
+    node = make_node(key=None)
+    other = make_node()
+    token = FakePlayer(other, "alice").token
+    p = FakePlayer(node, "alice", login=False)
+    p.send(m.Hello(), m.Resume(token))  # type: ignore[arg-type]
+    err = p.expect(m.Error)
+    assert err.code == ErrorCode.TOKEN_REFUSED and "password" in err.text
+
+
+def test_a_token_from_any_node_of_the_cluster_is_taken_once_by_all() -> None:
+    c = FakeCluster(["a", "b"])
+    a, b = c.nodes
+    c.step(2)
+    alice = FakePlayer(a, "alice")
+    token = alice.token
+    # Alice's connection drops without node a noticing; she resumes on b.
+    FakePlayer(b, "alice", token=token)
+    c.step(1)
+    assert alice.session.ended, "the newest login wins, on another node too"
+    assert "alice" not in a.sessions
+    late = FakePlayer(a, "bob", login=False)
+    late.send(m.Hello(), m.Resume(token))  # type: ignore[arg-type]
+    assert late.expect(m.Error).code == ErrorCode.TOKEN_REFUSED
+
+
+def test_a_player_resumes_where_the_cluster_last_saw_it() -> None:
+    c = FakeCluster(["a", "b"])
+    a, b = c.nodes
+    watcher = FakePlayer(b, "watcher")
+    alice = FakePlayer(a, "alice")
+    token = alice.token
+    # Alice walks next to the watcher, so that b mirrors her.
+    we = watcher.entity
+    alice.entity.zone.move(alice.entity, we.x + 10, we.y + 10)
+    c.step(3)
+    assert "alice" in watcher.names_seen()
+    ae = alice.entity
+    where = (ae.x, ae.y)
+    c.kill(0)  # node a dies with alice on it; her token is older than her walk
+    back = FakePlayer(b, "alice", token=token)
+    assert (back.entity.x, back.entity.y) == pytest.approx(where, abs=1e-3)
+
+
+def test_the_freshest_position_wins() -> None:
+    clock = Clock()
+    clock.advance(10_000)
+    b = TokenBook(KEY, clock, lifetime=60)
+    claims = b.check(b.mint("alice", "start", 1.0, 1.0))  # issued at 10,000
+    saved = {"zone": "start", "x": 5.0, "y": 5.0, "data": {"hp": 3}}
+    assert freshest(claims, 60, saved, 9_990.0, None) == {
+        "zone": "start", "x": 1.0, "y": 1.0, "data": {"hp": 3}}
+    assert freshest(claims, 60, saved, 10_001.0, None)["x"] == 5.0
+    heard = (10_002.0, "start", 9.0, 9.5)
+    assert freshest(claims, 60, saved, 10_001.0, heard) == {
+        "zone": "start", "x": 9.0, "y": 9.5, "data": {"hp": 3}}
+    assert freshest(claims, 60, {}, None, None)["x"] == 1.0
+
+
+def test_tokens_of_the_test_key_are_checked_with_it() -> None:
+    node = make_node()
+    t = FakePlayer(node, "alice").token
+    assert t is not None
+    TokenBook(TEST_KEY, node.clock).check(t)
