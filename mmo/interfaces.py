@@ -137,6 +137,12 @@ class ICluster(INumbers):
     def resumed(name: str, nonce: bytes, expires: float) -> None:
         """Tell the other nodes that ``name`` came back here with token ``nonce``."""
 
+    def player_door(node_id: str) -> tuple | None:
+        """
+        Where players reach the node ``node_id`` (from its heartbeats):
+        ``(address, TCP port, WebSocket port or 0)``, or ``None`` if unknown.
+        """
+
     def whereabouts(name: str) -> tuple | None:
         """
         The last position the cluster told this node of the player ``name``

@@ -198,6 +198,9 @@ NODE_KEYS = [
     Key("mport", 30001, "UDP port of every multicast group.", integer(1, 65535)),
     Key("iface", "127.0.0.1", "Address of the interface that sends and joins "
         "multicast; 127.0.0.1 keeps the cluster on this host.", ipv4),
+    Key("advertise", "", "The address players reach this node at: other nodes "
+        "send players here with a Redirect (default: the --iface address, or "
+        "127.0.0.1 when that is 0.0.0.0; set it in containers and behind NAT).", text),
     Key("ttl", 0, "Multicast TTL: 0 stays on this host, 1 reaches the LAN.",
         integer(0, 255)),
     Key("cluster", True, "Share the world with other nodes over multicast or Redis "
@@ -380,6 +383,15 @@ class ClusterSettings:
     redis_ca_file: str = ""
     #: The prefix of the cluster's Redis channels.
     cluster_name: str = "mmo"
+    #: Where players reach this node (``--advertise``, else derived from ``iface``).
+    advertise: str = ""
+
+    @property
+    def player_address(self) -> str:
+        """The address other nodes' Redirects send players to."""
+        if self.advertise:
+            return self.advertise
+        return "127.0.0.1" if self.iface == "0.0.0.0" else self.iface
 
     @property
     def redis_address(self) -> RedisAddress | None:

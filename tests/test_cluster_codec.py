@@ -156,6 +156,7 @@ SAMPLES: dict[int, list[bytes]] = {
     codec.WHISPER_RECEIPT: [codec.WhisperReceipt(9, "n1", "bob", "carol").body()],
     codec.KEYFRAME_REQUEST: codec.request_bodies([("world", 1), ("other", 2)], 1000),
     codec.BYE: [b""],
+    codec.RESUMED: [codec.Resumed(b"12345678", 1_700_000_000, "alice").body()],
 }
 SAMPLES[codec.CELL_KEYFRAME] = SAMPLES[codec.CELL_DELTA]
 

@@ -171,6 +171,8 @@ class NodeService(MultiService):
 
     def _listening_websocket(self, port: Any, description: str) -> None:
         self.websocket_ports.append(port)
+        if self.cluster is not None and len(self.websocket_ports) == 1:
+            self.cluster.websocket_port = port.getHost().port  # for heartbeats
         self.log.info("listening for WebSocket players on {endpoint} ({address})",
                       endpoint=description, address=port.getHost())
 

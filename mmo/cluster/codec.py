@@ -53,6 +53,7 @@ _HEARTBEAT = struct.Struct(">HIIfI")
 _CHAT = struct.Struct(">BII")
 _RESUMED = struct.Struct(">8sI")
 _U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
 
 
 class DatagramError(Exception):
@@ -281,12 +282,17 @@ class Heartbeat:
     entities: int
     cell_size: float
     interval_ms: int
+    #: Where players reach the node (its ``--advertise`` address).
     address: str
     version: str
+    #: The node's WebSocket port for players, 0 if none (after ``version``;
+    #: absent from the heartbeats of older nodes).
+    websocket_port: int = 0
 
     def body(self) -> bytes:
-        return _HEARTBEAT.pack(self.tcp_port, self.clients, self.entities, self.cell_size,
-                               self.interval_ms) + pack_str8(self.address) + pack_str8(self.version)
+        return (_HEARTBEAT.pack(self.tcp_port, self.clients, self.entities, self.cell_size,
+                                self.interval_ms) + pack_str8(self.address)
+                + pack_str8(self.version) + _U16.pack(self.websocket_port))
 
     @classmethod
     def read(cls, data: bytes, at: int) -> Heartbeat:
@@ -294,7 +300,9 @@ class Heartbeat:
         port, clients, entities, cell_size, interval = r.unpack(_HEARTBEAT)
         if not (math.isfinite(cell_size) and cell_size > 0):
             raise DatagramError(f"cell size {cell_size} is not a positive number")
-        out = cls(port, clients, entities, cell_size, interval, r.str8(), r.str8())
+        address, version = r.str8(), r.str8()
+        ws_port = r.unpack(_U16)[0] if r.left() else 0
+        out = cls(port, clients, entities, cell_size, interval, address, version, ws_port)
         r.end()
         return out
 

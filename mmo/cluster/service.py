@@ -113,8 +113,9 @@ class ClusterService(Service):
         self.stats = ClusterStats(self.opener)
         self.chat = ClusterChat(game, self.mirrors, clock, self._send_control)
         self.drop_fraction = settings.drop_received
-        #: The node's player port, for heartbeats (the node service sets it).
+        #: The node's player ports, for heartbeats (the node service sets them).
         self.tcp_port = 0
+        self.websocket_port = 0
         self.epoch = 0
         self.sealer: codec.Sealer | None = None
         #: Groups joined, each with the number of wanted cells mapped to it.
@@ -237,7 +238,7 @@ class ClusterService(Service):
         hb = codec.Heartbeat(
             self.tcp_port, len(game.players()), len(world.entities),
             world.cell_size, int(self.settings.heartbeat_interval * 1000),
-            self.iface, __version__)
+            self.settings.player_address, __version__, self.websocket_port)
         self._send_control(codec.HEARTBEAT, lambda room: hb.body())
 
     def publish_metrics(self) -> None:
@@ -256,6 +257,14 @@ class ClusterService(Service):
     def resumed(self, name: str, nonce: bytes, expires: float) -> None:
         body = codec.Resumed(nonce, int(expires), name).body()
         self._send_control(codec.RESUMED, lambda room: body)
+
+    def player_door(self, node_id: str) -> tuple[str, int, int] | None:
+        """Where players reach ``node_id``: (address, TCP port, WebSocket port)."""
+        node = self.mirrors.nodes.get(node_id)
+        hb = node.heartbeat if node is not None else None
+        if hb is None or not hb.tcp_port:
+            return None
+        return hb.address, hb.tcp_port, hb.websocket_port
 
     def whereabouts(self, name: str) -> tuple | None:
         return self.mirrors.whereabouts(name)
