@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 
-from support import BIN, Process, WireClient, wait_until
+from support import BIN, Process, WireClient, free_port, wait_until
 
 from mmo.wire import messages as m
 
@@ -77,3 +78,34 @@ def test_login_refused_exits_non_zero(start_node, tmp_path):
     assert out.returncode == 1
     assert "! login failed: auth_failed" in out.stdout
     assert time.monotonic() - started < 30
+
+
+def test_the_client_comes_back_by_itself_after_its_node_restarts(start_node, tmp_path):
+    port = free_port()
+    fixed = ("--listen", f"tcp:{port}:interface=127.0.0.1")
+    node = start_node(*fixed)
+    log = tmp_path / "dave.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([CLIENT, "--port", str(port), "--name", "dave"],
+                                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: "you are in zone" in log.read_text(), timeout=15,
+                       what="dave in the world")
+            node.signal(signal.SIGTERM)
+            assert node.wait(20) == 0
+            wait_until(lambda: "coming back with the resume token" in log.read_text(),
+                       timeout=10, what="the client noticing")
+            again = start_node(*fixed, name="node")
+            wait_until(lambda: "back in the world" in log.read_text(), timeout=15,
+                       what="dave back")
+            proc.stdin.write(b"where\n")
+            proc.stdin.close()
+            code = proc.wait(15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    text = log.read_text()
+    assert code == 0, text
+    assert text.count("* you are in zone world") >= 2, text
+    assert "player dave joined" in again.output

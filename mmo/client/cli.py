@@ -22,6 +22,7 @@ from ..options import parse_or_exit
 from ..wire import messages as m
 from .base import CLOSED
 from .commands import HELP, Command, CommandError, LinePrinter, at, parse_command
+from .follow import come_back, may_come_back
 from .protocol import GameClient, LoginFailed, connect
 
 
@@ -37,6 +38,8 @@ class Options(usage.Options):
          "with it where the node allows)."],
         ["script", "s", None, "Run the commands in FILE (one a line), then quit."],
         ["timeout", None, 10.0, "Seconds to wait for the connection and login.", float],
+        ["resume-window", None, 60.0, "After a Redirect or a dropped connection, come back "
+         "with the resume token for up to this many seconds (0: do not).", float],
     ]
     optFlags = [["moves", None, "Also print every move of the entities you see."]]
 
@@ -173,15 +176,10 @@ def run(reactor: Any, config: Options, write: Callable[[str], None] = _write) ->
             from twisted.internet import stdio
 
             stdio.StandardIO(StdinLines(runner), reactor=reactor)
-        closed = client.when_closed()
         # After quit, give the server a bounded moment to close its side.
         runner.finished.addCallback(
-            lambda _: reactor.callLater(2.0, client.close, True))
-
-        def done(reason: str) -> int:
-            return 0 if reason == "closed_by_client" else 1
-
-        return closed.addCallback(done)
+            lambda _: reactor.callLater(2.0, runner.client.close, True))
+        return _until_closed(reactor, config, runner, printer, write)
 
     def failed(f: Failure) -> int:
         if timer.active():
@@ -194,6 +192,36 @@ def run(reactor: Any, config: Options, write: Callable[[str], None] = _write) ->
         return 1
 
     return d.addCallbacks(playing, failed)
+
+
+def _until_closed(reactor: Any, config: Options, runner: CommandRunner,
+                  listener: LinePrinter, write: Callable[[str], None]) -> Deferred:
+    """Fire with the exit code once the player is gone for good."""
+    client = runner.client
+
+    def ended(reason: str) -> Any:
+        window = config["resume-window"]
+        if window <= 0 or runner.finished.called or not may_come_back(client):
+            return 0 if reason == "closed_by_client" else 1
+        r = client.redirect
+        write(f"* {'sent to ' + r.host + ':' + str(r.port) if r else reason}: "
+              "coming back with the resume token")
+        d = come_back(reactor, client, config["host"], config["port"], listener, window,
+                      config["timeout"])
+
+        def back(new: GameClient) -> Deferred:
+            runner.client = new
+            write(f"* back in the world on node {new.node_id}")
+            runner._next()
+            return _until_closed(reactor, config, runner, listener, write)
+
+        def lost(f: Failure) -> int:
+            write(f"! could not come back: {f.getErrorMessage()}")
+            return 1
+
+        return d.addCallbacks(back, lost)
+
+    return client.when_closed().addCallback(ended)
 
 
 def main(argv: list[str] | None = None) -> None:
