@@ -4,9 +4,10 @@ The node's settings: its configuration keys (each a TOML key and a
 
 :class:`Settings` holds one frozen dataclass per concern -- :class:`NodeSettings`,
 :class:`LimitSettings`, :class:`StoreSettings`, :class:`HttpSettings`,
-:class:`ClusterSettings`, :class:`WebSocketSettings` -- and each enabled game
-extension's own settings (an extension declares its keys on its maker).  Only this module and
-:mod:`mmo.config` read settings by key; everything else gets attributes.
+:class:`ClusterSettings`, :class:`WebSocketSettings`, :class:`RegionSettings` --
+and each enabled game extension's own settings (an extension declares its keys
+on its maker).  Only this module and :mod:`mmo.config` read settings by key;
+everything else gets attributes.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .config import (
     zone,
 )
 from .world.grid import ZoneSpec
+from .world.regions import RegionLayout, RegionPin, parse_pins
 
 #: /metrics and /healthz on this host only (9100 is also node_exporter's port).
 DEFAULT_HTTP = "tcp:9100:interface=127.0.0.1"
@@ -67,6 +69,11 @@ def origin_pattern(value: object) -> str:
         raise ValueError(f"{value!r} is not an origin such as https://play.example.com "
                          "(* matches anything)")
     return pattern
+
+
+def region_pins(value: object) -> tuple[RegionPin, ...]:
+    """Region pins: ``ZONE[:RX,RY]=NODE`` strings, or a TOML table of them."""
+    return parse_pins(value)
 
 
 def extension_name(value: object) -> str:
@@ -125,6 +132,23 @@ NODE_KEYS = [
         integer(1, 1_000_000)),
     Key("max_speed", 50.0, "Fastest a player may move, in units per second.",
         number(0.001, 1e6)),
+    # Regions ----------------------------------------------------------------
+    Key("region_cells", 5, "Side of a region in cells: each zone is cut into regions "
+        "of REGION_CELLS x REGION_CELLS cells (the last row and column may be "
+        "partial; a smaller zone is one region), each simulated by one node.",
+        integer(1, 100_000)),
+    Key("region_block", 2, "Side of a hashing block in regions: the regions of a "
+        "block share an owner, so that a node's territory has fewer borders "
+        "(1: every region hashed alone; larger blocks balance less evenly).",
+        integer(1, 100_000)),
+    Key("region_margin", 25.0, "How far, in world units, a player must go past "
+        "its region's edge before it is handed to the next region's owner (no "
+        "bouncing on borders); less than a region's side.", number(0, 1e6)),
+    Key("region_map", [], "Pin regions to a node while it is live: ZONE=NODE "
+        "(a whole zone), ZONE:RX,RY=NODE or ZONE:RX0-RX1,RY0-RY1=NODE, or a TOML "
+        "table {\"world:0,0\" = \"node-a\"}; tried in order, so a second pin of "
+        "the same region names a standby. Regions whose pinned nodes are all "
+        "down are hashed among the live nodes.", region_pins, repeat=True),
     # Game extensions --------------------------------------------------------
     Key("extension", ["commands", "npcs"], "A game extension to enable, by name "
         "(found with twisted.plugin in mmo.plugins; see docs/EXTENDING.md).",
@@ -405,6 +429,41 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class RegionSettings:
+    """How zones are cut into regions and which node owns each (:mod:`mmo.world.regions`)."""
+
+    #: A region's side, in cells.
+    cells: int = 5
+    #: A hashing block's side, in regions.
+    block: int = 2
+    #: World units past a region's edge before a player changes owner.
+    margin: float = 25.0
+    #: Pins, in the order they are tried.
+    pins: tuple[RegionPin, ...] = ()
+
+    def layout(self, node: NodeSettings) -> RegionLayout:
+        """The regions of ``node``'s zones."""
+        return RegionLayout(node.zones, node.cell_size, self.cells, self.block)
+
+    @classmethod
+    def build(cls, values: Mapping[str, Any], node: NodeSettings) -> RegionSettings:
+        """The region settings of checked ``values``, checked against ``node``'s zones."""
+        pins = tuple(p for group in values["region_map"] for p in group)
+        regions = cls(values["region_cells"], values["region_block"],
+                      values["region_margin"], pins)
+        side = regions.cells * node.cell_size
+        if regions.margin >= side:
+            raise ConfigError(f"--region-margin {regions.margin:g} must be less than a "
+                              f"region's side ({regions.cells} cells of {node.cell_size:g}: "
+                              f"{side:g})")
+        try:
+            regions.layout(node).check_pins(pins)
+        except ValueError as e:
+            raise ConfigError(f"--region-map: {e}") from None
+        return regions
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a node is configured with, by concern."""
 
@@ -416,6 +475,7 @@ class Settings:
     #: The enabled extensions, in order: name -> its own settings (or ``None``).
     extensions: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
+    regions: RegionSettings = field(default_factory=RegionSettings)
 
     @classmethod
     def build(cls, values: Mapping[str, Any],
@@ -445,8 +505,9 @@ class Settings:
             raise ConfigError("--redis-ca-file needs a rediss:// (TLS) --redis URL")
         own = {name: makers[name].configure(values) for name in names}
         data_dir = values["data_dir"]
+        node = build(NodeSettings, values, zones="zone")
         return cls(
-            node=build(NodeSettings, values, zones="zone"),
+            node=node,
             limits=build(LimitSettings, values),
             store=build(StoreSettings, values),
             http=HttpSettings(values["http"]),
@@ -459,6 +520,7 @@ class Settings:
             websocket=WebSocketSettings(
                 tuple(values["websocket"]), tuple(values["allowed_origin"]),
                 values["websocket_url"], values["websocket_ping"], values["listen_backlog"]),
+            regions=RegionSettings.build(values, node),
         )
 
 
