@@ -28,6 +28,14 @@ from .wire.messages import Message
 # -- errors that cross a seam ---------------------------------------------------------
 
 
+class SentElsewhere(Exception):
+    """A login that belongs on another node: ``redirect`` (a message) says where."""
+
+    def __init__(self, redirect: object) -> None:
+        super().__init__("sent to another node")
+        self.redirect = redirect
+
+
 class LoginRefused(Exception):
     """A login is refused; ``code`` is the protocol's error code."""
 
@@ -93,6 +101,12 @@ class IGame(Interface):
         Give a chat line to the local players who should hear it: for ``SAY``,
         those who see the entity ``near``; for ``ZONE``, those in ``zone``;
         for ``GLOBAL``, everyone.
+        """
+
+    def nodes_changed(live: frozenset) -> None:
+        """
+        The live nodes of the cluster (this one included) are now ``live``:
+        regions are owned among them from now on.
         """
 
     def resumed_elsewhere(name: str, nonce: bytes, expires: float) -> None:

@@ -124,6 +124,10 @@ NODE_KEYS = [
         number(1, 100000)),
     Key("hysteresis", 10.0, "How far past a cell's edge an entity must go to "
         "change cell (no flicker on borders).", number(0, 100000)),
+    Key("placement", "regions", "Which node simulates a player: regions (the owner "
+        "of the region it stands in; a login elsewhere is sent there with a Redirect) "
+        "or connection (whichever node the client reached).",
+        choice("regions", "connection")),
     Key("spawn", "center", "Where a new player appears: center (near the zone's "
         "centre, so that players meet) or random (anywhere in the zone).",
         choice("center", "random")),
@@ -291,6 +295,7 @@ class NodeSettings:
     cell_size: float
     hysteresis: float
     spawn: str
+    placement: str
     busy_cell: int
     max_speed: float
 

@@ -141,6 +141,9 @@ class NodeProcess(Process):
                 "--password-iterations", "1000", *args]
         if "--mport" not in args:
             argv += cluster_args()
+        if "--placement" not in args:
+            # Players stay where they log in unless a test is about regions.
+            argv += ["--placement", "connection"]
         if "--http" not in args:
             # Nodes run side by side: each serves /metrics on a port of its own.
             argv += ["--http", "tcp:0:interface=127.0.0.1"]

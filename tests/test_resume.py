@@ -237,3 +237,78 @@ def test_tokens_of_the_test_key_are_checked_with_it() -> None:
     t = FakePlayer(node, "alice").token
     assert t is not None
     TokenBook(TEST_KEY, node.clock).check(t)
+
+
+# -- placement: the owner of the region plays the player --------------------------------
+
+
+def _regions_cluster() -> FakeCluster:
+    # A 2,000-unit zone of 100-unit cells: 4 x 4 regions of 5 cells, one per block.
+    c = FakeCluster(["a", "b"], placement="regions", region_block=1,
+                    zone=["world:2000x2000"], spawn="random")
+    c.step(2)
+    for node in c.nodes:
+        assert node.placement.ownership.nodes == {"a", "b"}
+    return c
+
+
+def _spot_owned_by(node, owner: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    for rx in range(4):
+        for ry in range(4):
+            x, y = rx * 500 + 250, ry * 500 + 250
+            if node.placement.owner_at("world", x, y) == owner:
+                return x, y
+    raise AssertionError(f"{owner} owns no region")
+
+
+def test_a_login_on_the_wrong_node_is_sent_to_the_owner_and_taken_there() -> None:
+    c = _regions_cluster()
+    a, b = c.nodes
+    x, y = _spot_owned_by(a, "b")
+    # Alice's account, saved standing in b's land.
+    a.store.authenticate("alice", "pw", True)
+    a.store.save_state("alice", {"zone": "world", "x": x, "y": y})
+    again = FakePlayer(a, "alice", login=False)
+    again.send(m.Hello(), m.Login("alice", "pw"))
+    sent = again.expect(m.Redirect)
+    assert (sent.host, sent.port) == ("127.0.0.1", b.settings.node.tcp)
+    assert again.session.ended and "alice" not in a.sessions
+    there = FakePlayer(b, "alice", token=sent.token)
+    assert (there.entity.x, there.entity.y) == (x, y)
+    assert a.snapshot()["redirects"] >= 1
+
+
+def test_a_player_sent_by_a_redirect_stays_even_if_the_views_differ() -> None:
+    c = _regions_cluster()
+    a, b = c.nodes
+    x, y = _spot_owned_by(a, "a")
+    # b is told a stale node set in which it owns everything ...
+    b.nodes_changed(frozenset({"b"}))
+    token = a.resumes.book.mint("carol", "world", x, y, for_node="b")
+    # ... a's Redirect made out to b is taken by b, not bounced back.
+    FakePlayer(b, "carol", token=token)
+    assert "carol" in b.sessions
+
+
+def test_a_resume_at_a_node_that_does_not_own_the_spot_is_sent_on() -> None:
+    c = _regions_cluster()
+    a, b = c.nodes
+    x, y = _spot_owned_by(a, "a")
+    token = b.resumes.book.mint("dave", "world", x, y)  # a Ticket's token: for no node
+    p = FakePlayer(b, "dave", login=False)
+    p.send(m.Hello(), m.Resume(token))
+    sent = p.expect(m.Redirect)
+    FakePlayer(a, "dave", token=sent.token)
+    assert "dave" in a.sessions
+
+
+def test_with_connection_placement_nobody_is_sent_anywhere() -> None:
+    c = FakeCluster(["a", "b"], zone=["world:2000x2000"])
+    c.step(2)
+    a, _ = c.nodes
+    x, y = _spot_owned_by(a, "b")
+    p = FakePlayer(a, "erin")
+    p.entity.zone.move(p.entity, x, y)
+    p.disconnect()
+    FakePlayer(a, "erin")
+    assert "erin" in a.sessions and a.snapshot()["redirects"] == 0

@@ -124,6 +124,8 @@ class ClusterService(Service):
         self._requested_at: dict[tuple[str, int], float] = {}
         self._announce = False
         self._loops: list[LoopingCall] = []
+        #: The live nodes the game was last told of (region ownership).
+        self._live: frozenset[str] = frozenset((self.node_id,))
 
     # -- start and stop -------------------------------------------------------------
 
@@ -394,9 +396,20 @@ class ClusterService(Service):
         elif kind == codec.BYE:
             self.log.info("cluster: node {node} left", node=header.sender)
             mirrors.drop_node(header.sender)
+        if kind in (codec.HEARTBEAT, codec.BYE):
+            self._check_live()
+
+    def _check_live(self) -> None:
+        """Tell the game when the set of live nodes (with a heartbeat) changes."""
+        live = frozenset([self.node_id, *(n for n, node in self.mirrors.nodes.items()
+                                          if node.heartbeat is not None)])
+        if live != self._live:
+            self._live = live
+            self.game.nodes_changed(live)
 
     def expire(self) -> None:
         self.mirrors.expire(self.clock.seconds())
+        self._check_live()
         limit = self.clock.seconds() - 2 * REQUEST_EVERY
         for cell in [c for c, t in self._requested_at.items() if t < limit]:
             del self._requested_at[cell]

@@ -23,7 +23,15 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from .. import __version__
-from ..interfaces import IAccountStore, ICluster, IGame, INumbers, ISession, LoginRefused
+from ..interfaces import (
+    IAccountStore,
+    ICluster,
+    IGame,
+    INumbers,
+    ISession,
+    LoginRefused,
+    SentElsewhere,
+)
 from ..settings import Settings
 from ..wire import fast
 from ..wire import messages as m
@@ -33,6 +41,7 @@ from ..world.world import World
 from .extensions import ExtensionHost, Player, state_of
 from .limits import LoginLimiter
 from .pacing import TickStats, UpdatePacing
+from .placement import Placement
 from .resume import Resumes
 from .tokens import TokenBook
 
@@ -68,6 +77,8 @@ class Node:
         self.server_string = f"mmo/{__version__}"
         config = settings.node
         self.world = World(config.zones, config.cell_size, config.max_speed, config.hysteresis)
+        #: Which node simulates which region (:mod:`mmo.server.placement`).
+        self.placement = Placement(self, settings)
         #: Configured ticks per second (the measured rate is the cluster's tick_hz).
         self.tick_rate = config.tick_rate
         self.tick_interval = config.tick_interval
@@ -180,6 +191,9 @@ class Node:
                                      "this node takes no resume tokens; log in with the password"))
         return self.resumes.resume(session, token, self.store)
 
+    def nodes_changed(self, live: frozenset[str]) -> None:
+        self.placement.nodes_changed(live)
+
     def resumed_elsewhere(self, name: str, nonce: bytes, expires: float) -> None:
         if self.resumes is not None:
             self.resumes.resumed_elsewhere(name, nonce, expires)
@@ -205,6 +219,9 @@ class Node:
             x, y = zone.clamp(float(state["x"]), float(state["y"]))
         else:
             x, y = self.spawn_point(zone)
+        redirect = self.placement.elsewhere(name, zone, x, y, getattr(account, "for_me", False))
+        if redirect is not None:
+            raise SentElsewhere(redirect)
         now = self.clock.seconds()
         session.name = name
         session.entity = self.world.spawn(name, zone, x, y, Kind.PLAYER, view=True, now=now)
@@ -472,6 +489,7 @@ class Node:
             "degraded_ticks": self.pacing.degraded_ticks,
             "held_moves": self.pacing.held_moves,
             "refusals": dict(self.refusals),
+            "redirects": self.placement.redirects,
         }
         for source in self.reporters:
             out.update(source.numbers())

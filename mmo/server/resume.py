@@ -31,9 +31,11 @@ from .tokens import Claims, TokenBook, TokenRefused
 class Resumed:
     """An account for :meth:`Node._enter_world`: a name and its state."""
 
-    def __init__(self, name: str, state: dict[str, Any]) -> None:
+    def __init__(self, name: str, state: dict[str, Any], for_me: bool) -> None:
         self.name = name
         self.state = state
+        #: A Redirect sent the player to this node: it stays here.
+        self.for_me = for_me
 
 
 def freshest(claims: Claims, lifetime: float, saved: dict[str, Any],
@@ -113,7 +115,8 @@ class Resumes:
         heard = cluster.whereabouts(claims.name) if cluster is not None else None
         state = freshest(claims, self.book.lifetime, account.state,
                          getattr(account, "saved_at", None), heard)
-        self.node._enter_world(Resumed(claims.name, state), session)
+        self.node._enter_world(
+            Resumed(claims.name, state, claims.for_node == self.node.node_id), session)
 
     def resumed_elsewhere(self, name: str, nonce: bytes, expires: float) -> None:
         self.book.spend(nonce, expires)

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..interfaces import ISession, LoginRefused
+from ..interfaces import ISession, LoginRefused, SentElsewhere
 from ..wire import layout
 from ..wire import messages as m
 from ..wire.frames import FrameDecoder
@@ -410,7 +410,10 @@ class PlayerSession(ReadControl, Protocol):
     def _login_failed(self, f: Failure) -> None:
         if self.state == CLOSED:
             return
-        if f.check(LoginRefused):
+        if f.check(SentElsewhere):
+            self.send(f.value.redirect)  # type: ignore[union-attr]
+            self.close()
+        elif f.check(LoginRefused):
             self.refuse(f.value.code, f.value.text)  # type: ignore[union-attr]
         else:
             self.log.failure("login of {name} failed", f, name=self.name)

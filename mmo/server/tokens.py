@@ -12,9 +12,10 @@ takes it remembers its nonce until it runs out, and tells the other nodes
 The token travels as a string of URL-safe base64 (no padding) of::
 
     version u8 (1) | expires u32 (Unix seconds) | nonce 8 bytes |
-    name str | zone str | x f32 | y f32 | mac 16 bytes
+    name str | zone str | for_node str | x f32 | y f32 | mac 16 bytes
 
-where ``str`` is a u16 byte count and UTF-8 and ``mac`` is
+where ``str`` is a u16 byte count and UTF-8, ``for_node`` names the node a
+``Redirect`` sends the player to (empty in a ``Ticket``), and ``mac`` is
 ``HMAC-SHA256(HMAC-SHA256(cluster key, "mmo resume token v1"), all before)``
 cut to 16 bytes.  Clients treat it as opaque.
 """
@@ -60,6 +61,8 @@ class Claims:
     y: float
     expires: int
     nonce: bytes
+    #: The node a Redirect sent the player to ("" for a Ticket's token).
+    for_node: str = ""
 
     def issued(self, lifetime: float) -> float:
         return self.expires - lifetime
@@ -86,10 +89,10 @@ class TokenBook:
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._key, body, sha256).digest()[:MAC_SIZE]
 
-    def mint(self, name: str, zone: str, x: float, y: float) -> str:
+    def mint(self, name: str, zone: str, x: float, y: float, for_node: str = "") -> str:
         expires = int(self.clock.seconds() + self.lifetime)
         body = (_HEAD.pack(VERSION, expires, os.urandom(NONCE_SIZE)) + pack_string(name)
-                + pack_string(zone) + _POSITION.pack(x, y))
+                + pack_string(zone) + pack_string(for_node) + _POSITION.pack(x, y))
         self.minted += 1
         return base64.urlsafe_b64encode(body + self._mac(body)).rstrip(b"=").decode("ascii")
 
@@ -120,7 +123,7 @@ class TokenBook:
             version, expires, nonce = r.unpack(_HEAD)
             if version != VERSION:
                 raise TokenRefused(f"resume token version {version} is not known here")
-            name, zone = r.string(), r.string()
+            name, zone, for_node = r.string(), r.string(), r.string()
             x, y = r.unpack(_POSITION)
             r.finish()
         except ProtocolError as e:
@@ -133,7 +136,7 @@ class TokenBook:
         self._forget(now)
         if nonce in self.spent:
             raise TokenRefused("the resume token was used already; log in with the password")
-        return Claims(name, zone, x, y, expires, nonce)
+        return Claims(name, zone, x, y, expires, nonce, for_node)
 
     def take(self, token: str) -> Claims:
         """Check ``token`` and spend it: it will not be taken again here."""

@@ -326,6 +326,10 @@ class FakeCluster:
 
     With ``bus`` (a :class:`MemoryBus`), the services use a
     :class:`MemoryTransport` each on it instead of multicast.
+
+    Players stay on the node they log in to (``placement="connection"``)
+    unless ``placement="regions"`` is given: then a login on a node that
+    does not own the player's region is answered with a ``Redirect``.
     """
 
     KEY = b"k" * 32
@@ -339,6 +343,7 @@ class FakeCluster:
         self.net = FakeMulticast()
         self.bus = bus
         self.key = key
+        overrides.setdefault("placement", "connection")
         self.overrides = overrides
         self.nodes: list[Node] = []
         self.services: list[Any] = []
