@@ -95,7 +95,8 @@ def test_three_hosts_over_a_bridge(namespaces, tmp_path: Path):
             argv = ["ip", "netns", "exec", ns, TWISTD, "-n", "--pidfile=", "mmo",
                     "--listen", f"tcp:{TCP_PORT}:interface={addr}", "--http", "none",
                     "--data-dir", str(workdir / "data"), "--password-iterations", "1000",
-                    "--node-id", f"host{i}", "--iface", addr, *shared]
+                    "--node-id", f"host{i}", "--iface", addr, "--placement", "connection",
+                    *shared]
             p = Process(argv, workdir, f"host{i}")
             procs.append(p)
             p.wait_for(r"listening for players on")
