@@ -103,6 +103,12 @@ class IGame(Interface):
         for ``GLOBAL``, everyone.
         """
 
+    def handoff_received(from_node: str, handoff: object) -> None:
+        """
+        ``from_node`` hands this node a player (:class:`mmo.cluster.codec.Handoff`):
+        keep it in the world until its client arrives with its token.
+        """
+
     def nodes_changed(live: frozenset) -> None:
         """
         The live nodes of the cluster (this one included) are now ``live``:
@@ -150,6 +156,20 @@ class ICluster(INumbers):
 
     def resumed(name: str, nonce: bytes, expires: float) -> None:
         """Tell the other nodes that ``name`` came back here with token ``nonce``."""
+
+    def hand_off(entity: object, to_node: str, data: bytes | None) -> None:
+        """
+        Hand this node's player ``entity`` (its session gone) to ``to_node``,
+        with its extensions' record ``data`` (JSON, or ``None`` if saved to
+        the store instead); the entity stays, published, until ``to_node``
+        publishes the player, then stands for theirs (watchers see no change).
+        """
+
+    def take_over(name: str) -> object:
+        """The mirror of player ``name`` made this node's own entity, or ``None``."""
+
+    def forget_handoff(name: str) -> None:
+        """Stop waiting for ``name`` to appear on the node it was handed to."""
 
     def player_door(node_id: str) -> tuple | None:
         """

@@ -16,6 +16,7 @@ from mmo.cluster import codec
 from mmo.cluster.opener import ACCEPT, BEFORE_START, LOOPED, RESTARTED
 from mmo.testing import FakeCluster, FakePlayer
 from mmo.wire import messages as m
+from mmo.world.grid import Entity
 
 KEY = b"k" * 32
 HZ = 10
@@ -58,6 +59,9 @@ def recorded_cluster() -> tuple[FakeCluster, list[tuple[bytes, str, int]]]:
     c.step(1)
     move(carol, 1050, 1060)
     c.step(2)
+    # A player came back on n0 with a token, and n0 handed one (of no zone) to n2.
+    c.services[0].resumed("ghost", b"12345678", c.clock.seconds() + 30)
+    c.services[0].hand_off(Entity(999, "nobody"), "n2", b"{}")
     c.services[1].stopService()
     c.step(2)
     assert "bob" not in alice.names_seen()

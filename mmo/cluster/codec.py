@@ -39,8 +39,9 @@ WHISPER_RECEIPT = 6
 KEYFRAME_REQUEST = 7
 BYE = 8
 RESUMED = 9
+HANDOFF = 10
 TYPES = {CELL_DELTA, CELL_KEYFRAME, HEARTBEAT, METRICS, CHAT, WHISPER_RECEIPT,
-         KEYFRAME_REQUEST, BYE, RESUMED}
+         KEYFRAME_REQUEST, BYE, RESUMED, HANDOFF}
 
 _HEAD = struct.Struct(">2sBBQQQB")
 _CELL_HEAD = struct.Struct(">IIBBHHH")
@@ -52,6 +53,7 @@ NOWHERE = 0xFFFFFFFF
 _HEARTBEAT = struct.Struct(">HIIfI")
 _CHAT = struct.Struct(">BII")
 _RESUMED = struct.Struct(">8sI")
+_HANDOFF = struct.Struct(">Iff")
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 
@@ -437,6 +439,48 @@ class Resumed:
         return out
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """
+    The sender hands its player ``name`` (its entity ``entity_id`` there) to
+    ``to_node``, which owns the region it walked into: where it stands and
+    its extensions' record (``data``, JSON; ``None`` when it did not fit and
+    was saved to the shared store instead).
+    """
+
+    to_node: str
+    name: str
+    zone: str
+    entity_id: int
+    x: float
+    y: float
+    data: bytes | None
+
+    def body(self, room: int) -> bytes:
+        head = (pack_str8(self.to_node) + pack_str8(self.name) + pack_str8(self.zone)
+                + _HANDOFF.pack(self.entity_id, self.x, self.y))
+        data = self.data
+        if data is None or len(head) + 3 + len(data) > room:
+            return head + b"\x00"
+        return head + b"\x01" + _U16.pack(len(data)) + data
+
+    @classmethod
+    def read(cls, data: bytes, at: int) -> Handoff:
+        r = _Reader(data, at)
+        to_node, name, zone = r.str8(), r.str8(), r.str8()
+        eid, x, y = r.unpack(_HANDOFF)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise DatagramError("a handoff's position is not finite")
+        (flag,) = r.take(1)
+        record = None
+        if flag:
+            (n,) = r.unpack(_U16)
+            record = r.take(n)
+        out = cls(to_node, name, zone, eid, x, y, record)
+        r.end()
+        return out
+
+
 def request_bodies(cells: Sequence[tuple[str, int]], room: int) -> list[bytes]:
     """Keyframe requests for ``cells``, split to fit."""
     out: list[bytes] = []
@@ -485,6 +529,8 @@ def decode_body(header: Header, data: bytes) -> Any:
         return read_request(data, at)
     if kind == RESUMED:
         return Resumed.read(data, at)
+    if kind == HANDOFF:
+        return Handoff.read(data, at)
     if len(data) != at:
         raise DatagramError("a bye has no body")
     return None

@@ -94,6 +94,15 @@ class Interest:
                             and viewers.get(e.id) != (zone.name, key)):
                         self._drop(e.id, touched)
                         self._add(e.id, zone.name, key, touched)
+        if len(viewers) != len(world.viewers) or viewers.keys() != world.viewers.keys():
+            # A player took over an entity that stood still (a handoff's
+            # arrival), or left one standing (handed away).
+            for eid in viewers.keys() - world.viewers.keys():
+                self._drop(eid, touched)
+            for eid in world.viewers.keys() - viewers.keys():
+                e = world.entities.get(eid)
+                if e is not None and e.zone is not None:
+                    self._add(eid, e.zone.name, e.cell, touched)
         cells = self.cells
         gained = [c for c, was in touched.items() if not was and c in cells]
         lost = [c for c, was in touched.items() if was and c not in cells]

@@ -88,6 +88,17 @@ class MirrorTable:
         #: Where players whose mirrors went (their node died, they walked out
         #: of sight) were last heard: name -> (seconds, zone, x, y), newest last.
         self.last_seen: OrderedDict[str, tuple[float, str, float, float]] = OrderedDict()
+        #: Keys of players handed to another node: name and time of the
+        #: handoff.  Their old owner may still mention them for a moment (a
+        #: keyframe in flight): that is ignored, never a second mirror.
+        self.superseded: dict[MirrorKey, float] = {}
+        #: This node's own players being handed to another node (name ->
+        #: (entity, that node)): its first full record of them makes the
+        #: entity a mirror of theirs, the same entity for our watchers.
+        self.handing: dict[str, tuple[Entity, str]] = {}
+        #: Called with an entity of ours that became a mirror (above).
+        self.adopted: Callable[[Entity], None] = lambda e: None
+        self.handoffs_seen = 0
         self.gaps = 0
         self.unknown_moves = 0
         self.stale = 0
@@ -150,6 +161,7 @@ class MirrorTable:
         owner = node.node_id
         mirrors = self.mirrors
         need_keyframe = False
+        superseded = self.superseded
         for eid, kind, x, y, name in u.fulls:
             if not (math.isfinite(x) and math.isfinite(y)):
                 self.rejected_records += 1
@@ -158,17 +170,25 @@ class MirrorTable:
             key = (owner, eid)
             m = mirrors.get(key)
             if m is None:
-                e = world.spawn(name, zone, x, y, kind, owner=owner, now=now)
-                m = mirrors[key] = Mirror(e, key, cell, now)
-                self.by_cell.setdefault(cell, set()).add(key)
-                if kind == Kind.PLAYER:
-                    self.players[name] = m
+                if superseded and key in superseded:
+                    continue
+                m = self._handed_over(key, kind, name, cell, now) if kind == Kind.PLAYER else None
+                if m is None:
+                    e = world.spawn(name, zone, x, y, kind, owner=owner, now=now)
+                    m = mirrors[key] = Mirror(e, key, cell, now)
+                    self.by_cell.setdefault(cell, set()).add(key)
+                    if kind == Kind.PLAYER:
+                        self.players[name] = m
+                else:
+                    self._place(m, zone, x, y, cell)
             else:
                 self._place(m, zone, x, y, cell)
                 m.heard = now
         for eid, x, y in u.moves:
             m = mirrors.get((owner, eid))
             if m is None:
+                if superseded and (owner, eid) in superseded:
+                    continue
                 self.unknown_moves += 1
                 need_keyframe = True
                 continue
@@ -190,6 +210,58 @@ class MirrorTable:
         if u.keyframe:
             self._keyframe(owner, st, u, cell)
         return need_keyframe
+
+    def _handed_over(self, key: MirrorKey, kind: int, name: str, cell: Cell,
+                     now: float) -> Mirror | None:
+        """
+        A player's first full record from a new owner: the mirror of it we
+        hold under its old owner's key, or our own entity of it we handed to
+        that owner, now stands for it under the new key; ``None`` if neither.
+        """
+        old = self.players.get(name)
+        if old is not None:
+            self.superseded[old.key] = now
+            self._unindex(old)
+            del self.mirrors[old.key]
+            old.key = key
+            old.entity.owner = key[0]
+        else:
+            handing = self.handing.get(name)
+            if handing is None or handing[1] != key[0]:
+                return None
+            del self.handing[name]
+            e = handing[0]
+            e.owner = key[0]
+            self.adopted(e)
+            old = Mirror(e, key, cell, now)
+        old.cell = cell
+        old.heard = now
+        self.mirrors[key] = old
+        self.by_cell.setdefault(cell, set()).add(key)
+        self.players[name] = old
+        self.handoffs_seen += 1
+        return old
+
+    def _unindex(self, m: Mirror) -> None:
+        keys = self.by_cell.get(m.cell)
+        if keys is not None:
+            keys.discard(m.key)
+            if not keys:
+                del self.by_cell[m.cell]
+
+    def release(self, name: str) -> Entity | None:
+        """
+        The mirror of player ``name``, taken out of the table but left in
+        the world (it was handed to this node: the same entity becomes ours).
+        """
+        m = self.players.pop(name, None)
+        if m is None:
+            return None
+        self.superseded[m.key] = m.heard
+        self._unindex(m)
+        del self.mirrors[m.key]
+        m.entity.owner = None
+        return m.entity
 
     def _keyframe(self, owner: str, st: StreamState, u: CellUpdate, cell: Cell) -> None:
         first = (u.seq - u.part) & 0xFFFFFFFF
@@ -270,6 +342,8 @@ class MirrorTable:
         for m in [m for m in self.mirrors.values() if m.heard < limit]:
             self.expired_entities += 1
             self._despawn(m)
+        for key in [k for k, t in self.superseded.items() if t < limit]:
+            del self.superseded[key]
 
     def whereabouts(self, name: str) -> tuple[float, str, float, float] | None:
         """Where the player ``name`` was last heard of: ``(seconds, zone, x, y)``."""

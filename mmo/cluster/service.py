@@ -109,6 +109,7 @@ class ClusterService(Service):
         self.publisher = Publisher(round(kf * game.tick_rate))
         self.interest = Interest()
         self.mirrors = MirrorTable(game.world, self.expiry, self.interest.__contains__)
+        self.mirrors.adopted = self.publisher.disown
         self.opener = Opener(key, self.node_id, clock=clock.seconds)
         self.stats = ClusterStats(self.opener)
         self.chat = ClusterChat(game, self.mirrors, clock, self._send_control)
@@ -260,6 +261,26 @@ class ClusterService(Service):
         body = codec.Resumed(nonce, int(expires), name).body()
         self._send_control(codec.RESUMED, lambda room: body)
 
+    def hand_off(self, entity: Any, to_node: str, data: bytes | None) -> None:
+        """
+        Hand our player ``entity`` to ``to_node``: tell it, and let the
+        entity become a mirror of theirs once they publish it.
+        """
+        zone = entity.zone.name if entity.zone is not None else ""
+        record = codec.Handoff(to_node, entity.name, zone, entity.id, entity.x, entity.y, data)
+        self._send_control(codec.HANDOFF, record.body)
+        self.mirrors.handing[entity.name] = (entity, to_node)
+
+    def take_over(self, name: str) -> Any:
+        """Our mirror of the player ``name``, made ours (published from now), or ``None``."""
+        e = self.mirrors.release(name)
+        if e is not None:
+            self.publisher.own(e, self.game.tick_number)
+        return e
+
+    def forget_handoff(self, name: str) -> None:
+        self.mirrors.handing.pop(name, None)
+
     def player_door(self, node_id: str) -> tuple[str, int, int] | None:
         """Where players reach ``node_id``: (address, TCP port, WebSocket port)."""
         node = self.mirrors.nodes.get(node_id)
@@ -391,6 +412,9 @@ class ClusterService(Service):
             self.chat.receipt_received(self.node_id, message)
         elif kind == codec.KEYFRAME_REQUEST:
             self.publisher.request(message)
+        elif kind == codec.HANDOFF:
+            if message.to_node == self.node_id:
+                self.game.handoff_received(header.sender, message)
         elif kind == codec.RESUMED:
             self.game.resumed_elsewhere(message.name, message.nonce, message.expires)
         elif kind == codec.BYE:

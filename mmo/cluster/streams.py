@@ -115,6 +115,30 @@ class Publisher:
                         if e.id in s.owned:
                             s.recent[e.id] = tick
 
+    def own(self, e: Entity, tick: int) -> None:
+        """``e`` (a mirror until now) is this node's: publish it, in full, from this tick."""
+        zone = e.zone
+        if zone is None:
+            return
+        s = self._stream(zone, e.cell)
+        s.owned[e.id] = e
+        s.gone_to.pop(e.id, None)
+        s.recent[e.id] = tick
+        s.fresh[e.id] = tick
+
+    def disown(self, e: Entity) -> None:
+        """
+        Stop publishing ``e`` without saying it left (it was handed to
+        another node, which publishes it now).
+        """
+        here = self.streams.get((e.zone.name, e.cell)) if e.zone is not None else None
+        for s in ([here] if here is not None else []) + list(self.streams.values()):
+            if s.owned.pop(e.id, None) is not None:
+                s.recent.pop(e.id, None)
+                s.fresh.pop(e.id, None)
+                s.gone_to.pop(e.id, None)
+                return
+
     def bodies(self, tick: int, room: int) -> Iterator[tuple[bool, str, int, list[bytes]]]:
         """``(keyframe, zone, cell, bodies)`` for each stream with something to say."""
         oldest = tick - REPEAT

@@ -77,8 +77,6 @@ class Node:
         self.server_string = f"mmo/{__version__}"
         config = settings.node
         self.world = World(config.zones, config.cell_size, config.max_speed, config.hysteresis)
-        #: Which node simulates which region (:mod:`mmo.server.placement`).
-        self.placement = Placement(self, settings)
         #: Configured ticks per second (the measured rate is the cluster's tick_hz).
         self.tick_rate = config.tick_rate
         self.tick_interval = config.tick_interval
@@ -110,6 +108,9 @@ class Node:
         self.reporters.append(self.extensions)
         #: Resume tokens (:meth:`take_tokens`); ``None``: logins need the password.
         self.resumes: Resumes | None = None
+        #: Which node simulates which region (:mod:`mmo.server.placement`).
+        self.placement = Placement(self, settings)
+        self.reporters.append(self.placement)
 
     def take_tokens(self, book: TokenBook) -> None:
         """Give players resume tokens made and checked with ``book``."""
@@ -194,6 +195,9 @@ class Node:
     def nodes_changed(self, live: frozenset[str]) -> None:
         self.placement.nodes_changed(live)
 
+    def handoff_received(self, from_node: str, handoff: Any) -> None:
+        self.placement.handoffs.received(from_node, handoff)
+
     def resumed_elsewhere(self, name: str, nonce: bytes, expires: float) -> None:
         if self.resumes is not None:
             self.resumes.resumed_elsewhere(name, nonce, expires)
@@ -219,13 +223,26 @@ class Node:
             x, y = zone.clamp(float(state["x"]), float(state["y"]))
         else:
             x, y = self.spawn_point(zone)
-        redirect = self.placement.elsewhere(name, zone, x, y, getattr(account, "for_me", False))
-        if redirect is not None:
-            raise SentElsewhere(redirect)
+        handoffs = self.placement.handoffs
+        arrival = handoffs.arrive(name)
+        if arrival is None:
+            redirect = self.placement.elsewhere(name, zone, x, y,
+                                                getattr(account, "for_me", False))
+            if redirect is not None:
+                raise SentElsewhere(redirect)
         now = self.clock.seconds()
         session.name = name
-        session.entity = self.world.spawn(name, zone, x, y, Kind.PLAYER, view=True, now=now)
-        session.entity.data.update(state.get("data", {}))
+        if arrival is not None:
+            # Handed here by its last node: the entity our players already see.
+            e = session.entity = arrival.entity
+            self.world.watch(e)
+            if not arrival.has_data:
+                e.data.update(state.get("data", {}))
+        else:
+            e = session.entity = self.world.spawn(name, zone, x, y, Kind.PLAYER, view=True,
+                                                  now=now)
+            e.data.update(state.get("data", {}))
+        handoffs.placed(name, e)
         self.sessions[name] = session
         self.log.info("player {name} joined zone {zone} from {peer}",
                       name=name, zone=zone.name, peer=session.peer)
@@ -247,6 +264,7 @@ class Node:
             del self.sessions[session.name]
             if self.resumes is not None:
                 self.resumes.forget(session.name)
+            self.placement.handoffs.forget(session.name)
 
     def _enter_world_msg(self, session: ISession) -> m.EnterWorld:
         e = session.entity
@@ -382,6 +400,7 @@ class Node:
         self.tick_number += 1
         # Extensions first, so that what they move (NPCs) settles this tick.
         self.extensions.tick(self.tick_number)
+        self.placement.handoffs.tick(self.clock.seconds())
         world = self.world
         world.settle()
         world.update_views()
@@ -489,7 +508,6 @@ class Node:
             "degraded_ticks": self.pacing.degraded_ticks,
             "held_moves": self.pacing.held_moves,
             "refusals": dict(self.refusals),
-            "redirects": self.placement.redirects,
         }
         for source in self.reporters:
             out.update(source.numbers())

@@ -18,13 +18,17 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.logger import Logger
+from zope.interface import implementer
 
+from ..interfaces import INumbers
 from ..settings import Settings
 from ..wire import messages as m
 from ..world.grid import Zone
 from ..world.regions import Ownership
+from .handoff import Handoffs
 
 
+@implementer(INumbers)
 class Placement:
     """Region ownership for one node, and the Redirects it sends."""
 
@@ -36,11 +40,20 @@ class Placement:
         self.ownership = Ownership(settings.regions.layout(settings.node), (node.node_id,),
                                    settings.regions.pins)
         self.redirects = 0
+        #: Players crossing borders, both ways (:mod:`mmo.server.handoff`).
+        self.handoffs = Handoffs(node, self, settings.regions.margin,
+                                 settings.limits.resume_window)
 
     def nodes_changed(self, live: frozenset[str]) -> None:
         moved = self.ownership.update(live)
         self.log.info("cluster: {n} live node(s); {moved} region(s) changed owner",
                       n=len(live), moved=len(moved))
+        self.handoffs.nodes_changed(self.node.clock.seconds())
+
+    def numbers(self) -> dict[str, Any]:
+        out = self.handoffs.numbers()
+        out["redirects"] = self.redirects
+        return out
 
     def owner_at(self, zone: str, x: float, y: float) -> str:
         return self.ownership.owner_at(zone, x, y)

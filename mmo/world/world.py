@@ -91,6 +91,19 @@ class World:
             self.viewers[e.id] = v
         return e
 
+    def watch(self, e: Entity) -> Viewer:
+        """Give ``e`` a viewer (a player arrived for it): it sees its area from the next tick."""
+        v = e.viewer
+        if v is None:
+            v = e.viewer = Viewer(e)
+            self.viewers[e.id] = v
+        return v
+
+    def unwatch(self, e: Entity) -> None:
+        """``e`` has no player looking through it any more (it stays in the world)."""
+        self.viewers.pop(e.id, None)
+        e.viewer = None
+
     def despawn(self, e: Entity) -> None:
         if self.entities.pop(e.id, None) is None:
             return

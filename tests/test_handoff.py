@@ -1,0 +1,123 @@
+"""Crossing a border: the player moves to the region's owner; watchers see one entity walk on."""
+
+from __future__ import annotations
+
+from mmo.testing.cluster import FakeCluster
+from mmo.testing.node import FakePlayer
+from mmo.wire import messages as m
+
+PINS = ["world:0,0=a", "world:1,0=b", "world:0-1,1=c"]
+
+
+def cluster() -> FakeCluster:
+    # 1,000 x 1,000 units of 100-unit cells, regions of 5 cells: a owns the
+    # south-west quarter, b the south-east, c the north half.
+    c = FakeCluster(["a", "b", "c"], placement="regions", zone=["world:1000x1000"],
+                    region_map=PINS, max_speed=1000.0)
+    c.step(3)
+    for node in c.nodes:
+        assert node.placement.ownership.nodes == {"a", "b", "c"}
+    return c
+
+
+def player_at(node, name: str, x: float, y: float) -> FakePlayer:  # type: ignore[no-untyped-def]
+    node.store.authenticate(name, "pw", True)
+    node.store.save_state(name, {"zone": "world", "x": x, "y": y, "data": {"gold": 7}})
+    return FakePlayer(node, name)
+
+
+def seen(watcher: FakePlayer, name: str) -> list[int]:
+    watcher.received()
+    return [eid for eid, n in watcher.known.items() if n == name]
+
+
+def test_a_player_walking_over_a_border_is_handed_on_and_watchers_see_it_walk_on() -> None:
+    c = cluster()
+    a, b, cn = c.nodes
+    walker = player_at(a, "walker", 480.0, 480.0)
+    north = player_at(cn, "north", 510.0, 530.0)   # on c, looking at the border
+    west = player_at(a, "west", 440.0, 470.0)      # on a, next to the walker
+    c.step(5)
+    [north_id] = seen(north, "walker")
+    [west_id] = seen(west, "walker")
+    x, seq, redirect = 480.0, 0, None
+    while redirect is None:
+        x += 8.0
+        seq += 1
+        walker.send(m.Move(seq, x, 480.0))
+        c.step(1)
+        redirect = next((msg for msg in walker.received() if isinstance(msg, m.Redirect)), None)
+        assert x < 600, "never handed on"
+    assert 525.0 < x <= 533.0, "handed on once past the margin, not before"
+    assert walker.session.ended
+    assert (redirect.host, redirect.port) == ("127.0.0.1", b.settings.node.tcp)
+    assert "walker" not in a.sessions
+    c.step(1)
+    # The client arrives at b with its token: the entity b already publishes.
+    there = FakePlayer(b, "walker", token=redirect.token)
+    enter = next(msg for msg in there.log if isinstance(msg, m.EnterWorld))
+    assert (enter.x, enter.y) == (x, 480.0)
+    assert there.entity.data == {"gold": 7}
+    for _ in range(5):
+        x += 8.0
+        seq += 1
+        there.send(m.Move(seq, x, 480.0))
+        c.step(1)
+    # One entity all along, on either side of the border: no Leave, no new Enter.
+    for watcher, eid in ((north, north_id), (west, west_id)):
+        watcher.received()
+        assert seen(watcher, "walker") == [eid]
+        assert not any(isinstance(msg, m.Leave) and eid in msg.entity_ids for msg in watcher.log)
+        entered = [e.entity_id for msg in watcher.log if isinstance(msg, m.Enter)
+                   for e in msg.entities if e.name == "walker"]
+        assert entered == [eid]
+    # ... and it is where b says, on c and on a.
+    mirror_c = cn.world.entities[north_id]
+    mirror_a = a.world.entities[west_id]
+    assert (mirror_c.x, mirror_a.x) == (x, x)
+    assert mirror_a.owner == "b" and mirror_c.owner == "b"
+    assert a.snapshot()["handoffs_out"] == 1 and b.snapshot()["handoffs_arrived"] == 1
+    # The walker sees its surroundings on b: the watcher on a is in view again.
+    c.step(3)
+    assert "west" in there.names_seen()
+
+
+def test_a_player_on_the_border_does_not_bounce() -> None:
+    c = cluster()
+    a, _, _ = c.nodes
+    walker = player_at(a, "walker", 490.0, 200.0)
+    seq = 0
+    for i in range(40):
+        seq += 1
+        x = 505.0 + (10.0 if i % 2 else -10.0)   # wanders 15 units either side of x=500
+        walker.send(m.Move(seq, x, 200.0))
+        c.step(1)
+    assert "walker" in a.sessions and a.snapshot()["handoffs_out"] == 0
+
+
+def test_a_handed_player_whose_client_never_comes_goes_and_is_saved() -> None:
+    c = cluster()
+    a, b, _ = c.nodes
+    walker = player_at(a, "walker", 490.0, 100.0)
+    c.step(1)
+    walker.send(m.Move(1, 540.0, 100.0))
+    c.step(2)
+    assert "walker" in b.placement.handoffs.arrivals
+    seconds = b.settings.limits.resume_window + 1
+    c.step(int(seconds * 10))
+    assert "walker" not in b.placement.handoffs.arrivals
+    assert not [e for e in b.world.entities.values() if e.name == "walker"]
+    assert b.snapshot()["handoffs_unclaimed"] == 1
+
+
+def test_when_a_node_joins_its_players_move_to_it() -> None:
+    c = FakeCluster(["a"], placement="regions", zone=["world:1000x1000"],
+                    region_map=PINS)
+    (a,) = c.nodes
+    walker = player_at(a, "walker", 700.0, 100.0)
+    c.step(2)
+    c.add("b")
+    c.step(3)
+    sent = next(msg for msg in walker.received() if isinstance(msg, m.Redirect))
+    FakePlayer(c.nodes[1], "walker", token=sent.token)
+    assert "walker" in c.nodes[1].sessions and "walker" not in a.sessions
