@@ -75,6 +75,8 @@ class ClientConnection(Protocol):
         self.token = token
         #: Where the server sent this player (a ``Redirect``), if it did.
         self.redirect: m.Redirect | None = None
+        #: The node this connection went to: (host, port), once known.
+        self.door: tuple[str, int] | None = None
         self.clock = clock
         self.decoder = FrameDecoder.for_client()
         self.state = CONNECTING

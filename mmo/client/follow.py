@@ -37,23 +37,46 @@ def come_back(reactor: Any, client: GameClient, host: str, port: int,
     Reconnect ``client``'s player with its token: fire with the new
     :class:`GameClient` once it is in the world, or fail (the token was
     refused, or no node answered within ``window`` seconds).
+
+    It goes where a ``Redirect`` sent it, else to the node it was on, and
+    takes turns with ``host``:``port`` (the node it first reached) while
+    those do not answer: when a node dies, any other node takes its
+    players back.
     """
+    doors: list[tuple[str, int]] = []
     if client.redirect is not None:
-        host, port = client.redirect.host, client.redirect.port
-    token = client.token
-    if not token:
+        doors.append((client.redirect.host, client.redirect.port))
+    elif client.door is not None:
+        doors.append(client.door)
+    if (host, port) not in doors:
+        doors.append((host, port))
+    if not client.token:
         return fail(LoginFailed("no_token", "no resume token to come back with"))
     deadline = reactor.seconds() + window
+    state: dict[str, Any] = {"token": client.token, "turn": 0, "to": None}
 
     def attempt() -> Deferred:
-        d = connect(reactor, host, port, client.name, client.password, listener,
-                    timeout=timeout, token=token)
+        to = state["to"]
+        if to is None:
+            to = doors[state["turn"] % len(doors)]
+            state["turn"] += 1
+        state["to"] = None
+        d = connect(reactor, to[0], to[1], client.name, client.password, listener,
+                    timeout=timeout, token=state["token"], follow=False)
         d.addErrback(retry)
         return d
 
     def retry(f: Any) -> Any:
-        if f.check(LoginFailed) or reactor.seconds() + RETRY >= deadline:
+        if reactor.seconds() + RETRY >= deadline:
             return f
+        if f.check(LoginFailed):
+            r = f.value.redirect
+            if r is not None:
+                # Sent on, with a new token: go there at once.
+                state["token"], state["to"] = r.token, (r.host, r.port)
+                return attempt()
+            if f.value.reason not in ("connection_lost", "server_shutdown"):
+                return f  # refused: the token or the login is no good
         return deferLater(reactor, RETRY, attempt)
 
     return attempt()

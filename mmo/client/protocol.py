@@ -27,10 +27,12 @@ from .base import CLOSED, PLAYING, ClientConnection, error_name
 class LoginFailed(Exception):
     """The server refused the login, or the connection ended before it."""
 
-    def __init__(self, reason: str, text: str = "") -> None:
+    def __init__(self, reason: str, text: str = "", redirect: m.Redirect | None = None) -> None:
         super().__init__(f"{reason}: {text}" if text else reason)
         self.reason = reason
         self.text = text
+        #: The ``Redirect`` that ended the login, if one did.
+        self.redirect = redirect
 
 
 @dataclass
@@ -266,7 +268,7 @@ class GameClient(ClientConnection):
         d, self._in_world = self._in_world, None
         if d is not None:
             text = self.last_error[1] if self.last_error else "connection closed before login"
-            d.errback(LoginFailed(reason, text))
+            d.errback(LoginFailed(reason, text, self.redirect))
         pending = list(self._who) + list(self._pings.values())
         self._who.clear()
         self._pings.clear()
@@ -310,21 +312,24 @@ def connect(
     listener: IClientListener | None = None,
     timeout: float = 10.0,
     token: str | None = None,
+    follow: bool = True,
 ) -> Deferred:
     """
     Connect and log in (with ``token``, when given, instead of the
     password); fire with the :class:`GameClient` once the player is in the
     world, or fail with :class:`LoginFailed` (or the connect error).  A
-    ``Redirect`` is followed: the client connects where it says with the
-    token it carries.
+    ``Redirect`` is followed (unless ``follow`` is false): the client
+    connects where it says with the token it carries.
     """
-    return _connect(reactor, host, port, name, password, listener, timeout, token, 0)
+    return _connect(reactor, host, port, name, password, listener, timeout, token,
+                    0 if follow else MAX_HOPS)
 
 
 def _connect(reactor: Any, host: str, port: int, name: str, password: str,
              listener: IClientListener | None, timeout: float, token: str | None,
              hops: int) -> Deferred:
     client = GameClient(name, password, reactor, listener, token)
+    client.door = (host, port)
     endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
     d = connectProtocol(endpoint, client)
     d.addCallback(lambda _: client.when_in_world())

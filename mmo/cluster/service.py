@@ -287,6 +287,8 @@ class ClusterService(Service):
         hb = node.heartbeat if node is not None else None
         if hb is None or not hb.tcp_port:
             return None
+        if self.clock.seconds() - node.heard > 2 * self.settings.heartbeat_interval:
+            return None  # not heard lately: perhaps gone; send nobody there
         return hb.address, hb.tcp_port, hb.websocket_port
 
     def whereabouts(self, name: str) -> tuple | None:
