@@ -284,9 +284,9 @@ class ClusterService(Service):
     def player_door(self, node_id: str) -> tuple[str, int, int] | None:
         """Where players reach ``node_id``: (address, TCP port, WebSocket port)."""
         node = self.mirrors.nodes.get(node_id)
-        hb = node.heartbeat if node is not None else None
-        if hb is None or not hb.tcp_port:
+        if node is None or node.heartbeat is None or not node.heartbeat.tcp_port:
             return None
+        hb = node.heartbeat
         if self.clock.seconds() - node.heard > 2 * self.settings.heartbeat_interval:
             return None  # not heard lately: perhaps gone; send nobody there
         return hb.address, hb.tcp_port, hb.websocket_port
