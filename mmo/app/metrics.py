@@ -93,6 +93,15 @@ NODE_METRICS: tuple[Spec, ...] = (
     Spec("bytes_out", "mmo_player_sent_bytes", "Bytes written to players."),
     Spec("refusals", "mmo_refusals", "Requests and connections refused, by reason.",
          label="reason"),
+    Spec("resumes", "mmo_resumes", "Players back in the world with a resume token."),
+    Spec("resumes_refused", "mmo_resumes_refused",
+         "Resume tokens refused (malformed, altered, run out or used)."),
+    Spec("redirects", "mmo_redirects",
+         "Logins sent to the node that owns the player's region."),
+    Spec("handoffs_out", "mmo_handoffs_out", "Players handed to another node at a border."),
+    Spec("handoffs_in", "mmo_handoffs_in", "Players handed to this node by another."),
+    Spec("handoffs_unclaimed", "mmo_handoffs_unclaimed",
+         "Players handed here whose client did not come within resume_window."),
 )
 
 #: The account store's numbers (``DatabaseAccountStore.snapshot()``).
