@@ -109,6 +109,9 @@ class IGame(Interface):
         keep it in the world until its client arrives with its token.
         """
 
+    def published(zone: str, cell: int) -> bool:
+        """Whether other nodes' players may see cell ``cell`` of ``zone`` (publish it)."""
+
     def nodes_changed(live: frozenset) -> None:
         """
         The live nodes of the cluster (this one included) are now ``live``:

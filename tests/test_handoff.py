@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mmo.cluster import codec
+from mmo.cluster.auth import MAC_SIZE
 from mmo.testing.cluster import FakeCluster
 from mmo.testing.node import FakePlayer
 from mmo.wire import messages as m
@@ -121,3 +123,31 @@ def test_when_a_node_joins_its_players_move_to_it() -> None:
     sent = next(msg for msg in walker.received() if isinstance(msg, m.Redirect))
     FakePlayer(c.nodes[1], "walker", token=sent.token)
     assert "walker" in c.nodes[1].sessions and "walker" not in a.sessions
+
+
+def test_only_cells_others_may_see_are_published() -> None:
+    c = cluster()
+    a, _, _ = c.nodes
+    zone = a.world.zones["world"]
+    published = {(cx, cy) for cx in range(10) for cy in range(10)
+                 if a.published("world", cy * zone.cols + cx)}
+    # a owns cells 0-4 x 0-4; b's land starts at column 5, c's at row 5: a
+    # player of theirs may stand 25 units inside a's land and see a cell further.
+    mine = {(cx, cy) for cx in range(5) for cy in range(5)}
+    assert {p for p in published if p in mine} == {p for p in mine if p[0] >= 3 or p[1] >= 3}
+    # Deep inside a's land a walker's cell goes out to nobody; near the border it does.
+    deep = player_at(a, "deep", 50.0, 50.0)
+    edge = player_at(a, "edge", 450.0, 50.0)
+    port = c.services[0].transport.port
+    port.written.clear()
+    for i in range(10):
+        deep.send(m.Move(i + 1, 50.0 + i, 50.0))
+        edge.send(m.Move(i + 1, 450.0 + i, 50.0))
+        c.step(1)
+    sent = set()
+    for data, _ in port.written:
+        if data[3] in (1, 2):  # cell delta, cell keyframe
+            signed = data[:-MAC_SIZE]
+            sent.add(codec.decode_body(codec.read_header(signed), signed).cell)
+    assert zone.cell_at(50.0, 50.0) not in sent
+    assert zone.cell_at(455.0, 50.0) in sent

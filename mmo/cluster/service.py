@@ -320,7 +320,7 @@ class ClusterService(Service):
             self._requests.clear()
             return
         room = self._room()
-        for keyframe, zone, cell, bodies in publisher.bodies(tick, room):
+        for keyframe, zone, cell, bodies in publisher.bodies(tick, room, self.game.published):
             group = groups.group_for(zone, cell)
             kind = codec.CELL_KEYFRAME if keyframe else codec.CELL_DELTA
             for body in bodies:
@@ -432,6 +432,8 @@ class ClusterService(Service):
         if live != self._live:
             self._live = live
             self.game.nodes_changed(live)
+            # Cells others may see changed: everyone gets keyframes next tick.
+            self._announce = True
 
     def expire(self) -> None:
         self.mirrors.expire(self.clock.seconds())

@@ -15,7 +15,7 @@ that the final state of a walk does not wait for the periodic keyframe.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..world.grid import Entity, Zone
 from ..world.world import World
@@ -139,8 +139,14 @@ class Publisher:
                 s.gone_to.pop(e.id, None)
                 return
 
-    def bodies(self, tick: int, room: int) -> Iterator[tuple[bool, str, int, list[bytes]]]:
-        """``(keyframe, zone, cell, bodies)`` for each stream with something to say."""
+    def bodies(self, tick: int, room: int,
+               wanted: Callable[[str, int], bool] | None = None,
+               ) -> Iterator[tuple[bool, str, int, list[bytes]]]:
+        """
+        ``(keyframe, zone, cell, bodies)`` for each stream with something to
+        say; only for the cells ``wanted(zone, cell)`` says others may see
+        (and those asked for), when given.
+        """
         oldest = tick - REPEAT
         period = self.period
         linger = LINGER * period
@@ -163,6 +169,11 @@ class Publisher:
                 # the periodic one.
                 settled = bool(stale) and not recent
             alive = bool(s.owned) or tick - s.emptied <= linger
+            if wanted is not None and c not in requested and not wanted(s.zone, s.cell):
+                # Nobody else sees this cell: nothing to encode.
+                if not alive:
+                    finished.append(c)
+                continue
             keyframe = alive and (
                 (tick + s.phase) % period == 0 or c in requested or settled)
             if keyframe:

@@ -195,6 +195,10 @@ class Node:
     def nodes_changed(self, live: frozenset[str]) -> None:
         self.placement.nodes_changed(live)
 
+    def published(self, zone: str, cell: int) -> bool:
+        z = self.world.zones.get(zone)
+        return z is None or self.placement.published(z, cell)
+
     def handoff_received(self, from_node: str, handoff: Any) -> None:
         self.placement.handoffs.received(from_node, handoff)
 

@@ -40,12 +40,16 @@ class Placement:
         self.ownership = Ownership(settings.regions.layout(settings.node), (node.node_id,),
                                    settings.regions.pins)
         self.redirects = 0
+        self.region_cells = settings.regions.cells
+        #: (zone, cell) -> whether other nodes' players may see into it.
+        self._published: dict[tuple[str, int], bool] = {}
         #: Players crossing borders, both ways (:mod:`mmo.server.handoff`).
         self.handoffs = Handoffs(node, self, settings.regions.margin,
                                  settings.limits.resume_window)
 
     def nodes_changed(self, live: frozenset[str]) -> None:
         moved = self.ownership.update(live)
+        self._published.clear()
         self.log.info("cluster: {n} live node(s); {moved} region(s) changed owner",
                       n=len(live), moved=len(moved))
         self.handoffs.nodes_changed(self.node.clock.seconds())
@@ -54,6 +58,27 @@ class Placement:
         out = self.handoffs.numbers()
         out["redirects"] = self.redirects
         return out
+
+    def published(self, zone: Zone, key: int) -> bool:
+        """
+        Whether another node's players may see cell ``key`` of ``zone``: it
+        lies within two cells of a region another node owns (a player of
+        theirs stands at most ``region_margin`` into ours, and sees one cell
+        further).  Only those cells need publishing; with ``placement =
+        "connection"`` every cell does.
+        """
+        if not self.enabled:
+            return True
+        found = self._published.get((zone.name, key))
+        if found is None:
+            cx, cy = zone.cell_coords(key)
+            rc, me, owner, name = self.region_cells, self.node.node_id, self.ownership.owner, zone.name
+            found = any(
+                owner((name, nx // rc, ny // rc)) != me
+                for ny in range(max(cy - 2, 0), min(cy + 3, zone.rows))
+                for nx in range(max(cx - 2, 0), min(cx + 3, zone.cols)))
+            self._published[(zone.name, key)] = found
+        return found
 
     def owner_at(self, zone: str, x: float, y: float) -> str:
         return self.ownership.owner_at(zone, x, y)
