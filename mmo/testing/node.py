@@ -34,14 +34,18 @@ def node_settings(**overrides: Any) -> Settings:
     return Settings.build(node_values(**overrides), find_makers())
 
 
-def make_node(clock: Clock | None = None, node_id: str = "test-node", **overrides: Any) -> Node:
+def make_node(clock: Clock | None = None, node_id: str = "test-node",
+              store: MemoryAccountStore | None = None, **overrides: Any) -> Node:
     """
     A node on a ``Clock`` with an in-memory account store (hashing inline),
     running the extensions its settings enable (as ``twistd mmo`` would).
+    Nodes given one ``store`` share their accounts and saved state (as
+    nodes on one PostgreSQL do).
     """
     overrides.setdefault("password_iterations", 1)
     settings = node_settings(**overrides)
-    store = MemoryAccountStore(settings.store.password_iterations)
+    if store is None:
+        store = MemoryAccountStore(settings.store.password_iterations)
     node = Node(settings, clock or Clock(), store, node_id)
     node.extensions.enable_configured(settings.extensions, find_makers())
     return node
