@@ -77,3 +77,28 @@ def test_websocket_benchmark_smoke(tmp_path):
         assert phase["updates_per_sec"] > 0 and phase["cpu_us_per_update"] > 0
     assert results["summary"]["ws_vs_tcp"] > 0
     assert "| ws | 0 | 40 |" in run.stdout
+
+
+def test_scaling_benchmark_smoke(tmp_path):
+    out = tmp_path / "scaling.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "scaling.py"), "--smoke",
+         "--region-cells", "1", "--region-block", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    rows = {(r["nodes"], r["placement"]): r for r in results["rows"]}
+    assert set(rows) == {(n, p) for n in (1, 2, 4) for p in ("today", "regions")}
+    for r in rows.values():
+        assert r["ticks"] > 0 and r["cpu_ms_per_tick_mean"] > 0
+        assert r["players"] == 30 * r["nodes"]
+    # Regions: every player on its region's owner (and players did cross borders).
+    assert all(r["misplaced"] == 0 for r in rows.values())
+    assert rows[(4, "regions")]["handoffs_per_tick"] > 0
+    # Today, a node of four mirrors most of the others' players.
+    assert rows[(4, "today")]["mirrored_per_node"] > rows[(4, "regions")]["mirrored_per_node"]
+    for placement in ("today", "regions"):
+        assert results["ratios"][placement]["1"] == 1.0
+        assert results["ratios"][placement]["4"] > 0
+    assert "| regions | 1.0 |" in run.stdout and "| today | 1.0 |" in run.stdout
+    assert "logged out of the old owner" in run.stdout

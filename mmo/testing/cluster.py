@@ -325,7 +325,9 @@ class FakeCluster:
         c.step(10)            # one second at 10 Hz: bob is mirrored on alice's node
 
     With ``bus`` (a :class:`MemoryBus`), the services use a
-    :class:`MemoryTransport` each on it instead of multicast.
+    :class:`MemoryTransport` each on it instead of multicast.  With
+    ``store`` (a :class:`~mmo.store.accounts.MemoryAccountStore`), every
+    node shares its accounts and saved state.
 
     Players stay on the node they log in to (``placement="connection"``)
     unless ``placement="regions"`` is given: then a login on a node that
@@ -336,7 +338,7 @@ class FakeCluster:
 
     def __init__(self, node_ids: list[str] | tuple[str, ...] = ("n0", "n1", "n2"),
                  key: bytes = KEY, clock: Clock | None = None, bus: MemoryBus | None = None,
-                 **overrides: Any) -> None:
+                 store: Any = None, **overrides: Any) -> None:
         self.clock = clock or Clock()
         if clock is None:
             self.clock.advance(1000)
@@ -344,6 +346,7 @@ class FakeCluster:
         self.bus = bus
         self.key = key
         overrides.setdefault("placement", "connection")
+        self.store = store
         self.overrides = overrides
         self.nodes: list[Node] = []
         self.services: list[Any] = []
@@ -356,7 +359,7 @@ class FakeCluster:
 
         from ..cluster.service import ClusterService
 
-        node = make_node(self.clock, node_id=node_id, key=key or self.key,
+        node = make_node(self.clock, node_id=node_id, key=key or self.key, store=self.store,
                          **{**self.overrides, **overrides})
         transport = MemoryTransport(self.bus, node_id) if self.bus is not None else None
         service = ClusterService(node, node.settings.cluster, self.clock, self.net,

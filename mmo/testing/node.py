@@ -44,7 +44,9 @@ def make_node(clock: Clock | None = None, node_id: str = "test-node",
     """
     A node on a ``Clock`` with an in-memory account store (hashing inline),
     running the extensions its settings enable (as ``twistd mmo`` would),
-    giving resume tokens sealed with ``key`` (``None``: no tokens).
+    giving resume tokens sealed with ``key`` (``None``: no tokens).  Nodes
+    given one ``store`` share their accounts and saved state (as nodes on one
+    PostgreSQL do).
     """
     overrides.setdefault("password_iterations", 1)
     settings = node_settings(**overrides)
