@@ -371,6 +371,9 @@ class MonitorWindow(QMainWindow):
             "nodes": nodes,
             "row_colours": [_present(table.item(r, 0)).background().color().name()
                             for r in range(table.rowCount())],
+            # Each node's own colour (its name's, its dots', its curves', its regions').
+            "node_colours": {n["node"]: _present(table.item(r, 0)).foreground().color().name()
+                             for r, n in enumerate(nodes)},
             "dots": {"total": sum(counts.values()), "by_node": counts,
                      "npcs": sum(self.map.counts(npcs=True).values())},
             "regions": {"total": sum(len(r["rects"]) for r in regions.values()),

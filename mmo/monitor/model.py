@@ -262,7 +262,8 @@ class ClusterModel:
                     and message.cell_size not in self.other_cell_sizes:
                 self.other_cell_sizes.add(message.cell_size)
                 self.event(now, f"node {header.sender} has cell size {message.cell_size:g}, "
-                                f"the monitor {self.cell_size:g}", "warn")
+                                f"the monitor {self.cell_size:g}: the map's regions are not "
+                                f"theirs (give the monitor their --cell-size)", "warn")
             node.heartbeat = message
         elif kind == codec.METRICS:
             node.metrics = message

@@ -51,8 +51,8 @@ MONITOR_KEYS = [
     # What to show --------------------------------------------------------------
     Key("zone", "world:2000x2000", "Zone drawn on the map, as NAME:WIDTHxHEIGHT "
         "(the nodes' --zone).", zone),
-    Key("cell_size", 100.0, "The nodes' --cell-size (to know the zone's cell groups and regions; "
-        "heartbeats correct it).", number(1, 100000)),
+    Key("cell_size", 100.0, "The nodes' --cell-size (to know the zone's cell groups, which heartbeats "
+        "correct, and its regions, which they do not).", number(1, 100000)),
     *REGION_KEYS,
     Key("expiry", 3.0, "Seconds after which a dot not heard from is dropped (the "
         "nodes' 3 keyframe intervals).", number(0.1, 3600)),
