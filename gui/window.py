@@ -197,6 +197,8 @@ class ZoneMap(pg.PlotWidget):
                 item.setPen(pg.mkPen(colour, width=1))
                 # Under the zone's border and the dots.
                 item.setZValue(-10)
+                # Painted again only when the view moves, not as the dots do.
+                item.setCacheMode(QGraphicsPathItem.CacheMode.DeviceCoordinateCache)
             path.addRect(x0, y0, x1 - x0, y1 - y0)
         for owner, item in self.regions.items():
             item.setPath(paths[owner])

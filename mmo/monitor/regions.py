@@ -39,6 +39,7 @@ class RegionView:
         self.ownership: Ownership | None = None
         self.version = 0
         self._owners: list[tuple[Bounds, str]] = []
+        self._counts: dict[str, int] = {}
 
     @property
     def nodes(self) -> frozenset[str]:
@@ -57,10 +58,13 @@ class RegionView:
         else:
             self.ownership.update(live)
         self._owners = []
+        self._counts = dict.fromkeys(sorted(live), 0)
         if self.ownership is not None:
             for region in self.zone.regions():
                 _zone, rx, ry = region
-                self._owners.append((self.zone.bounds(rx, ry), self.ownership.owner(region)))
+                owner = self.ownership.owner(region)
+                self._owners.append((self.zone.bounds(rx, ry), owner))
+                self._counts[owner] += 1
         self.version += 1
         return True
 
@@ -70,10 +74,7 @@ class RegionView:
 
     def counts(self) -> dict[str, int]:
         """How many of the zone's regions each live node owns (0 for those that own none)."""
-        out = dict.fromkeys(sorted(self.nodes), 0)
-        for _bounds, owner in self._owners:
-            out[owner] += 1
-        return out
+        return dict(self._counts)
 
     @property
     def total(self) -> int:
