@@ -18,15 +18,15 @@ from ..settings import RegionSettings
 from ..world.grid import ZoneSpec
 from ..world.regions import Ownership, RegionLayout
 
-#: A region as drawn: ``(x0, y0, x1, y1)`` in world units, and its owner.
+#: A region's rectangle: ``(x0, y0, x1, y1)`` in world units, clipped to the zone.
 Bounds = tuple[float, float, float, float]
 
 
 class RegionView:
     """
     The regions of one zone and their owners for the live nodes given to
-    :meth:`nodes_changed`.  :attr:`version` counts the changes of owners,
-    so that a view redraws only when it moved.
+    :meth:`nodes_changed`.  :attr:`version` counts the times owners were
+    recomputed (the live node set changed), so that a view redraws only then.
     """
 
     def __init__(self, zone: ZoneSpec, cell_size: float,
