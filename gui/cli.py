@@ -24,8 +24,10 @@ class _MonitorOptions(SchemaOptions):
     longdesc = (
         "Watch an mmo cluster live: totals, a table of nodes (live, stale, gone), "
         "charts of the last minutes, a map of one zone with every entity coloured by "
-        "the node that owns it, and an event log. It only listens to the multicast "
-        "groups (no TCP, nothing sent). --text prints the same numbers each second "
+        "the node that owns it and every region tinted by the node that owns it (as the "
+        "nodes compute it from the live nodes: give the nodes' --region-cells, "
+        "--region-block and --region-map), and an event log. It only listens to the "
+        "multicast groups (no TCP, nothing sent). --text prints the same numbers each second "
         "instead of opening a window. Every option is also a key of the TOML file "
         "given with --config; flags win."
     )
@@ -33,7 +35,12 @@ class _MonitorOptions(SchemaOptions):
     def make_settings(self, values: dict[str, Any]) -> MonitorSettings:
         if values["text"] and values["screenshot"]:
             raise ConfigError("--screenshot needs the window: drop --text")
-        return build(MonitorSettings, values)
+        settings = build(MonitorSettings, values)
+        try:
+            settings.check_regions()
+        except ValueError as e:
+            raise ConfigError(f"--region-map: {e}") from None
+        return settings
 
 
 Options = options_for(MONITOR_SCHEMA, _MonitorOptions)
@@ -66,7 +73,7 @@ def make_model(settings: MonitorSettings) -> Any:
     from mmo.monitor.model import ClusterModel
 
     return ClusterModel(settings.zone, settings.cell_size, settings.expiry,
-                        settings.history, settings.forget_after)
+                        settings.history, settings.forget_after, regions=settings.regions)
 
 
 def run_text(settings: MonitorSettings, note: str = "") -> int:

@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 
 import pyqtgraph as pg
 from PyQt5.QtCore import Qt
-from PyQt5.QtGui import QColor, QFont, QGuiApplication
+from PyQt5.QtGui import QColor, QFont, QGuiApplication, QPainterPath
 from PyQt5.QtWidgets import (
     QFrame,
+    QGraphicsPathItem,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -35,7 +36,7 @@ from mmo.monitor.model import ClusterModel
 from mmo.monitor.settings import MonitorSettings
 
 #: Columns of the table that hold numbers (right-aligned).
-NUMERIC = {2, 3, 4, 5, 6, 7, 8}
+NUMERIC = present.NUMERIC
 STATE_COLUMN = len(present.COLUMNS) - 1
 
 
@@ -112,7 +113,12 @@ class Charts(pg.GraphicsLayoutWidget):
 
 
 class ZoneMap(pg.PlotWidget):
-    """Every entity of one zone as a dot coloured by the node that owns it."""
+    """
+    Every entity of one zone as a dot coloured by the node that owns it,
+    over the zone's regions tinted with the colour of the node that owns
+    each (one outlined path of rectangles per owner, redrawn only when
+    owners change).
+    """
 
     def __init__(self, model: ClusterModel) -> None:
         super().__init__(background="w")
@@ -130,6 +136,9 @@ class ZoneMap(pg.PlotWidget):
         plot.addItem(border)
         self.legend = plot.addLegend(offset=(-5, 5))
         self.items: dict[tuple[str, bool], pg.ScatterPlotItem] = {}
+        #: Owner -> the path of its regions' rectangles.
+        self.regions: dict[str, QGraphicsPathItem] = {}
+        self._regions_drawn: tuple[int, tuple[tuple[str, str], ...]] | None = None
         self._set_title(0)
 
     def _set_title(self, players: int, npcs: int = 0) -> None:
@@ -140,6 +149,7 @@ class ZoneMap(pg.PlotWidget):
     def refresh(self, model: ClusterModel) -> None:
         colours = present.node_colours(model)
         plot = self.getPlotItem()
+        self._refresh_regions(model, colours)
         drawn: set[tuple[str, bool]] = set()
         for npcs in (True, False):  # players on top
             for node_id, points in sorted(present.dots_by_node(model, npcs).items()):
@@ -163,6 +173,55 @@ class ZoneMap(pg.PlotWidget):
                 self.legend.removeItem(key[0])
         counts = self.counts()
         self._set_title(sum(counts.values()), sum(self.counts(npcs=True).values()))
+
+    def _refresh_regions(self, model: ClusterModel, colours: dict[str, str]) -> None:
+        """Redraw the regions when their owners (or the owners' colours) changed."""
+        view = model.regions
+        key = (view.version, tuple(sorted((n, colours.get(n, "")) for n in view.nodes)))
+        if key == self._regions_drawn:
+            return
+        self._regions_drawn = key
+        plot = self.getPlotItem()
+        for item in self.regions.values():
+            plot.removeItem(item)
+        self.regions.clear()
+        paths: dict[str, QPainterPath] = {}
+        for (x0, y0, x1, y1), owner, colour in present.regions(model):
+            path = paths.get(owner)
+            if path is None:
+                path = paths[owner] = QPainterPath()
+                item = self.regions[owner] = QGraphicsPathItem()
+                fill = QColor(colour)
+                fill.setAlpha(present.REGION_ALPHA)
+                item.setBrush(pg.mkBrush(fill))
+                item.setPen(pg.mkPen(colour, width=1))
+                # Under the zone's border and the dots.
+                item.setZValue(-10)
+                # Painted again only when the view moves, not as the dots do.
+                item.setCacheMode(QGraphicsPathItem.CacheMode.DeviceCoordinateCache)
+            path.addRect(x0, y0, x1 - x0, y1 - y0)
+        for owner, item in self.regions.items():
+            item.setPath(paths[owner])
+            plot.addItem(item)
+
+    def drawn_regions(self) -> dict[str, dict[str, Any]]:
+        """
+        Read back from the items on the plot: each owner's region rectangles
+        ``(x0, y0, x1, y1)``, their tint and alpha, and their border colour.
+        """
+        on_plot = set(self.getPlotItem().items)
+        out = {}
+        for owner, item in self.regions.items():
+            if item not in on_plot:
+                continue
+            rects = []
+            for polygon in item.path().toSubpathPolygons():
+                r = polygon.boundingRect()
+                rects.append((r.left(), r.top(), r.right(), r.bottom()))
+            fill = item.brush().color()
+            out[owner] = {"rects": rects, "colour": fill.name(), "alpha": fill.alpha(),
+                          "border": item.pen().color().name()}
+        return out
 
     def counts(self, npcs: bool = False) -> dict[str, int]:
         """Dots drawn, by node: players, or NPCs."""
@@ -305,6 +364,7 @@ class MonitorWindow(QMainWindow):
             cells[0] = cells[0].removeprefix("\u25cf ")
             nodes.append(dict(zip(present.COLUMNS, cells, strict=True)))
         counts = self.map.counts()
+        regions = self.map.drawn_regions()
         return {
             "size": [self.width(), self.height()],
             # xcb on an X screen; offscreen in the tests that have none.
@@ -313,8 +373,14 @@ class MonitorWindow(QMainWindow):
             "nodes": nodes,
             "row_colours": [_present(table.item(r, 0)).background().color().name()
                             for r in range(table.rowCount())],
+            # Each node's own colour (its name's, its dots', its curves', its regions').
+            "node_colours": {n["node"]: _present(table.item(r, 0)).foreground().color().name()
+                             for r, n in enumerate(nodes)},
             "dots": {"total": sum(counts.values()), "by_node": counts,
                      "npcs": sum(self.map.counts(npcs=True).values())},
+            "regions": {"total": sum(len(r["rects"]) for r in regions.values()),
+                        "by_node": {n: len(r["rects"]) for n, r in regions.items()},
+                        "colours": {n: r["colour"] for n, r in regions.items()}},
             "charts": self.charts.points(),
             "events": self.log_view.toPlainText().splitlines(),
             "status": _present(self.statusBar()).currentMessage(),

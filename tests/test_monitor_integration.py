@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 from support import BIN, Process, cluster_args, wait_until
+from test_monitor_regions import counts_of, expected
 
 from mmo.cluster import codec
 
@@ -98,6 +99,12 @@ def test_two_nodes_bots_and_the_monitor(start_node, tmp_path):
         shown = wait_until(agrees, timeout=20, interval=0.2,
                            what="the monitor to agree with the nodes")
         assert {r["state"] for r in shown["nodes"]} == {"live"}
+        # The regions of the zone, owned as the nodes compute it (the
+        # monitor's defaults are the nodes': world:2000x2000, cells of 100).
+        owners = counts_of(expected(["alpha", "beta"]))
+        assert shown["regions"]["by_node"] == owners
+        assert {n: int(r["regions"]) for n, r in rows_of(shown).items()} == owners
+        assert shown["regions"]["colours"] == shown["node_colours"]
         assert shown["totals"]["players"] == f"{BOTS:,}"
 
         # Datagrams failing authentication are counted, not shown.

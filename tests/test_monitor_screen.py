@@ -13,6 +13,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -265,3 +266,78 @@ def test_every_library_the_plugin_needs_has_its_package_and_system_deps_installs
     base = {"libc6", "libstdc++6", "libgcc-s1", "zlib1g", "libglib2.0-0"}
     assert set(xcb.PACKAGES.values()) - base == set(listed.group(1).split())
     assert re.search(r"^command -v Xvfb .*want\+=\(xvfb\)", script, re.M)
+
+
+def test_the_map_tints_each_region_with_its_owners_colour_on_the_x_screen(xvfb, tmp_path):
+    """Two nodes heard (fake heartbeats over loopback multicast): the regions they own, drawn."""
+    needs_the_libraries()
+    from PyQt5.QtGui import QColor, QImage
+    from test_monitor import Sender
+    from test_monitor_regions import counts_of, expected
+
+    from mmo.cluster.auth import load_or_create_key
+    from mmo.monitor.present import REGION_ALPHA
+    from mmo.settings import RegionSettings
+    from mmo.world.regions import RegionPin
+
+    key_file = tmp_path / "cluster.key"
+    key = load_or_create_key(str(key_file))
+    group = cluster_args()
+    png = tmp_path / "regions.png"
+    mon = monitor(tmp_path, "monitor", {"DISPLAY": xvfb}, *group,
+                  "--cluster-key-file", str(key_file), "--screenshot", str(png),
+                  "--after", "4", "--width", "1000", "--height", "700",
+                  "--region-cells", "4", "--region-block", "1",
+                  "--region-map", "world:0-4,0=beta")
+    senders = [Sender("alpha", key=key), Sender("beta", key=key)]
+    deadline = time.monotonic() + 60
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
+            # Heartbeats a few times a second until the monitor has taken its
+            # screenshot and exited (at most a minute).
+            while time.monotonic() < deadline:
+                for sender in senders:
+                    s.sendto(sender.heartbeat(), (group[1], int(group[3])))
+                try:
+                    code = mon.proc.wait(0.25)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            else:
+                raise AssertionError("the monitor did not exit after its screenshot")
+        assert code == 0, mon.output[-3000:]
+    finally:
+        mon.stop()
+    meta = json.loads((tmp_path / "regions.png.json").read_text())
+    assert meta["platform"] == "xcb"
+    regions = RegionSettings(4, 1, pins=(RegionPin("world", "beta", (0, 4), (0, 0)),))
+    owners = expected(["alpha", "beta"], regions)
+    assert [o for _b, o in owners[:5]] == ["beta"] * 5
+    assert meta["regions"]["total"] == 25
+    assert meta["regions"]["by_node"] == counts_of(owners)
+    assert {n["node"]: n["regions"] for n in meta["nodes"]} == {
+        n: str(c) for n, c in counts_of(owners).items()}
+    colours = meta["node_colours"]
+    assert set(colours) == {"alpha", "beta"} and colours["alpha"] != colours["beta"]
+    assert meta["regions"]["colours"] == colours
+
+    # On the screen: many pixels of each owner's tint (its colour over the white map).
+    image = QImage(str(png))
+    assert (image.width(), image.height()) == (1000, 700)
+
+    def tint(name: str) -> tuple[int, int, int]:
+        c, a = QColor(name), REGION_ALPHA / 255
+        return tuple(round(v * a + 255 * (1 - a)) for v in (c.red(), c.green(), c.blue()))
+
+    tints = {node: tint(c) for node, c in colours.items()}
+    seen = dict.fromkeys(tints, 0)
+    for y in range(0, image.height(), 2):
+        for x in range(0, image.width(), 2):
+            p = QColor(image.pixel(x, y))
+            rgb = (p.red(), p.green(), p.blue())
+            for node, t in tints.items():
+                if all(abs(u - v) <= 3 for u, v in zip(rgb, t, strict=True)):
+                    seen[node] += 1
+    assert all(n > 1000 for n in seen.values()), seen

@@ -105,3 +105,38 @@ def test_window_grabs_to_a_png_of_its_size(window, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1200, 800)
+
+
+def test_regions_are_drawn_under_the_dots_in_their_owners_colours(window):
+    from test_monitor_regions import expected
+
+    a, b = populate(window.model)
+    window.refresh(10.0)
+    drawn = window.map.drawn_regions()
+    colours = present.node_colours(window.model)
+    want: dict[str, list] = {}
+    for bounds, owner in expected(["alpha", "beta"]):
+        want.setdefault(owner, []).append(bounds)
+    assert {owner: sorted(r["rects"]) for owner, r in drawn.items()} == {
+        owner: sorted(rects) for owner, rects in want.items()}
+    for owner, r in drawn.items():
+        assert r["colour"] == r["border"] == colours[owner]
+        assert r["alpha"] == present.REGION_ALPHA
+    assert window.map.regions["alpha"].zValue() < min(i.zValue() for i in window.map.items.values())
+    shown = window.shown()
+    assert shown["regions"]["total"] == 16
+    assert shown["regions"]["by_node"] == {o: len(r) for o, r in want.items()}
+    assert {n["node"]: n["regions"] for n in shown["nodes"]} == {
+        o: str(len(r)) for o, r in want.items()}
+
+    # Redrawn only when owners change: the same items while they do not.
+    items = dict(window.map.regions)
+    feed(window.model, [a.heartbeat(clients=3), b.heartbeat(clients=2)], 10.5)
+    window.model.advance(10.5)
+    window.refresh(10.5)
+    assert window.map.regions == items
+    feed(window.model, b.bye(), 11.0)
+    window.refresh(11.0)
+    drawn = window.map.drawn_regions()
+    assert list(drawn) == ["alpha"] and len(drawn["alpha"]["rects"]) == 16
+    assert all(item not in window.map.getPlotItem().items for item in items.values())

@@ -12,6 +12,10 @@ A node is *live* while it is heard from, *stale* once it missed
 :data:`STALE_INTERVALS` heartbeat intervals, *gone* after
 :data:`GONE_INTERVALS` (when the other nodes expire it too) or at once when
 it says bye; a gone node is forgotten after ``forget_after`` seconds.
+
+The nodes not gone that sent a heartbeat are the *live nodes* the nodes
+themselves give regions to: :attr:`ClusterModel.regions` (a
+:class:`~.regions.RegionView`) follows them.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from twisted.logger import Logger
 from ..cluster import codec
 from ..cluster.mirrors import MirrorTable
 from ..cluster.opener import AUTH_FAILED, MALFORMED, REPORTED, SKEW, Opened, Opener
+from ..settings import RegionSettings
 from ..world.grid import ZoneSpec
 from ..world.world import World
+from .regions import RegionView
 
 LIVE, STALE, GONE = "live", "stale", "gone"
 #: Heartbeat intervals without a word before a node is stale, then gone.
@@ -149,6 +155,7 @@ class ClusterModel:
     def __init__(
         self, zone: ZoneSpec, cell_size: float = 100.0, expiry: float = 3.0,
         history: float = 300.0, forget_after: float = 60.0, key: bytes | None = None,
+        regions: RegionSettings | None = None,
     ) -> None:
         self.zone_spec = zone
         self.cell_size = cell_size
@@ -166,6 +173,8 @@ class ClusterModel:
         self.mirrors = MirrorTable(self.world, expiry)
         #: Cell sizes the nodes reported that differ from ``cell_size``.
         self.other_cell_sizes: set[float] = set()
+        #: Who owns each region of the zone, for the live nodes.
+        self.regions = RegionView(zone, cell_size, regions)
         self._appeared = 0
         self._last_sample = -1e18
 
@@ -253,7 +262,8 @@ class ClusterModel:
                     and message.cell_size not in self.other_cell_sizes:
                 self.other_cell_sizes.add(message.cell_size)
                 self.event(now, f"node {header.sender} has cell size {message.cell_size:g}, "
-                                f"the monitor {self.cell_size:g}", "warn")
+                                f"the monitor {self.cell_size:g}: the map's regions are not "
+                                f"theirs (give the monitor their --cell-size)", "warn")
             node.heartbeat = message
         elif kind == codec.METRICS:
             node.metrics = message
@@ -261,6 +271,8 @@ class ClusterModel:
             node.left = True
             self._set_state(node, GONE, now, f"node {header.sender} left (said bye)")
             self.mirrors.drop_node(header.sender)
+        if kind in (codec.HEARTBEAT, codec.BYE):
+            self._check_live()
 
     # -- time ------------------------------------------------------------------
 
@@ -278,6 +290,7 @@ class ClusterModel:
             elif silent >= STALE_INTERVALS * node.interval and node.state == LIVE:
                 self._set_state(node, STALE, now,
                                 f"node {node.node_id} is stale (not heard for {silent:.1f}s)")
+        self._check_live()
         self.mirrors.expire(now)
         # Mirrors only read positions; the grid's per-tick records are not
         # needed by anyone here, so they are settled and cleared at once.
@@ -296,6 +309,18 @@ class ClusterModel:
             node.gone_at = now
             self.mirrors.drop_node(node.node_id)
         self.event(now, text, "bad" if state == GONE else "warn")
+
+    def live_nodes(self) -> frozenset[str]:
+        """
+        The nodes that own regions, as the nodes count them: heard from
+        with a heartbeat (since their last restart), not gone.
+        """
+        return frozenset(n.node_id for n in self.nodes.values()
+                         if n.state != GONE and n.heartbeat is not None)
+
+    def _check_live(self) -> None:
+        """Recompute region owners when the live node set changed."""
+        self.regions.nodes_changed(self.live_nodes())
 
     def event(self, now: float, text: str, level: str = "info") -> None:
         self.events.append(Event(now, text, level))

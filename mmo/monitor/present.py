@@ -1,7 +1,7 @@
 """
 What the monitor shows, computed from a :class:`~.model.ClusterModel`:
-the totals, the node table's rows, the chart series and the map's dots,
-with their texts and colours.  The window and the text view both draw
+the totals, the node table's rows, the chart series, the map's dots and
+regions, with their texts and colours.  The window and the text view both draw
 these, so they always show the same numbers.
 """
 
@@ -25,7 +25,11 @@ STATE_COLOURS = {
 }
 EVENT_COLOURS = {"info": "#303030", "warn": "#8d5300", "bad": "#b71c1c"}
 COLUMNS = ("node", "address", "players", "entities", "events/s", "tick Hz",
-           "p99 ms", "TCP out/s", "mcast out/s", "heard", "state")
+           "p99 ms", "TCP out/s", "mcast out/s", "regions", "heard", "state")
+#: Columns that hold numbers (right-aligned).
+NUMERIC = frozenset(range(2, 10))
+#: How opaque a region's tint is on the map (of 255): the dots stay readable.
+REGION_ALPHA = 0x38
 #: Chart titles and units, by series.
 CHARTS = {
     "players": ("players", ""),
@@ -72,6 +76,8 @@ class Row:
     tick_ms_p99: float
     bytes_out_per_sec: float
     cluster_bytes_out_per_sec: float
+    #: Regions of the shown zone the node owns.
+    regions: int
     last_heard: float
     state: str
     colour: str
@@ -81,13 +87,14 @@ class Row:
         return (self.node, self.address, f"{self.players:,}", f"{self.entities:,}",
                 human_number(self.events_per_sec), f"{self.tick_hz:.1f}",
                 f"{self.tick_ms_p99:.2f}", human_bytes(self.bytes_out_per_sec),
-                human_bytes(self.cluster_bytes_out_per_sec), ago(self.last_heard),
-                self.state)
+                human_bytes(self.cluster_bytes_out_per_sec), f"{self.regions:,}",
+                ago(self.last_heard), self.state)
 
 
 def rows(model: ClusterModel, now: float) -> list[Row]:
     """The node table: live first, then stale, then gone; by id within each."""
     order = {LIVE: 0, STALE: 1, GONE: 2}
+    regions = model.regions.counts()
     out = []
     for n in sorted(model.nodes.values(), key=lambda n: (order[n.state], n.node_id)):
         hb = n.heartbeat
@@ -96,7 +103,7 @@ def rows(model: ClusterModel, now: float) -> list[Row]:
             int(n.number("entities", hb.entities if hb else 0)),
             n.number("events_per_sec"), n.number("tick_hz"), n.number("tick_ms_p99"),
             n.number("bytes_out_per_sec"), n.number("cluster_bytes_out_per_sec"),
-            max(0.0, now - n.heard), n.state, colour_of(n)))
+            regions.get(n.node_id, 0), max(0.0, now - n.heard), n.state, colour_of(n)))
     return out
 
 
@@ -190,6 +197,13 @@ def dots_by_node(model: ClusterModel, npcs: bool = False) -> dict[str, list[tupl
     return out
 
 
+def regions(model: ClusterModel) -> list[tuple[tuple[float, float, float, float], str, str]]:
+    """The map's regions: ``((x0, y0, x1, y1), owner, owner's colour)`` of each."""
+    colours = node_colours(model)
+    return [(bounds, owner, colours.get(owner, "#888888"))
+            for bounds, owner in model.regions.owners()]
+
+
 def snapshot(model: ClusterModel, now: float) -> dict[str, Any]:
     """Everything shown, as plain data (the text view's ``--json``)."""
     t = totals(model)
@@ -200,5 +214,6 @@ def snapshot(model: ClusterModel, now: float) -> dict[str, Any]:
         "dots": {"total": t.dots,
                  "by_node": {k: len(v) for k, v in dots_by_node(model).items()},
                  "npcs": {k: len(v) for k, v in dots_by_node(model, npcs=True).items()}},
+        "regions": {"total": model.regions.total, "by_node": model.regions.counts()},
         "events": [e.text for e in model.events],
     }

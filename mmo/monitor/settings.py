@@ -6,7 +6,7 @@ The monitor's keys (each is a TOML key and a flag of ``mmo-monitor``) and
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config import (
     Key,
@@ -20,7 +20,20 @@ from ..config import (
     text,
     zone,
 )
+from ..settings import NODE_SCHEMA, RegionSettings
 from ..world.grid import ZoneSpec
+from ..world.regions import RegionLayout, RegionPin
+
+
+def _node_key(name: str) -> Key:
+    """The node's key ``name`` (same default and parser), its help saying it must match."""
+    key = NODE_SCHEMA.keys[name]
+    return replace(key, help=f"{key.help} Must be the nodes' --{key.option}, for the map's "
+                             "regions to be theirs.")
+
+
+#: How zones are cut into regions and pinned: the nodes' own keys.
+REGION_KEYS = [_node_key("region_cells"), _node_key("region_block"), _node_key("region_map")]
 
 MONITOR_KEYS = [
     # Where the cluster is (the same values as the nodes') ---------------------
@@ -38,8 +51,9 @@ MONITOR_KEYS = [
     # What to show --------------------------------------------------------------
     Key("zone", "world:2000x2000", "Zone drawn on the map, as NAME:WIDTHxHEIGHT "
         "(the nodes' --zone).", zone),
-    Key("cell_size", 100.0, "The nodes' --cell-size (to know the zone's cell groups; "
-        "heartbeats correct it).", number(1, 100000)),
+    Key("cell_size", 100.0, "The nodes' --cell-size (to know the zone's cell groups, which heartbeats "
+        "correct, and its regions, which they do not).", number(1, 100000)),
+    *REGION_KEYS,
     Key("expiry", 3.0, "Seconds after which a dot not heard from is dropped (the "
         "nodes' 3 keyframe intervals).", number(0.1, 3600)),
     Key("history", 300.0, "Seconds of history in the charts.", number(10, 86400)),
@@ -78,6 +92,10 @@ class MonitorSettings:
     cell_group_count: int
     zone: ZoneSpec
     cell_size: float
+    region_cells: int
+    region_block: int
+    #: Each ``--region-map`` value's pins (see :attr:`regions`).
+    region_map: tuple[tuple[RegionPin, ...], ...]
     expiry: float
     history: float
     forget_after: float
@@ -88,3 +106,18 @@ class MonitorSettings:
     json: str
     width: int
     height: int
+
+    @property
+    def regions(self) -> RegionSettings:
+        """
+        The regions as the nodes cut them, with only the pins of the shown
+        zone (a node checks the others against its own zones).
+        """
+        pins = tuple(p for group in self.region_map for p in group if p.zone == self.zone.name)
+        return RegionSettings(self.region_cells, self.region_block, pins=pins)
+
+    def check_regions(self) -> None:
+        """Raise ``ValueError`` for a pin of regions the shown zone does not have."""
+        regions = self.regions
+        RegionLayout([self.zone], self.cell_size, regions.cells,
+                     regions.block).check_pins(regions.pins)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .model import ClusterModel
-from .present import COLUMNS, dots_by_node, rows, snapshot, totals
+from .present import COLUMNS, NUMERIC, dots_by_node, rows, snapshot, totals
 
 #: Event log lines printed under the table.
 EVENT_TAIL = 6
@@ -28,9 +28,8 @@ def render(model: ClusterModel, now: float, wall: float | None = None, note: str
              "  ".join(f"{label}: {value}" for label, value in t.items())]
     table = [COLUMNS] + [r.cells() for r in rows(model, now)]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
-    numeric = {2, 3, 4, 5, 6, 7, 8}
     for line in table:
-        lines.append("  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
+        lines.append("  ".join(cell.rjust(w) if i in NUMERIC else cell.ljust(w)
                                for i, (cell, w) in enumerate(zip(line, widths, strict=True))).rstrip())
     if len(table) == 1:
         lines.append("(no node heard yet)")
