@@ -29,6 +29,10 @@ from zope.interface import implementer
 #: so that timers (the fleet's one loop) are not held up.
 MAX_EVENTS = 512
 
+_IN = select.EPOLLIN
+_OUT = select.EPOLLOUT
+_HANG_UP = select.EPOLLHUP | select.EPOLLERR
+
 
 @implementer(IReadDescriptor)
 class Hub:
@@ -56,16 +60,16 @@ class Hub:
     # -- what links call (the reactor's IReactorFDSet, for links) -------------------
 
     def addReader(self, link: Any) -> None:
-        self._change(link, select.EPOLLIN, True)
+        self._change(link, _IN, True)
 
     def addWriter(self, link: Any) -> None:
-        self._change(link, select.EPOLLOUT, True)
+        self._change(link, _OUT, True)
 
     def removeReader(self, link: Any) -> None:
-        self._change(link, select.EPOLLIN, False)
+        self._change(link, _IN, False)
 
     def removeWriter(self, link: Any) -> None:
-        self._change(link, select.EPOLLOUT, False)
+        self._change(link, _OUT, False)
 
     def _change(self, link: Any, event: int, on: bool) -> None:
         fd = link.fileno()
@@ -102,12 +106,11 @@ class Hub:
                 continue
             try:
                 why = None
-                if event & select.EPOLLIN:
+                if event & _IN:
                     why = link.doRead()
-                if not why and event & select.EPOLLOUT and fd in links:
+                if not why and event & _OUT and fd in links:
                     why = link.doWrite()
-                if not why and event & (select.EPOLLHUP | select.EPOLLERR) \
-                        and not event & select.EPOLLIN and fd in links:
+                if not why and event & _HANG_UP and not event & _IN and fd in links:
                     # A hang-up with nothing left to read (or a failed connect).
                     why = CONNECTION_LOST
             except Exception as e:

@@ -183,14 +183,21 @@ class TCPLink:
             return
         if self.socket is None:
             return
-        self._close_socket()
+        self._close_socket(orderly=not reason.check(txerror.ConnectionAborted))
         self.protocol.connectionLost(reason)
 
-    def _close_socket(self) -> None:
+    def _close_socket(self, orderly: bool = False) -> None:
         self.fds.removeReader(self)
         self.fds.removeWriter(self)
-        if self.socket is not None:
-            self.socket.close()
+        sock = self.socket
+        if sock is not None:
+            if orderly:
+                # Our FIN goes out before anything unread makes close() a reset.
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            sock.close()
             self.socket = None
         self._fileno = -1
 
