@@ -19,8 +19,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..client.base import PLAYING, connect_failure_reason, error_name
-from ..client.websocket import client_factory
-from ..client.websocket import connect as connect_websocket
 from .bot import Bot
 from .hub import Hub, hub_for
 from .link import TCPLink, read_buffer
@@ -148,7 +146,11 @@ class Fleet:
         return link
 
     def _dial_websocket(self, bot: Bot, host: str, port: int) -> Deferred:
-        # The same bot inside a WebSocket client, as a browser connects.
+        # The same bot inside a WebSocket client, as a browser connects
+        # (Autobahn is imported only for this: it is a fifth of a start-up).
+        from ..client.websocket import client_factory
+        from ..client.websocket import connect as connect_websocket
+
         factory = self._ws_factories.get((host, port))
         if factory is None:
             factory = self._ws_factories[(host, port)] = client_factory(
