@@ -81,7 +81,7 @@ class Fleet:
         #: One WebSocket client factory per target (``--transport ws``).
         self._ws_factories: dict[tuple[str, int], Any] = {}
         #: Where every TCP link of this process reads (one read at a time),
-        #: and where the links register to be read (a Hub, from start()).
+        #: and where the links register to be read (a Hub, made at the first).
         self._read_buffer = read_buffer()
         self._fds: Any = None
         #: Traffic of every bot so far, at the last progress line.
