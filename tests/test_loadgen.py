@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -124,16 +125,54 @@ def values(**over) -> LoadgenSettings:
     return dataclasses.replace(parse("--no-progress"), **over)
 
 
-def connect_all(reactor: MemoryReactorClock, done: set) -> list:
-    """Complete the TCP connections the fleet asked for; return (host, port, transport)."""
+class Dialer:
+    """The connections a fleet asks for, made by the test in memory."""
+
+    def __init__(self) -> None:
+        self.fleet: Fleet | None = None
+        #: ``(host, port, bot)`` of every connection asked for, in order.
+        self.calls: list[tuple[str, int, Any]] = []
+        self.connected: set[int] = set()
+
+    def __call__(self, bot: Any, host: str, port: int) -> Any:
+        index = len(self.calls)
+        self.calls.append((host, port, bot))
+        return _Attempt(self, index)
+
+    def fail(self, index: int, reason: str) -> None:
+        self.connected.add(index)
+        assert self.fleet is not None
+        self.fleet.connect_failed(self.calls[index][2], reason)
+
+
+class _Attempt:
+    def __init__(self, dialer: Dialer, index: int) -> None:
+        self.dialer, self.index = dialer, index
+
+    def cancel(self) -> None:
+        if self.index not in self.dialer.connected:
+            self.dialer.fail(self.index, "connect_cancelled")
+
+
+def make_fleet(settings: LoadgenSettings, reactor: MemoryReactorClock, **kw: Any) -> Fleet:
+    """A fleet whose bots connect only when the test says (:func:`connect_all`)."""
+    dialer = Dialer()
+    fleet = Fleet(settings, reactor, dial=dialer, **kw)
+    dialer.fleet = fleet
+    return fleet
+
+
+def connect_all(fleet: Fleet) -> list:
+    """Complete the connections the fleet asked for; return (host, port, transport)."""
+    dialer = fleet.dial
+    assert isinstance(dialer, Dialer)
     out = []
-    for i, (host, port, factory, _timeout, _bind) in enumerate(reactor.tcpClients):
-        if i in done:
+    for i, (host, port, bot) in enumerate(dialer.calls):
+        if i in dialer.connected:
             continue
-        done.add(i)
-        proto = factory.buildProtocol(None)
+        dialer.connected.add(i)
         t = StringTransport()
-        proto.makeConnection(t)
+        bot.makeConnection(t)
         out.append((host, port, t))
     return out
 
@@ -152,20 +191,21 @@ def sent(t: StringTransport) -> list[m.Message]:
 def test_ramp_targets_and_one_timer():
     reactor = MemoryReactorClock()
     targets = (("127.0.0.1", 4000), ("127.0.0.2", 4001))
-    fleet = Fleet(values(clients=25, ramp=10.0, targets=targets, duration=30.0), reactor)
+    fleet = make_fleet(values(clients=25, ramp=10.0, targets=targets, duration=30.0), reactor)
     fleet.start()
-    assert len(reactor.tcpClients) == 1
+    calls = fleet.dial.calls  # type: ignore[attr-defined]
+    assert len(calls) == 1
     timers = len(reactor.getDelayedCalls())
     reactor.advance(1.0)
-    assert len(reactor.tcpClients) == 11
+    assert len(calls) == 11
     for _ in range(30):
         reactor.advance(0.1)
-    assert len(reactor.tcpClients) == 25
+    assert len(calls) == 25
     # Bot i goes to target i mod N; nothing else is ever dialled.
-    addrs = [(h, p) for h, p, *_ in reactor.tcpClients]
+    addrs = [(h, p) for h, p, _ in calls]
     assert addrs == [targets[i % 2] for i in range(25)]
     # However many bots, the same few timers (no timer per bot).
-    connect_all(reactor, set())
+    connect_all(fleet)
     enter_world(fleet)
     reactor.advance(0.05)
     assert len(reactor.getDelayedCalls()) == timers
@@ -173,11 +213,11 @@ def test_ramp_targets_and_one_timer():
 
 def test_bots_walk_at_speed_ping_and_measure():
     reactor = MemoryReactorClock()
-    fleet = Fleet(values(clients=3, ramp=1000.0, rate=10.0, speed=40.0, chat_rate=0.0,
+    fleet = make_fleet(values(clients=3, ramp=1000.0, rate=10.0, speed=40.0, chat_rate=0.0,
                          ping_interval=0.5), reactor)
     fleet.start()
     reactor.advance(0.05)
-    conns = connect_all(reactor, set())
+    conns = connect_all(fleet)
     assert len(conns) == 3
     hello = sent(conns[0][2])
     assert isinstance(hello[0], m.Hello) and hello[1] == m.Login("bot0", "bot")
@@ -205,6 +245,8 @@ def test_bots_walk_at_speed_ping_and_measure():
                          + m.Moves(((9, 2.0, 2.0),)).encode()
                          + m.Correction(moves[-1].seq, 1.0, 2.0, 1).encode())
         assert (bot.x, bot.y) == (1.0, 2.0) and bot.visible == 1
+    # The run's histograms take the second's measures at its end.
+    reactor.advance(1.0)
     s = fleet.stats
     assert s.histograms["update_age"].percentile(50) == pytest.approx(0.040, rel=0.02)
     assert s.histograms["rtt"].percentile(50) == pytest.approx(0.010, rel=0.02)
@@ -213,10 +255,10 @@ def test_bots_walk_at_speed_ping_and_measure():
 
 def test_end_closes_every_connection_and_reports():
     reactor = MemoryReactorClock()
-    fleet = Fleet(values(clients=4, ramp=1000.0, duration=2.0), reactor)
+    fleet = make_fleet(values(clients=4, ramp=1000.0, duration=2.0), reactor)
     done = fleet.start()
     reactor.advance(0.05)
-    conns = connect_all(reactor, set())
+    conns = connect_all(fleet)
     enter_world(fleet)
     for _ in range(25):
         reactor.advance(0.1)
@@ -239,10 +281,10 @@ def test_end_closes_every_connection_and_reports():
 
 def test_lost_bots_end_the_run_early_with_reasons():
     reactor = MemoryReactorClock()
-    fleet = Fleet(values(clients=3, ramp=1000.0, duration=60.0), reactor)
+    fleet = make_fleet(values(clients=3, ramp=1000.0, duration=60.0), reactor)
     done = fleet.start()
     reactor.advance(0.05)
-    conns = connect_all(reactor, set())
+    conns = connect_all(fleet)
     enter_world(fleet)
     reactor.advance(0.5)
     a, b, c = fleet.bots
@@ -265,14 +307,12 @@ def test_lost_bots_end_the_run_early_with_reasons():
 
 
 def test_refused_connections_are_failures():
-    from twisted.internet.error import ConnectionRefusedError
-
     reactor = MemoryReactorClock()
-    fleet = Fleet(values(clients=2, ramp=1000.0, duration=60.0, max_failures=1), reactor)
+    fleet = make_fleet(values(clients=2, ramp=1000.0, duration=60.0, max_failures=1), reactor)
     done = fleet.start()
     reactor.advance(0.05)
-    for *_, factory, _t, _b in reactor.tcpClients:
-        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    for i in range(len(fleet.dial.calls)):  # type: ignore[attr-defined]
+        fleet.dial.fail(i, "connect_refused")  # type: ignore[attr-defined]
     reactor.advance(0.1)
     stats = done.result
     assert dict(stats.failures) == {"connect_refused": 2}
@@ -282,7 +322,7 @@ def test_refused_connections_are_failures():
 
 def test_progress_line_reads_well():
     reactor = MemoryReactorClock()
-    fleet = Fleet(values(clients=2, ramp=1000.0), reactor)
+    fleet = make_fleet(values(clients=2, ramp=1000.0), reactor)
     fleet.start()
     fleet.interval.rtt.add(0.002)
     line = progress_line(fleet.snapshot(reactor.seconds() + 3))
@@ -314,9 +354,9 @@ def test_twistd_help():
 
 def test_zone_option_moves_bots_there_first():
     reactor = MemoryReactorClock()
-    fleet = Fleet(values(clients=1, ramp=1000.0, zone="arena", spread="uniform"), reactor)
+    fleet = make_fleet(values(clients=1, ramp=1000.0, zone="arena", spread="uniform"), reactor)
     fleet.start()
-    (_, _, t), = connect_all(reactor, set())
+    (_, _, t), = connect_all(fleet)
     enter_world(fleet)
     bot = fleet.bots[0]
     assert sent(t)[-1] == m.ChangeZone("arena")
@@ -329,3 +369,69 @@ def test_zone_option_moves_bots_there_first():
         reactor.advance(0.1)
     moves = [x for x in sent(t) if isinstance(x, m.Move)]
     assert moves and all(0 < mv.x < 50 and 0 < mv.y < 50 for mv in moves)
+
+
+# -- --workers: the same bots, whatever the number of processes -------------------------
+
+
+def run_in_slices(workers: int) -> tuple[Stats, dict[int, bytes]]:
+    """
+    Six bots split as ``--workers`` splits them, one fleet per slice on a
+    fake reactor of its own, against the same scripted server (a tick 20 ms
+    old and two moves every 0.1 s, every ping answered): the slices' merged
+    Stats, and the bytes each bot sent, by bot index.
+    """
+    settings = values(clients=6, ramp=1000.0, duration=3.0, rate=10.0, chat_rate=0.5,
+                      ping_interval=0.5, seed=11)
+    merged = Stats()
+    sent_by_bot: dict[int, bytes] = {}
+    for first in range(workers):
+        reactor = MemoryReactorClock()
+        fleet = make_fleet(settings, reactor, first=first, step=workers, seed=11)
+        done = fleet.start()
+        reactor.advance(0.05)
+        conns = connect_all(fleet)
+        enter_world(fleet)
+        out = {bot.index: bytearray() for bot in fleet.bots}
+        while not fleet.stopping:
+            reactor.advance(0.1)
+            now = reactor.seconds()
+            for bot, (_, _, t) in zip(fleet.bots, conns, strict=True):
+                if bot.state == "closed":
+                    continue
+                pings = [x for x in sent(t) if isinstance(x, m.Ping)]
+                out[bot.index] += t.value()
+                t.clear()
+                bot.dataReceived(m.Tick(1, now - 0.020).encode()
+                                 + m.Moves(((90, 1.0, 1.0), (91, 2.0, 2.0))).encode()
+                                 + b"".join(m.Pong(p.token, p.client_time, now).encode()
+                                            for p in pings))
+        for bot, (_, _, t) in zip(fleet.bots, conns, strict=True):
+            out[bot.index] += t.value()
+            bot.connectionLost(Failure(Exception("closed")))
+        merged.merge(done.result)
+        sent_by_bot.update({i: bytes(b) for i, b in out.items()})
+    return merged, sent_by_bot
+
+
+def test_workers_change_where_bots_run_not_what_they_do() -> None:
+    one, sent_one = run_in_slices(1)
+    two, sent_two = run_in_slices(2)
+    three, sent_three = run_in_slices(3)
+    # Every bot sent the very same bytes (its walk, pings and chat lines).
+    assert sorted(sent_one) == list(range(6))
+    assert all(len(b) > 400 for b in sent_one.values())
+    assert sent_two == sent_one and sent_three == sent_one
+    a = one.to_dict()
+    for other in (two.to_dict(), three.to_dict()):
+        for key in ("counters", "errors", "corrections", "disconnects", "failures"):
+            assert other[key] == a[key], key
+        for name, h in a["histograms"].items():
+            o = other["histograms"][name]
+            assert (o["buckets"], o["count"], o["zeros"], o["low"], o["high"]) == (
+                h["buckets"], h["count"], h["zeros"], h["low"], h["high"]), name
+            assert o["total"] == pytest.approx(h["total"]), name
+    c = one.counters
+    assert c["logged_in"] == 6 and c["moves_sent"] > 6 * 20 and c["pongs"] > 6 * 4
+    assert one.histograms["update_age"].count == c["ticks"] > 6 * 25
+    assert one.histograms["rtt"].count == c["pongs"]

@@ -11,7 +11,7 @@ import re
 
 import pytest
 from support import BIN, Process
-from test_loadgen import connect_all, enter_world, values
+from test_loadgen import connect_all, enter_world, make_fleet, values
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
@@ -50,11 +50,11 @@ def updates_for_all(fleet: Fleet, reactor: MemoryReactorClock, seconds: float,
 
 def test_each_bot_reports_its_longest_gap_and_silent_seconds() -> None:
     reactor = MemoryReactorClock()
-    fleet = Fleet(values(clients=4, ramp=1000.0, duration=60.0, rate=0.0,
+    fleet = make_fleet(values(clients=4, ramp=1000.0, duration=60.0, rate=0.0,
                          chat_rate=0.0, ping_interval=100.0), reactor)
     done = fleet.start()
     reactor.advance(STEP)
-    connect_all(reactor, set())
+    connect_all(fleet)
     enter_world(fleet)  # at 0.125: the origin of each bot's seconds
     updates_for_all(fleet, reactor, 2.0)
     # Bot 1 hears nothing for 3.625 s, bot 2 for 1.625 s, bot 3 from 6.125 s on.
@@ -91,9 +91,9 @@ def test_each_bot_reports_its_longest_gap_and_silent_seconds() -> None:
 
 def test_many_frames_in_one_read_are_one_update() -> None:
     reactor = MemoryReactorClock()
-    fleet = Fleet(values(clients=1, ramp=1000.0, rate=0.0, chat_rate=0.0), reactor)
+    fleet = make_fleet(values(clients=1, ramp=1000.0, rate=0.0, chat_rate=0.0), reactor)
     fleet.start()
-    connect_all(reactor, set())
+    connect_all(fleet)
     enter_world(fleet)
     reactor.advance(2.5)
     now = reactor.seconds()
@@ -105,10 +105,10 @@ def test_many_frames_in_one_read_are_one_update() -> None:
 
 def test_refused_bots_say_why_and_what_to_change_once() -> None:
     reactor = MemoryReactorClock()
-    fleet = Fleet(values(clients=5, ramp=1000.0, duration=60.0, max_failures=0), reactor)
+    fleet = make_fleet(values(clients=5, ramp=1000.0, duration=60.0, max_failures=0), reactor)
     done = fleet.start()
     reactor.advance(0.05)
-    connect_all(reactor, set())
+    connect_all(fleet)
     for bot in fleet.bots[2:]:
         bot.dataReceived(m.Error(m.ErrorCode.TOO_MANY_CONNECTIONS,
                                  "no more than 2 connections from one address").encode())

@@ -14,39 +14,47 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..client.base import PLAYING, connect_failure_reason, error_name
-from ..client.websocket import client_factory
-from ..client.websocket import connect as connect_websocket
 from .bot import Bot
+from .hub import Hub, hub_for
+from .link import TCPLink, read_buffer
 from .settings import LoadgenSettings
 from .stats import Interval, Stats
 
 #: Seconds the bots get to close cleanly at the end, then the rest are dropped.
 CLOSE_GRACE = 5.0
 
+#: ``dial(bot, host, port)`` starts ``bot``'s connection and returns what
+#: ``cancel()`` gives it up; a failure comes back by ``Fleet.connect_failed``.
+Dial = Callable[[Bot, str, int], Any]
+
 
 class Fleet:
     """
     Bots ``first, first + step, first + 2 * step, ...`` below ``clients``
     (one worker's slice of a run; all of them when there is one worker).
+
+    Over TCP each bot reads and writes its own socket (a
+    :class:`~mmo.loadgen.link.TCPLink`); ``dial`` replaces how a bot's
+    connection is started (tests connect bots in memory with it).
     """
 
     log = Logger()
 
     def __init__(self, settings: LoadgenSettings, reactor: Any, *, first: int = 0,
                  step: int = 1, seed: int = 1,
-                 progress: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 progress: Callable[[dict[str, Any]], None] | None = None,
+                 dial: Dial | None = None) -> None:
         self.settings = settings
         self.reactor = reactor
         self.targets = settings.addresses
         self.indices = range(first, settings.clients, step)
-        self.ramp = settings.ramp / step
-        self.rng = random.Random(seed)
+        self.ramp = settings.ramp
+        self.seed = seed
         self.zone = settings.zone
         self.spread = settings.spread
         self.speed = settings.speed
@@ -58,7 +66,8 @@ class Fleet:
         self.stats = Stats()
         self.interval = Interval()
         self.bots: list[Bot] = []
-        self.pending: dict[Bot, Deferred] = {}
+        #: Bots still connecting, and how to give up on each.
+        self.pending: dict[Bot, Any] = {}
         self.playing: dict[Bot, None] = {}
         self.live = 0
         self.started_at = 0.0
@@ -71,6 +80,18 @@ class Fleet:
         self._stop_call: Any = None
         #: One WebSocket client factory per target (``--transport ws``).
         self._ws_factories: dict[tuple[str, int], Any] = {}
+        #: Where every TCP link of this process reads (one read at a time),
+        #: and where the links register to be read (a Hub, made at the first).
+        self._read_buffer = read_buffer()
+        self._fds: Any = None
+        #: Traffic of every bot so far, at the last progress line.
+        self._traffic = (0, 0, 0, 0)
+        if dial is not None:
+            self.dial = dial
+        elif settings.transport == "ws":
+            self.dial = self._dial_websocket
+        else:
+            self.dial = self._dial_tcp
 
     # -- the run ------------------------------------------------------------------
 
@@ -95,33 +116,49 @@ class Fleet:
         total = len(self.indices)
         if launched >= total:
             return
-        due = min(total, int((now - self.started_at) * self.ramp) + 1)
+        # Bot i of the whole run starts at i / --ramp seconds, whichever
+        # worker runs it: the first ``due`` of this slice are those below.
+        below = int((now - self.started_at) * self.ramp) + 1
+        first, step = self.indices.start, self.indices.step
+        due = min(total, max(0, -(-(below - first) // step)))
         for i in range(launched, due):
             self._start_bot(self.indices[i], now)
 
     def _start_bot(self, index: int, now: float) -> None:
         s = self.settings
         host, port = self.targets[index % len(self.targets)]
+        # A bot's choices depend on the run's seed and its index only, so
+        # that --workers changes which process runs a bot, not what it does.
         bot = Bot(index, f"{s.name_prefix}{index}", s.password, self, self.reactor,
-                  random.Random(self.rng.random()))
+                  random.Random(f"{self.seed}:{index}"))
         bot.started_at = now
         self.bots.append(bot)
         self.live += 1
         self.stats.counters["bots_started"] += 1
-        if s.transport == "ws":
-            # The same bot inside a WebSocket client, as a browser connects.
-            factory = self._ws_factories.get((host, port))
-            if factory is None:
-                factory = self._ws_factories[(host, port)] = client_factory(
-                    host, port, self.reactor)
-            d = connect_websocket(self.reactor, factory, bot, s.connect_timeout,
-                                  lambda reason: self._handshake_failed(bot, reason))
-        else:
-            endpoint = TCP4ClientEndpoint(self.reactor, host, port,
-                                          timeout=s.connect_timeout)
-            d = connectProtocol(endpoint, bot)
-        self.pending[bot] = d
-        d.addErrback(self._connect_failed, bot)
+        self.pending[bot] = self.dial(bot, host, port)
+
+    def _dial_tcp(self, bot: Bot, host: str, port: int) -> TCPLink:
+        if self._fds is None:
+            self._fds = hub_for(self.reactor)
+        link = TCPLink(self.reactor, self._fds, bot, self._read_buffer,
+                       lambda reason: self.connect_failed(bot, reason))
+        link.connect(host, port, self.settings.connect_timeout)
+        return link
+
+    def _dial_websocket(self, bot: Bot, host: str, port: int) -> Deferred:
+        # The same bot inside a WebSocket client, as a browser connects
+        # (Autobahn is imported only for this: it is a fifth of a start-up).
+        from ..client.websocket import client_factory
+        from ..client.websocket import connect as connect_websocket
+
+        factory = self._ws_factories.get((host, port))
+        if factory is None:
+            factory = self._ws_factories[(host, port)] = client_factory(
+                host, port, self.reactor)
+        d = connect_websocket(self.reactor, factory, bot, self.settings.connect_timeout,
+                              lambda reason: self._handshake_failed(bot, reason))
+        d.addErrback(self._connect_errback, bot)
+        return d
 
     def _handshake_failed(self, bot: Bot, reason: str) -> None:
         self.pending.pop(bot, None)
@@ -129,12 +166,18 @@ class Fleet:
             self.error(reason)
         bot.connect_failed(reason)
 
-    def _connect_failed(self, f: Failure, bot: Bot) -> None:
-        self.pending.pop(bot, None)
+    def _connect_errback(self, f: Failure, bot: Bot) -> None:
         if f.check(CancelledError) and self.stopping:
-            reason = "stopped_while_connecting"
+            self.connect_failed(bot, "connect_cancelled")
         else:
-            reason = connect_failure_reason(f)
+            self.connect_failed(bot, connect_failure_reason(f))
+
+    def connect_failed(self, bot: Bot, reason: str) -> None:
+        """``bot`` could not connect (``connect_cancelled``: we gave up)."""
+        self.pending.pop(bot, None)
+        if reason == "connect_cancelled":
+            reason = "stopped_while_connecting" if self.stopping else "connect_timeout"
+        if reason != "stopped_while_connecting":
             self.error(reason)
         bot.connect_failed(reason)
 
@@ -163,12 +206,13 @@ class Fleet:
         elif self.stopping and self.live == 0:
             self._finish()
 
+    # The run's update_age and rtt histograms get the interval's once a
+    # second (_end_interval): one histogram to add to per update, not two.
+
     def update_age(self, seconds: float) -> None:
-        self.stats.histograms["update_age"].add(seconds)
         self.interval.update_age.add(seconds)
 
     def rtt(self, seconds: float) -> None:
-        self.stats.histograms["rtt"].add(seconds)
         self.interval.rtt.add(seconds)
 
     def error(self, name: str) -> None:
@@ -188,8 +232,30 @@ class Fleet:
                     and bot.connected_at is not None and now - bot.connected_at > limit:
                 self.error("login_timeout")
                 bot.close(abort=True)
+        self._count_traffic()
         if self.progress is not None:
             self.progress(self.snapshot(now))
+        self._end_interval()
+
+    def _count_traffic(self) -> None:
+        """The interval's frames and bytes: what every bot's counters grew by."""
+        frames_in = frames_out = bytes_in = bytes_out = 0
+        for bot in self.bots:
+            frames_in += bot.frames_in
+            frames_out += bot.frames_out
+            bytes_in += bot.bytes_in
+            bytes_out += bot.bytes_out
+        now = (frames_in, frames_out, bytes_in, bytes_out)
+        iv = self.interval
+        iv.frames_in, iv.frames_out, iv.bytes_in, iv.bytes_out = (
+            a - b for a, b in zip(now, self._traffic, strict=True))
+        self._traffic = now
+
+    def _end_interval(self) -> None:
+        """Add the interval's measures to the run's, and start the next."""
+        h = self.stats.histograms
+        h["update_age"].merge(self.interval.update_age)
+        h["rtt"].merge(self.interval.rtt)
         self.interval = Interval()
 
     def snapshot(self, now: float) -> dict[str, Any]:
@@ -244,10 +310,13 @@ class Fleet:
         call = getattr(self, "_abort_call", None)
         if call is not None and call.active():
             call.cancel()
+        if isinstance(self._fds, Hub):
+            self._fds.close()
         self.done.callback(self.collect())
 
     def collect(self) -> Stats:
         """The run's Stats: the shared histograms plus each bot's counters."""
+        self._end_interval()
         stats = self.stats
         end = getattr(self, "stopped_at", self.reactor.seconds())
         h = stats.histograms

@@ -68,7 +68,7 @@ class LoadGenService(Service):
         if self.worker:
             index, count = (int(x) for x in self.worker.split("/"))
             self.runner = Fleet(s, self.reactor, first=index, step=count,
-                                seed=self.seed + index, progress=self._json_progress)
+                                seed=self.seed, progress=self._json_progress)
             d = self.runner.start()
             d.addCallback(lambda stats: (stats, self.reactor.seconds() - started_at))
         elif s.workers > 1:
