@@ -43,7 +43,7 @@ from mmo.store.accounts import MemoryAccountStore
 from mmo.testing import FakeCluster, FakePlayer, FakeTransport, MemoryBus
 from mmo.wire import messages as m
 from mmo.wire.frames import FrameDecoder
-from mmo.world.regions import Ownership, crossed
+from mmo.world.regions import Ownership
 
 #: World units a player walks per tick (40 u/s at 10 Hz, under max_speed 50).
 STEP = 4.0

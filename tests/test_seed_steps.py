@@ -61,7 +61,7 @@ def test_sigterm_under_1000_bots_tells_every_one(start_node: Any, tmp_path: Path
     report = tmp_path / "report.json"
     lg = Process([LOADGEN, "--host", "127.0.0.1", "--port", str(node.port), "--clients", "1000",
                   "--rate", "10", "--ramp", "1000", "--duration", "120",
-                  "--report", str(report)], tmp_path, "loadgen")
+                  "--come-back", "off", "--report", str(report)], tmp_path, "loadgen")
     try:
         wait_until(lambda: metric(node, "mmo_players") >= 1000, timeout=90, interval=0.2,
                    what="1000 bots in")

@@ -48,6 +48,7 @@ class FleetView(Protocol):
 
     def bot_connected(self, bot: Bot, seconds: float) -> None: ...
     def bot_logged_in(self, bot: Bot, seconds: float) -> None: ...
+    def bot_came_back(self, bot: Bot, seconds: float) -> None: ...
     def bot_ended(self, bot: Bot, reason: str) -> None: ...
     def update_age(self, seconds: float) -> None: ...
     def rtt(self, seconds: float) -> None: ...
@@ -158,6 +159,13 @@ class Bot(ClientConnection):
         self.next_ping = math.inf
         self.next_chat = math.inf
         self.next_due = math.inf
+        #: Since when the bot is coming back (a Redirect, a drop), else None.
+        self.coming_back: float | None = None
+        self.back_deadline = 0.0
+        #: Connections after the first, for taking turns between the nodes.
+        self.tries = 0
+        #: The node this bot last connected to: (host, port).
+        self.at: tuple[str, int] | None = None
 
     # -- connection -------------------------------------------------------------
 
@@ -286,7 +294,25 @@ class Bot(ClientConnection):
                 self.last_update = now
         return pos
 
+    def prepare_comeback(self) -> None:
+        """Be ready to connect again, keeping what was counted and the token."""
+        self.state = "connecting"
+        self.reason = None
+        self.closing = False
+        self.shutdown_notice = False
+        self.protocol_error = None
+        self.last_error = None
+        self.redirect = None
+        self.connect_reason = None
+        self.ended_at = None
+        self.partial.clear()
+        self.transport = None
+        self.tries += 1
+
     def entered_world(self, msg: m.EnterWorld, now: float) -> None:
+        if self.coming_back is not None:
+            self.fleet.bot_came_back(self, now - self.coming_back)
+            self.coming_back = None
         super().entered_world(msg, now)
         self.visible = 0
         self.last_step = now

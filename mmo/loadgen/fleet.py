@@ -27,6 +27,12 @@ from .stats import Interval, Stats
 
 #: Seconds the bots get to close cleanly at the end, then the rest are dropped.
 CLOSE_GRACE = 5.0
+#: Why a connection ended, for which a bot comes back (--come-back).
+COME_BACK = frozenset({"connection_lost", "server_shutdown"})
+#: Seconds between a bot's attempts while no node answers.
+RETRY = 0.5
+#: Seconds a bot keeps trying to come back without a token's own window.
+BACK_WINDOW = 60.0
 
 #: ``dial(bot, host, port)`` starts ``bot``'s connection and returns what
 #: ``cancel()`` gives it up; a failure comes back by ``Fleet.connect_failed``.
@@ -132,6 +138,7 @@ class Fleet:
         bot = Bot(index, f"{s.name_prefix}{index}", s.password, self, self.reactor,
                   random.Random(f"{self.seed}:{index}"))
         bot.started_at = now
+        bot.at = (host, port)
         self.bots.append(bot)
         self.live += 1
         self.stats.counters["bots_started"] += 1
@@ -175,6 +182,12 @@ class Fleet:
     def connect_failed(self, bot: Bot, reason: str) -> None:
         """``bot`` could not connect (``connect_cancelled``: we gave up)."""
         self.pending.pop(bot, None)
+        if (bot.coming_back is not None and not self.stopping
+                and self.reactor.seconds() + RETRY < bot.back_deadline):
+            # Coming back and no node answers yet: try the next one.
+            bot.prepare_comeback()
+            self.reactor.callLater(RETRY, self._redial, bot, self._door(bot))
+            return
         if reason == "connect_cancelled":
             reason = "stopped_while_connecting" if self.stopping else "connect_timeout"
         if reason != "stopped_while_connecting":
@@ -196,6 +209,10 @@ class Fleet:
     def bot_ended(self, bot: Bot, reason: str) -> None:
         self.pending.pop(bot, None)
         self.playing.pop(bot, None)
+        if self._comes_back(bot, reason):
+            return
+        if bot.coming_back is not None:
+            self.stats.counters["comebacks_failed"] += 1
         self.live -= 1
         if reason != "closed_by_client" and bot.connect_reason is None:
             self.stats.disconnects[reason] += 1
@@ -205,6 +222,62 @@ class Fleet:
             self.reactor.callLater(0, self.stop)
         elif self.stopping and self.live == 0:
             self._finish()
+
+    # -- moving between nodes ------------------------------------------------------
+
+    def _comes_back(self, bot: Bot, reason: str) -> bool:
+        """
+        Whether ``bot`` connects again: to where a Redirect sent it (always,
+        with the Redirect's token), or after a drop or a node's stop
+        (``--come-back``: with its token or its password), in turns over the
+        node it was on and the other targets until one takes it.
+        """
+        if self.stopping or bot.connect_reason is not None:
+            return False
+        c = self.stats.counters
+        r = bot.redirect
+        now = self.reactor.seconds()
+        if r is not None and reason == "redirected":
+            c["handoffs" if bot.logged_in else "redirects"] += 1
+            where, delay = (r.host, r.port), 0.0
+        else:
+            mode = self.settings.come_back
+            if mode == "off" or reason not in COME_BACK or (mode == "token" and not bot.token):
+                return False
+            if mode == "password":
+                bot.token = None
+            self.stats.disconnects[reason] += 1
+            c["comebacks"] += 1
+            where, delay = self._door(bot), RETRY
+        if bot.coming_back is None:
+            bot.coming_back = now
+            bot.back_deadline = now + BACK_WINDOW
+        bot.prepare_comeback()
+        self.reactor.callLater(delay, self._redial, bot, where)
+        return True
+
+    def _door(self, bot: Bot) -> tuple[str, int]:
+        """Where a bot tries next: the node it was on, then the other targets in turn."""
+        at = bot.at
+        doors = ([at] if at is not None else []) + [t for t in self.targets if t != at]
+        return doors[bot.tries % len(doors)]
+
+    def _redial(self, bot: Bot, where: tuple[str, int]) -> None:
+        if self.stopping:
+            self.live -= 1
+            bot.connect_reason = "stopped_while_connecting"
+            bot.state = "closed"
+            if self.live == 0:
+                self._finish()
+            return
+        bot.at = where
+        self.pending[bot] = self.dial(bot, *where)
+
+    def bot_came_back(self, bot: Bot, seconds: float) -> None:
+        """``bot`` plays again after a Redirect or a drop."""
+        self.stats.counters["comebacks_back"] += 1
+        self.stats.histograms["back_time"].add(seconds)
+        self.playing[bot] = None
 
     # The run's update_age and rtt histograms get the interval's once a
     # second (_end_interval): one histogram to add to per update, not two.

@@ -19,8 +19,8 @@ from .stats import Interval, Stats
 REPORT_FIELDS = (
     "tool", "version", "started_at", "elapsed_s", "settings", "seed", "workers",
     "targets", "bots", "failures", "max_failures", "ok", "exit_code", "traffic",
-    "actions", "corrections", "errors", "disconnects", "latency_ms", "per_bot", "stalls",
-    "refusals", "raw",
+    "actions", "corrections", "errors", "disconnects", "moves_between_nodes", "latency_ms",
+    "per_bot", "stalls", "refusals", "raw",
 )
 LATENCIES = {"connect": "connect_time", "login": "login_time", "rtt": "rtt",
              "update_age": "update_age"}
@@ -76,6 +76,15 @@ def build_report(stats: Stats, settings: LoadgenSettings, *, seed: int, started_
         "corrections": _by(stats.corrections),
         "errors": errors,
         "disconnects": _by(stats.disconnects),
+        "moves_between_nodes": {
+            # Redirects at login, handoffs in play (both followed with the
+            # token), comebacks after a drop or a node's stop, and the time
+            # from the end of the old connection to playing on the new one.
+            "redirects": c["redirects"], "handoffs": c["handoffs"],
+            "comebacks": c["comebacks"], "back": c["comebacks_back"],
+            "failed": c["comebacks_failed"],
+            "back_ms": stats.histograms["back_time"].summary(1000.0),
+        },
         "latency_ms": {name: stats.histograms[key].summary(1000.0)
                        for name, key in LATENCIES.items()},
         "per_bot": {name: stats.histograms[name].summary(1.0, 2) for name in PER_BOT},

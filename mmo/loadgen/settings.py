@@ -82,6 +82,11 @@ LOADGEN_KEYS = [
         integer(0, 1_000_000)),
     Key("name_prefix", "bot", "Bot names are PREFIX0, PREFIX1, ...", text),
     Key("password", "bot", "Password of every bot.", text),
+    Key("come_back", "token", "What a bot does when the node sends it elsewhere (a "
+        "Redirect: always followed) or its connection drops or the node stops: token "
+        "(come back with its resume token, retrying while no node answers), password "
+        "(log in again with the password) or off (the bot ends).",
+        choice("token", "password", "off")),
     Key("connect_timeout", 10.0, "Seconds a connection attempt may take.",
         number(0.1, 3600)),
     Key("login_timeout", 30.0, "Seconds from connection to entering the world.",
@@ -123,6 +128,7 @@ class LoadgenSettings:
     max_failures: int
     name_prefix: str
     password: str
+    come_back: str
     connect_timeout: float
     login_timeout: float
     drive_hz: float

@@ -110,14 +110,15 @@ class Histogram:
 HISTOGRAMS = (
     "connect_time", "login_time", "rtt", "update_age",
     "updates_per_sec", "bytes_in_per_sec", "entities_seen",
-    "longest_gap", "silent_share",
+    "longest_gap", "silent_share", "back_time",
 )
 #: Counters of the run, by name.
 COUNTERS = (
     "bots_started", "connected", "logged_in", "moves_sent", "pings_sent", "pongs",
     "chats_sent", "chats_received", "ticks", "entity_updates", "frames_in",
     "frames_out", "bytes_in", "bytes_out", "played_seconds", "silent_seconds",
-    "silent_bots",
+    "silent_bots", "redirects", "handoffs", "comebacks", "comebacks_back",
+    "comebacks_failed",
 )
 
 
