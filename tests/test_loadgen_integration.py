@@ -78,7 +78,7 @@ def test_node_dies_mid_run(start_node, tmp_path, sig, reason):
     report_path = tmp_path / "report.json"
     lg = run_loadgen(tmp_path, [
         TWISTD, "-n", "--pidfile=", "mmo-loadgen", "--port", str(node.port),
-        "--clients", "50", "--ramp", "500", "--duration", "60",
+        "--clients", "50", "--ramp", "500", "--duration", "60", "--come-back", "off",
         "--report", str(report_path)])
     try:
         wait_until(lambda: players_on(node) == 50, timeout=15, interval=0.1,
