@@ -35,7 +35,8 @@ const decoded = input.decode.map((h) => {
 });
 const e = MMO.encode;
 const encoded = [e.hello("web/1"), e.login("alice", "sécret"), e.move(7, 10.5, 20.25),
-  e.ping(3, 1.5), e.chat(2, "hi", "bob"), e.changeZone("arena"), e.who(), e.bye()].map(hex);
+  e.ping(3, 1.5), e.chat(2, "hi", "bob"), e.changeZone("arena"), e.who(), e.bye(),
+  e.resume("AQAB-_tok")].map(hex);
 console.log(JSON.stringify({ decoded, encoded }));
 """
 
@@ -54,6 +55,8 @@ SERVER = [
     m.Notice(m.NoticeKind.SHUTDOWN, "the server is shutting down"),
     m.Error(m.ErrorCode.NAME_IN_USE, "logged in again from elsewhere"),
     m.Resync(),
+    m.Ticket("AQAB-_tok", 60),
+    m.Redirect("127.0.0.1", 4001, 4081, "AQAB-_tok"),
 ]
 
 EXPECTED = [
@@ -73,6 +76,9 @@ EXPECTED = [
     {"kind": "notice", "type": 1, "text": "the server is shutting down"},
     {"kind": "error", "code": 6, "text": "logged in again from elsewhere"},
     {"kind": "resync"},
+    {"kind": "ticket", "validFor": 60, "token": "AQAB-_tok"},
+    {"kind": "redirect", "host": "127.0.0.1", "port": 4001, "websocketPort": 4081,
+     "token": "AQAB-_tok"},
 ]
 
 
@@ -87,4 +93,4 @@ def test_the_pages_codec_agrees_with_the_wire() -> None:
     assert out["encoded"] == [msg.encode().hex() for msg in (
         m.Hello(1, "web/1"), m.Login("alice", "sécret"), m.Move(7, 10.5, 20.25),
         m.Ping(3, 1.5), m.Chat(m.Channel.WHISPER, "hi", "bob"), m.ChangeZone("arena"),
-        m.Who(), m.Bye())]
+        m.Who(), m.Bye(), m.Resume("AQAB-_tok"))]

@@ -9,6 +9,8 @@
   // Walking speed, under the node's default max_speed (50 units a second).
   const SPEED = 45;
   const PING_EVERY = 5000;
+  // Reconnections in a row (Redirects, drops) before the player is asked to log in.
+  const MAX_COMEBACKS = 20;
   const WHO_EVERY = 5000;
   const CHAT_LINES = 200;
   const BUBBLE_MS = 6000;
@@ -65,15 +67,31 @@
       return;
     }
     game.name = name;
-    game.lastError = null;
-    setStatus("connecting", "connecting");
+    game.token = null;
+    game.tries = 0;
     $("login").disabled = true;
+    open(url, () => encode.login(name, password));
+  }
+
+  // After a Redirect, or a connection lost in play: the same player, on
+  // the node named (or the same one), with the newest resume token.
+  function comeBack(url) {
+    const token = game.token;
+    game.tries += 1;
+    open(url, () => encode.resume(token));
+  }
+
+  function open(url, first) {
+    game.lastError = null;
+    game.redirect = null;
+    game.url = url;
+    setStatus("connecting", "connecting");
     const ws = new WebSocket(url);
     ws.binaryType = "arraybuffer";
     game.ws = ws;
     ws.onopen = () => {
       send(encode.hello("mmo-web/1"));
-      send(encode.login(name, password));
+      send(first());
     };
     ws.onmessage = (event) => {
       if (typeof event.data === "string") return;
@@ -95,6 +113,19 @@
     if (ws !== game.ws) return;
     const wasPlaying = game.state === "playing";
     game.ws = null;
+    const r = game.redirect;
+    if (r && r.websocketPort && game.tries < MAX_COMEBACKS) {
+      // Sent to the node that owns where we stand: go there with the token.
+      const here = new URL(game.url);
+      comeBack(`${here.protocol}//${r.host}:${r.websocketPort}${here.pathname}`);
+      return;
+    }
+    if (game.token && !game.lastError && (wasPlaying || game.tries) && game.tries < MAX_COMEBACKS) {
+      // Lost (the node restarting?): come back with the token, shortly.
+      setStatus("connecting", "reconnecting");
+      setTimeout(() => comeBack(game.url), 500);
+      return;
+    }
     game.keys.clear();
     game.target = null;
     setStatus("closed", "offline");
@@ -130,10 +161,18 @@
   function handle(msg) {
     const now = performance.now();
     switch (msg.kind) {
+      case "ticket":
+        game.token = msg.token;
+        break;
+      case "redirect":
+        game.token = msg.token;
+        game.redirect = msg;
+        break;
       case "welcome":
         $("fact-node").textContent = msg.nodeId;
         break;
       case "enterWorld":
+        game.tries = 0;
         enterWorld(msg, now);
         break;
       case "enter":

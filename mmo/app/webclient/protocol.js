@@ -8,10 +8,10 @@ const MMO = (() => {
   const VERSION = 1;
   const T = {
     HELLO: 0x01, LOGIN: 0x02, MOVE: 0x03, PING: 0x04, CHAT: 0x05, CHANGE_ZONE: 0x06,
-    WHO: 0x07, BYE: 0x08,
+    WHO: 0x07, BYE: 0x08, RESUME: 0x09,
     WELCOME: 0x81, ENTER_WORLD: 0x82, TICK: 0x83, ENTER: 0x84, LEAVE: 0x85, MOVES: 0x86,
     CORRECTION: 0x87, PONG: 0x88, CHAT_MESSAGE: 0x89, WHO_REPLY: 0x8a, NOTICE: 0x8b,
-    ERROR: 0x8c, RESYNC: 0x8d,
+    ERROR: 0x8c, RESYNC: 0x8d, TICKET: 0x8e, REDIRECT: 0x8f,
   };
   const CHANNEL = { SAY: 0, ZONE: 1, WHISPER: 2, GLOBAL: 3, SYSTEM: 4 };
   const KIND = { PLAYER: 0, NPC: 1 };
@@ -21,7 +21,7 @@ const MMO = (() => {
     5: "AUTH_FAILED", 6: "NAME_IN_USE", 7: "LOGIN_TIMEOUT", 8: "IDLE_TIMEOUT",
     9: "RATE_LIMITED", 10: "TOO_MANY_CONNECTIONS", 11: "UNKNOWN_ZONE", 12: "UNKNOWN_PLAYER",
     13: "SERVER_FULL", 14: "SLOW_READER", 15: "SHUTTING_DOWN", 16: "INVALID",
-    17: "REGISTRATION_CLOSED",
+    17: "REGISTRATION_CLOSED", 18: "TOKEN_REFUSED",
   };
   // Errors after which the session goes on (section 11); any other ends it.
   const RECOVERABLE = new Set([9, 11, 12, 16]);
@@ -87,6 +87,7 @@ const MMO = (() => {
   const encode = {
     hello: (client) => new Writer(T.HELLO).u16(VERSION).str(client).frame(),
     login: (name, password) => new Writer(T.LOGIN).str(name).str(password).frame(),
+    resume: (token) => new Writer(T.RESUME).str(token).frame(),
     move: (seq, x, y) => new Writer(T.MOVE).u32(seq).f32(x).f32(y).frame(),
     ping: (token, clientTime) => new Writer(T.PING).u32(token).f64(clientTime).frame(),
     chat: (channel, textValue, target) =>
@@ -136,6 +137,10 @@ const MMO = (() => {
     [T.NOTICE]: (r) => ({ kind: "notice", type: r.u8(), text: r.str() }),
     [T.ERROR]: (r) => ({ kind: "error", code: r.u16(), text: r.str() }),
     [T.RESYNC]: () => ({ kind: "resync" }),
+    [T.TICKET]: (r) => ({ kind: "ticket", validFor: r.u16(), token: r.str() }),
+    [T.REDIRECT]: (r) => ({
+      kind: "redirect", host: r.str(), port: r.u16(), websocketPort: r.u16(), token: r.str(),
+    }),
   };
 
   // One received message (an ArrayBuffer) as an object; null for a type
