@@ -36,6 +36,8 @@ from .pacing import TickStats, UpdatePacing
 
 MAX_CHAT = 500
 MAX_WHO = 200
+#: Each error code's name in the refusal counts (``ErrorCode(code)`` is slow).
+_REFUSAL_NAMES = {int(code): code.name.lower() for code in ErrorCode}
 
 
 def is_loopback(host: str) -> bool:
@@ -150,10 +152,7 @@ class Node:
                 d.callback(None)
 
     def count_refusal(self, code: int) -> None:
-        try:
-            self.refusals[ErrorCode(code).name.lower()] += 1
-        except ValueError:
-            self.refusals[str(code)] += 1
+        self.refusals[_REFUSAL_NAMES.get(code) or str(code)] += 1
 
     # -- login ---------------------------------------------------------------
 

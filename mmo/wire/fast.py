@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from itertools import chain
+from operator import attrgetter
 from struct import Struct
 from typing import Any
 
@@ -34,6 +36,10 @@ _ENTER_TYPE = Enter.TYPE
 _LEAVE_TYPE = Leave.TYPE
 _move_structs: dict[int, Struct] = {}
 _leave_structs: dict[int, Struct] = {}
+
+#: An entity's fields in a Moves item, flattened from each entity's tuple.
+_id_x_y = attrgetter("id", "x", "y")
+_chain = chain.from_iterable
 
 RESYNC = layout.HEADER.pack(layout.frame_length(layout.HEADER), Resync.TYPE)
 
@@ -59,15 +65,20 @@ def _counted_struct(cache: dict[int, Struct], item: Struct, n: int) -> Struct:
 
 def moves_frames(entities: Sequence[Any]) -> bytes:
     """One ``Moves`` frame (or several, past :data:`CHUNK`) for ``entities``."""
+    n = len(entities)
+    if not n:
+        return b""
+    if n <= CHUNK:  # one frame (nearly always): no copy of the list
+        st = _counted_struct(_move_structs, layout.MOVE_ITEM, n)
+        return st.pack(st.size - _LENGTH_SIZE, _MOVES_TYPE, n,
+                       *_chain(map(_id_x_y, entities)))
     out = []
     for start in range(0, len(entities), CHUNK):
         chunk = entities[start : start + CHUNK]
         n = len(chunk)
         st = _counted_struct(_move_structs, layout.MOVE_ITEM, n)
-        flat: list[Any] = []
-        for e in chunk:
-            flat += (e.id, e.x, e.y)
-        out.append(st.pack(st.size - _LENGTH_SIZE, _MOVES_TYPE, n, *flat))
+        out.append(st.pack(st.size - _LENGTH_SIZE, _MOVES_TYPE, n,
+                           *_chain(map(_id_x_y, chunk))))
     return b"".join(out)
 
 
@@ -79,15 +90,19 @@ def enter_frames(entities: Sequence[Any], cache: dict[int, bytes]) -> list[bytes
     """``Enter`` frames for ``entities``; ``cache`` holds items for one tick."""
     out = []
     for start in range(0, len(entities), CHUNK):
-        items = []
-        for e in entities[start : start + CHUNK]:
+        # The head's place first, filled in once the body's size is known:
+        # the frame is joined in one copy.
+        parts = [b""]
+        size = 0
+        chunk = entities if len(entities) <= CHUNK else entities[start : start + CHUNK]
+        for e in chunk:
             item = cache.get(e.id)
             if item is None:
                 item = cache[e.id] = enter_item(e)
-            items.append(item)
-        body = b"".join(items)
-        out.append(_COUNTED_HEAD.pack(len(body) + _COUNTED_LEN, _ENTER_TYPE, len(items))
-                   + body)
+            parts.append(item)
+            size += len(item)
+        parts[0] = _COUNTED_HEAD.pack(size + _COUNTED_LEN, _ENTER_TYPE, len(parts) - 1)
+        out.append(b"".join(parts))
     return out
 
 
