@@ -1,8 +1,8 @@
 """
-A read that brings exactly one whole Move frame takes a short path in
-``PlayerSession.dataReceived`` (no frame decoder); hypothesis checks that it
-leaves the node, the session and the output exactly as the general path
-does with the same frame (which it takes when the frame is split over two
+A read that brings exactly one whole Move or Ping frame takes a short path
+in ``PlayerSession.dataReceived`` (no frame decoder); hypothesis checks that
+it leaves the node, the session and the output exactly as the general path
+does with the same frames (which it takes when each is split over two
 reads), moves refused for speed, bounds, rate or budget included.
 """
 
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from mmo.testing import FakePlayer, make_node
 from mmo.wire import fast
+from mmo.wire import messages as m
 
 coordinate = st.one_of(
     st.floats(min_value=-50, max_value=650, allow_nan=False),
@@ -25,21 +26,22 @@ coordinate = st.one_of(
 )
 moves = st.lists(
     st.tuples(st.sampled_from([0.0, 0.001, 0.05, 0.1, 1.0]),  # seconds before it
-              coordinate, coordinate, st.booleans()),  # x, y, a tick after it
+              coordinate, coordinate, st.booleans(),  # x, y, a tick after it
+              st.sampled_from(["move", "move", "move", "ping"])),
     min_size=1, max_size=60,
 )
 
 
-def play(steps: list[tuple[float, float, float, bool]], split: bool) -> dict[str, Any]:
+def play(steps: list[tuple[float, float, float, bool, str]], split: bool) -> dict[str, Any]:
     node = make_node(zone=["w:500x500"], extension=[], move_rate=5,
                      request_rate=10, request_burst=20)
     node.rng = random.Random(7)
     player = FakePlayer(node, "p")
     player.received()
     session = player.session
-    for seq, (dt, x, y, tick) in enumerate(steps, 1):
+    for seq, (dt, x, y, tick, kind) in enumerate(steps, 1):
         node.clock.advance(dt)
-        frame = fast.move_frame(seq, x, y)
+        frame = fast.move_frame(seq, x, y) if kind == "move" else m.Ping(seq, x).encode()
         if split:
             player.send_raw(frame[:1])
             player.send_raw(frame[1:])
@@ -71,6 +73,7 @@ def test_one_move_frame_read_alone_acts_as_the_general_path(steps):
 
 
 def test_the_short_path_is_taken_and_refuses_like_the_general_one():
+    """Moves and pings of one read each never reach the frame decoder."""
     node = make_node(zone=["w:500x500"], extension=[])
     player = FakePlayer(node, "p")
     player.received()
@@ -88,3 +91,6 @@ def test_the_short_path_is_taken_and_refuses_like_the_general_one():
     correction = [msg for msg in player.received() if type(msg).__name__ == "Correction"]
     assert correction and correction[0].seq == 2
     assert node.refusals["invalid"] == 1
+    player.send_raw(m.Ping(9, 1.5).encode())
+    pong = player.expect(m.Pong)
+    assert (pong.token, pong.client_time) == (9, 1.5)

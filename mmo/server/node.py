@@ -36,6 +36,7 @@ from .pacing import TickStats, UpdatePacing
 
 MAX_CHAT = 500
 MAX_WHO = 200
+_NO_MOVES = (b"", 0)
 #: Each error code's name in the refusal counts (``ErrorCode(code)`` is slow).
 _REFUSAL_NAMES = {int(code): code.name.lower() for code in ErrorCode}
 
@@ -346,14 +347,17 @@ class Node:
         tick = self.tick_number
         pacing = self.pacing
         head = fast.tick_frame(tick, self.clock.seconds())
-        blobs: dict[tuple[Zone, int], tuple[bytes, int]] = {}
-        # Per area (the 3x3 cells around one cell): its moves, the count, and
-        # the whole write of a player there with nothing else new (most of
-        # them): the Tick frame and the moves, joined once.
-        areas: dict[tuple[Zone, int], tuple[bytes, int, bytes]] = {}
+        # Per zone, per cell: its Moves frame and count.
+        blobs: dict[Zone, dict[int, tuple[bytes, int]]] = {}
+        # Per zone, per area (the 3x3 cells around one cell): its moves, the
+        # count, and the whole write of a player there with nothing else new
+        # (most of them): the Tick frame and the moves, joined once.
+        areas: dict[Zone, dict[int, tuple[bytes, int, bytes]]] = {}
         enter_cache: dict[int, bytes] = {}
         updates = 0
         out = 0
+        last_zone: Zone | None = None
+        zone_areas: dict[int, tuple[bytes, int, bytes]] = {}
         for session in self.sessions.values():
             e = session.entity
             if e is None or not session.live:
@@ -362,10 +366,14 @@ class Node:
             zone = e.zone
             if zone is None:
                 continue
-            area = areas.get((zone, v.center))
+            if zone is not last_zone:
+                last_zone = zone
+                zone_areas = areas.setdefault(zone, {})
+            area = zone_areas.get(v.center)
             if area is None:
-                moves, count = _area_moves(zone, v.cells, blobs, pacing, tick)
-                area = areas[(zone, v.center)] = (moves, count, head + moves if count else b"")
+                moves, count = _area_moves(zone, v.cells, blobs.setdefault(zone, {}),
+                                           pacing, tick)
+                area = zone_areas[v.center] = (moves, count, head + moves if count else b"")
             if v.resync or v.leaves or v.enters:
                 parts = [head]
                 if v.resync:
@@ -454,19 +462,27 @@ class Node:
 
 
 def _area_moves(
-    zone: Zone, cells: tuple[int, ...], blobs: dict[tuple[Zone, int], tuple[bytes, int]],
+    zone: Zone, cells: tuple[int, ...], blobs: dict[int, tuple[bytes, int]],
     pacing: UpdatePacing, tick: int,
 ) -> tuple[bytes, int]:
-    """The Moves frames of ``cells`` this tick, and how many moves they hold."""
+    """
+    The Moves frames of ``cells`` this tick, and how many moves they hold;
+    ``blobs`` keeps each cell's frames for the tick (cells of ``zone``).
+    """
     moved = zone.moved
+    # Not degraded and nothing held (most ticks): the cell's movers are
+    # all its moves, as pacing.movers would say.
+    paced = pacing.degraded or bool(pacing.held)
     parts = []
     count = 0
     for key in cells:
-        blob = blobs.get((zone, key))
+        blob = blobs.get(key)
         if blob is None:
-            entities = pacing.movers(zone, key, moved.get(key), tick)
-            blob = blobs[(zone, key)] = (
-                (fast.moves_frames(entities), len(entities)) if entities else (b"", 0))
+            entities = moved.get(key)
+            if paced:
+                entities = pacing.movers(zone, key, entities, tick)
+            blob = blobs[key] = (
+                (fast.moves_frames(entities), len(entities)) if entities else _NO_MOVES)
         if blob[1]:
             parts.append(blob[0])
             count += blob[1]

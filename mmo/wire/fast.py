@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from itertools import chain
-from operator import attrgetter
 from struct import Struct
 from typing import Any
 
@@ -36,10 +34,6 @@ _ENTER_TYPE = Enter.TYPE
 _LEAVE_TYPE = Leave.TYPE
 _move_structs: dict[int, Struct] = {}
 _leave_structs: dict[int, Struct] = {}
-
-#: An entity's fields in a Moves item, flattened from each entity's tuple.
-_id_x_y = attrgetter("id", "x", "y")
-_chain = chain.from_iterable
 
 RESYNC = layout.HEADER.pack(layout.frame_length(layout.HEADER), Resync.TYPE)
 
@@ -65,21 +59,17 @@ def _counted_struct(cache: dict[int, Struct], item: Struct, n: int) -> Struct:
 
 def moves_frames(entities: Sequence[Any]) -> bytes:
     """One ``Moves`` frame (or several, past :data:`CHUNK`) for ``entities``."""
-    n = len(entities)
-    if not n:
-        return b""
-    if n <= CHUNK:  # one frame (nearly always): no copy of the list
-        st = _counted_struct(_move_structs, layout.MOVE_ITEM, n)
-        return st.pack(st.size - _LENGTH_SIZE, _MOVES_TYPE, n,
-                       *_chain(map(_id_x_y, entities)))
     out = []
     for start in range(0, len(entities), CHUNK):
-        chunk = entities[start : start + CHUNK]
+        # One frame (nearly always): the list itself, not a copy.
+        chunk = entities if len(entities) <= CHUNK else entities[start : start + CHUNK]
         n = len(chunk)
         st = _counted_struct(_move_structs, layout.MOVE_ITEM, n)
-        out.append(st.pack(st.size - _LENGTH_SIZE, _MOVES_TYPE, n,
-                           *_chain(map(_id_x_y, chunk))))
-    return b"".join(out)
+        flat: list[Any] = []
+        for e in chunk:
+            flat += (e.id, e.x, e.y)
+        out.append(st.pack(st.size - _LENGTH_SIZE, _MOVES_TYPE, n, *flat))
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def enter_item(e: Any) -> bytes:
@@ -107,10 +97,14 @@ def enter_frames(entities: Sequence[Any], cache: dict[int, bytes]) -> list[bytes
 
 
 def leave_frames(ids: Iterable[int]) -> list[bytes]:
-    ids = list(ids)
+    items = ids if isinstance(ids, list) else list(ids)
+    n = len(items)
+    if 0 < n <= CHUNK:  # one frame (nearly always): no copies of the list
+        st = _counted_struct(_leave_structs, layout.LEAVE_ITEM, n)
+        return [st.pack(st.size - _LENGTH_SIZE, _LEAVE_TYPE, n, *items)]
     out = []
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
+    for start in range(0, n, CHUNK):
+        chunk = items[start : start + CHUNK]
         n = len(chunk)
         st = _counted_struct(_leave_structs, layout.LEAVE_ITEM, n)
         out.append(st.pack(st.size - _LENGTH_SIZE, _LEAVE_TYPE, n, *chunk))
