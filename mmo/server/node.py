@@ -354,6 +354,8 @@ class Node:
         # (most of them): the Tick frame and the moves, joined once.
         areas: dict[Zone, dict[int, tuple[bytes, int, bytes]]] = {}
         enter_cache: dict[int, bytes] = {}
+        # The writes of players with the same leaves and enters in one area.
+        shared: dict[tuple[Any, ...], bytes] = {}
         updates = 0
         out = 0
         last_zone: Zone | None = None
@@ -374,23 +376,32 @@ class Node:
                 moves, count = _area_moves(zone, v.cells, blobs.setdefault(zone, {}),
                                            pacing, tick)
                 area = zone_areas[v.center] = (moves, count, head + moves if count else b"")
-            if v.resync or v.leaves or v.enters:
-                parts = [head]
-                if v.resync:
-                    v.resync = False
-                    parts.append(fast.RESYNC)
-                    visible = [world.entities[i] for i in v.visible if i in world.entities]
-                    parts.extend(fast.enter_frames(visible, enter_cache))
-                    updates += len(visible)
-                else:
-                    if v.leaves:
-                        parts.extend(fast.leave_frames(v.leaves))
-                        updates += len(v.leaves)
-                    if v.enters:
-                        parts.extend(fast.enter_frames(v.enters, enter_cache))
-                        updates += len(v.enters)
+            if v.resync:
+                v.resync = False
+                visible = [world.entities[i] for i in v.visible if i in world.entities]
+                parts = [head, fast.RESYNC]
+                parts.extend(fast.enter_frames(visible, enter_cache))
                 parts.append(area[0])
                 data = b"".join(parts)
+                updates += len(visible)
+            elif v.leaves or v.enters:
+                leaves = v.leaves
+                enters = v.enters
+                # The players who stayed in one area see the same entities
+                # leave and enter (those crossing its edge): their write is
+                # encoded and joined once and shared.
+                key = (zone, v.center, tuple(leaves), tuple(enters))
+                joined = shared.get(key)
+                if joined is None:
+                    parts = [head]
+                    if leaves:
+                        parts.extend(fast.leave_frames(leaves))
+                    if enters:
+                        parts.extend(fast.enter_frames(enters, enter_cache))
+                    parts.append(area[0])
+                    joined = shared[key] = b"".join(parts)
+                data = joined
+                updates += len(leaves) + len(enters)
             elif area[1]:
                 data = area[2]
             else:

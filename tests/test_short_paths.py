@@ -4,12 +4,17 @@ in ``PlayerSession.dataReceived`` (no frame decoder); hypothesis checks that
 it leaves the node, the session and the output exactly as the general path
 does with the same frames (which it takes when each is split over two
 reads), moves refused for speed, bounds, rate or budget included.
+
+The tick shares one write among the players of an area who see the same
+entities leave and enter; a walk across cells checks that every player's
+writes still say exactly what it sees.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -19,6 +24,7 @@ from hypothesis import strategies as st
 from mmo.testing import FakePlayer, make_node
 from mmo.wire import fast
 from mmo.wire import messages as m
+from mmo.wire.frames import decode_all
 
 coordinate = st.one_of(
     st.floats(min_value=-50, max_value=650, allow_nan=False),
@@ -94,3 +100,41 @@ def test_the_short_path_is_taken_and_refuses_like_the_general_one():
     player.send_raw(m.Ping(9, 1.5).encode())
     pong = player.expect(m.Pong)
     assert (pong.token, pong.client_time) == (9, 1.5)
+
+
+def test_shared_writes_keep_every_view_exact():
+    """
+    Players walking across cells: what each one's writes say (enters,
+    leaves, moves; several share one write) is exactly its view.
+    """
+    node = make_node(zone=["w:400x400"], extension=[], max_speed=2000, spawn="random")
+    node.rng = random.Random(3)
+    players = [FakePlayer(node, f"p{i}") for i in range(40)]
+    rng = random.Random(5)
+    shared_writes = 0
+    for _ in range(30):
+        node.clock.advance(0.1)
+        for seq, p in enumerate(players):
+            e = p.entity
+            x = min(max(e.x + rng.uniform(-60, 60), 0.0), 400.0)
+            y = min(max(e.y + rng.uniform(-60, 60), 0.0), 400.0)
+            p.send_raw(fast.move_frame(seq, x, y))
+        node.tick()
+        writes = Counter(p.transport.value() for p in players)
+        shared_writes += sum(
+            n - 1 for data, n in writes.items()
+            if n > 1 and any(isinstance(msg, (m.Enter, m.Leave)) for msg in decode_all(data)))
+        world = node.world
+        for p in players:
+            p.received()
+            v = p.entity.viewer
+            assert set(p.known) == v.visible
+            assert p.entity_id not in p.known
+        for p in players:  # the last Moves each got are where the entities are
+            for msg in p.log:
+                if isinstance(msg, m.Moves):
+                    for eid, _x, _y in msg.moves:
+                        assert eid in p.known or eid == p.entity_id
+            p.log.clear()
+        assert all(eid in world.entities for p in players for eid in p.known)
+    assert shared_writes > 0
