@@ -165,6 +165,10 @@ class World:
         # departures: those are gathered once per area and tick.
         areas: dict[tuple[Zone, int], tuple[list[int], list[Entity]]] = {}
         update_view = self._update_view
+        # The same, per centre cell, for the zone of the viewer before (the
+        # next viewer is most often in the same zone: no key tuple).
+        last_zone: Zone | None = None
+        zone_areas: dict[int, tuple[list[int], list[Entity]]] = {}
         for v in self.viewers.values():
             e = v.entity
             zone = e.zone
@@ -176,10 +180,16 @@ class World:
             leaves: list[int] = []
             v.enters = enters
             v.leaves = leaves
-            key = (zone, v.center)
-            changes = areas.get(key)
+            if zone is not last_zone:
+                last_zone = zone
+                zone_areas = {}
+            changes = zone_areas.get(v.center)
             if changes is None:
-                changes = areas[key] = _area_changes(zone, v.cells, v.cellset)
+                key = (zone, v.center)
+                changes = areas.get(key)
+                if changes is None:
+                    changes = areas[key] = _area_changes(zone, v.cells, v.cellset)
+                zone_areas[v.center] = changes
             gone, came = changes
             if gone:
                 visible = v.visible
@@ -274,15 +284,19 @@ def _area_changes(
     came: list[Entity] = []
     departed = zone.departed
     arrived = zone.arrived
+    # Plain loops: the lists are short, and a generator costs more than they do.
     if departed:
         for key in cells:
             left = departed.get(key)
             if left:
-                gone.extend(eid for eid, to in left if to not in cellset)
+                for eid, to in left:
+                    if to not in cellset:
+                        gone.append(eid)
     if arrived:
         for key in cells:
             entered = arrived.get(key)
             if entered:
-                came.extend(ent for ent, frm in entered
-                            if frm not in cellset and ent.zone is zone and ent.cell == key)
+                for ent, frm in entered:
+                    if frm not in cellset and ent.zone is zone and ent.cell == key:
+                        came.append(ent)
     return gone, came
