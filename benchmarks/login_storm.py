@@ -63,18 +63,20 @@ def wait_for(what: str, predicate: Any, timeout: float) -> float:
     raise SystemExit(f"login_storm: no {what} within {timeout:g}s")
 
 
-def run(mode: str, bots: int, timeout: float) -> dict[str, Any]:
+def run(mode: str, bots: int, timeout: float, ramp: float) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"storm-{mode}-"))
     port, http = free_port(), free_port()
     first = node(workdir, port, http, "node.log")
     lg = subprocess.Popen(
         [str(BIN / "mmo-loadgen"), "--port", str(port), "--clients", str(bots),
-         "--ramp", "500", "--duration", str(timeout * 3), "--come-back", mode,
+         "--ramp", str(ramp), "--duration", str(timeout * 3), "--come-back", mode,
+         "--login-timeout", str(timeout),
          "--no-progress", "--report", str(workdir / "report.json")],
         stdout=open(workdir / "loadgen.log", "wb"), stderr=subprocess.STDOUT, cwd=workdir)
     second = None
     try:
-        wait_for("bots in", lambda: metric(http, "mmo_players") >= bots, timeout)
+        wait_for("bots in", lambda: metric(http, "mmo_players") >= bots,
+                 timeout + bots / ramp)
         first.send_signal(signal.SIGTERM)
         first.wait(60)
         restarted = time.monotonic()
@@ -106,10 +108,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--bots", type=int, default=2000)
     ap.add_argument("--modes", default="token,password")
+    ap.add_argument("--ramp", type=float, default=20.0,
+                    help="bots a second at the start (the first logins hash passwords)")
     ap.add_argument("--timeout", type=float, default=180.0,
                     help="seconds each wait may take (every run is bounded)")
     args = ap.parse_args()
-    rows = [run(mode, args.bots, args.timeout) for mode in args.modes.split(",")]
+    rows = [run(mode, args.bots, args.timeout, args.ramp) for mode in args.modes.split(",")]
     for r in rows:
         print(json.dumps(r))
     if len(rows) == 2:

@@ -10,10 +10,17 @@ paths side by side (the capacity benchmark measures the whole thing).
 
     python benchmarks/tick_cost.py 2000 5000
     python benchmarks/tick_cost.py 1000 --websocket   # the same players over WebSocket
+    python benchmarks/tick_cost.py 2000 --walk        # walking as capacity.py's bots do
+
+``--walk``: each player heads one way at 40 units a second (4 a tick),
+taking a new heading at the zone's edge, as the capacity benchmark's bots
+do, so that players cross cells (enters and leaves) at the same rate; the
+spawn is seeded too, so that two versions see the very same game.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -74,11 +81,14 @@ class BrowserPlayer:
         self.entity = self.session.entity
 
 
-def run(n: int, seconds: int = 5, seed: int = 1, websocket: bool = False) -> dict[str, float]:
+def run(n: int, seconds: int = 5, seed: int = 1, websocket: bool = False,
+        walk: bool = False) -> dict[str, float]:
     side = (n * 9 * 100 * 100 / 50) ** 0.5
     node = make_node(zone=[f"w:{side:.0f}x{side:.0f}"], max_per_ip=0, max_players=1_000_000,
                      spawn="random", extension=[], websocket=["tcp:4080"])
     rng = random.Random(seed)
+    if walk:
+        node.rng = random.Random(seed + 10)
     players: list[Any]
     if websocket:
         factory = WebSocketPlayers(node, node.settings.websocket, node.clock)
@@ -91,6 +101,7 @@ def run(n: int, seconds: int = 5, seed: int = 1, websocket: bool = False) -> dic
         p.transport.counting = True  # type: ignore[attr-defined]
     node.tick()
     pos = [(p.entity.x, p.entity.y) for p in players]
+    heading = [rng.uniform(0, 2 * math.pi) for _ in players] if walk else []
     tick_times: list[float] = []
     input_time = 0.0
     for seq in range(1, seconds * 10 + 1):
@@ -98,8 +109,17 @@ def run(n: int, seconds: int = 5, seed: int = 1, websocket: bool = False) -> dic
         frames = []
         for i in range(n):
             x, y = pos[i]
-            x = min(max(x + rng.uniform(-4, 4), 0.0), side)
-            y = min(max(y + rng.uniform(-4, 4), 0.0), side)
+            if walk:
+                h = heading[i]
+                nx, ny = x + 4 * math.cos(h), y + 4 * math.sin(h)
+                if not (0 <= nx <= side and 0 <= ny <= side):
+                    heading[i] = h = rng.uniform(0, 2 * math.pi)
+                    nx = min(max(x + 4 * math.cos(h), 0.0), side)
+                    ny = min(max(y + 4 * math.sin(h), 0.0), side)
+                x, y = nx, ny
+            else:
+                x = min(max(x + rng.uniform(-4, 4), 0.0), side)
+                y = min(max(y + rng.uniform(-4, 4), 0.0), side)
             pos[i] = (x, y)
             frame = m.Move(seq, x, y).encode()
             frames.append(client_message(frame) if websocket else frame)
@@ -125,8 +145,9 @@ def run(n: int, seconds: int = 5, seed: int = 1, websocket: bool = False) -> dic
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     websocket = "--websocket" in sys.argv[1:]
+    walk = "--walk" in sys.argv[1:]
     for arg in args or ["2000"]:
-        r = run(int(arg), websocket=websocket)
+        r = run(int(arg), websocket=websocket, walk=walk)
         print(f"{r['players']:6d} players{' (WebSocket)' if websocket else ''}: "
               f"{r['cpu_per_second'] * 100:5.1f} % of a core "
               f"(tick p50 {r['tick_ms_p50']:.1f} ms, input {r['input_share'] * 100:.0f} %), "

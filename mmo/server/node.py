@@ -47,6 +47,9 @@ from .tokens import TokenBook
 
 MAX_CHAT = 500
 MAX_WHO = 200
+_NO_MOVES = (b"", 0)
+#: Each error code's name in the refusal counts (``ErrorCode(code)`` is slow).
+_REFUSAL_NAMES = {int(code): code.name.lower() for code in ErrorCode}
 
 
 def is_loopback(host: str) -> bool:
@@ -171,10 +174,7 @@ class Node:
                 d.callback(None)
 
     def count_refusal(self, code: int) -> None:
-        try:
-            self.refusals[ErrorCode(code).name.lower()] += 1
-        except ValueError:
-            self.refusals[str(code)] += 1
+        self.refusals[_REFUSAL_NAMES.get(code) or str(code)] += 1
 
     # -- login ---------------------------------------------------------------
 
@@ -411,14 +411,19 @@ class Node:
         tick = self.tick_number
         pacing = self.pacing
         head = fast.tick_frame(tick, self.clock.seconds())
-        blobs: dict[tuple[Zone, int], tuple[bytes, int]] = {}
-        # Per area (the 3x3 cells around one cell): its moves, the count, and
-        # the whole write of a player there with nothing else new (most of
-        # them): the Tick frame and the moves, joined once.
-        areas: dict[tuple[Zone, int], tuple[bytes, int, bytes]] = {}
+        # Per zone, per cell: its Moves frame and count.
+        blobs: dict[Zone, dict[int, tuple[bytes, int]]] = {}
+        # Per zone, per area (the 3x3 cells around one cell): its moves, the
+        # count, and the whole write of a player there with nothing else new
+        # (most of them): the Tick frame and the moves, joined once.
+        areas: dict[Zone, dict[int, tuple[bytes, int, bytes]]] = {}
         enter_cache: dict[int, bytes] = {}
+        # The writes of players with the same leaves and enters in one area.
+        shared: dict[tuple[Any, ...], bytes] = {}
         updates = 0
         out = 0
+        last_zone: Zone | None = None
+        zone_areas: dict[int, tuple[bytes, int, bytes]] = {}
         for session in self.sessions.values():
             e = session.entity
             if e is None or not session.live:
@@ -427,27 +432,40 @@ class Node:
             zone = e.zone
             if zone is None:
                 continue
-            area = areas.get((zone, v.center))
+            if zone is not last_zone:
+                last_zone = zone
+                zone_areas = areas.setdefault(zone, {})
+            area = zone_areas.get(v.center)
             if area is None:
-                moves, count = _area_moves(zone, v.cells, blobs, pacing, tick)
-                area = areas[(zone, v.center)] = (moves, count, head + moves if count else b"")
-            if v.resync or v.leaves or v.enters:
-                parts = [head]
-                if v.resync:
-                    v.resync = False
-                    parts.append(fast.RESYNC)
-                    visible = [world.entities[i] for i in v.visible if i in world.entities]
-                    parts.extend(fast.enter_frames(visible, enter_cache))
-                    updates += len(visible)
-                else:
-                    if v.leaves:
-                        parts.extend(fast.leave_frames(v.leaves))
-                        updates += len(v.leaves)
-                    if v.enters:
-                        parts.extend(fast.enter_frames(v.enters, enter_cache))
-                        updates += len(v.enters)
+                moves, count = _area_moves(zone, v.cells, blobs.setdefault(zone, {}),
+                                           pacing, tick)
+                area = zone_areas[v.center] = (moves, count, head + moves if count else b"")
+            if v.resync:
+                v.resync = False
+                visible = [world.entities[i] for i in v.visible if i in world.entities]
+                parts = [head, fast.RESYNC]
+                parts.extend(fast.enter_frames(visible, enter_cache))
                 parts.append(area[0])
                 data = b"".join(parts)
+                updates += len(visible)
+            elif v.leaves or v.enters:
+                leaves = v.leaves
+                enters = v.enters
+                # The players who stayed in one area see the same entities
+                # leave and enter (those crossing its edge): their write is
+                # encoded and joined once and shared.
+                key = (zone, v.center, tuple(leaves), tuple(enters))
+                joined = shared.get(key)
+                if joined is None:
+                    parts = [head]
+                    if leaves:
+                        parts.extend(fast.leave_frames(leaves))
+                    if enters:
+                        parts.extend(fast.enter_frames(enters, enter_cache))
+                    parts.append(area[0])
+                    joined = shared[key] = b"".join(parts)
+                data = joined
+                updates += len(leaves) + len(enters)
             elif area[1]:
                 data = area[2]
             else:
@@ -521,19 +539,27 @@ class Node:
 
 
 def _area_moves(
-    zone: Zone, cells: tuple[int, ...], blobs: dict[tuple[Zone, int], tuple[bytes, int]],
+    zone: Zone, cells: tuple[int, ...], blobs: dict[int, tuple[bytes, int]],
     pacing: UpdatePacing, tick: int,
 ) -> tuple[bytes, int]:
-    """The Moves frames of ``cells`` this tick, and how many moves they hold."""
+    """
+    The Moves frames of ``cells`` this tick, and how many moves they hold;
+    ``blobs`` keeps each cell's frames for the tick (cells of ``zone``).
+    """
     moved = zone.moved
+    # Not degraded and nothing held (most ticks): the cell's movers are
+    # all its moves, as pacing.movers would say.
+    paced = pacing.degraded or bool(pacing.held)
     parts = []
     count = 0
     for key in cells:
-        blob = blobs.get((zone, key))
+        blob = blobs.get(key)
         if blob is None:
-            entities = pacing.movers(zone, key, moved.get(key), tick)
-            blob = blobs[(zone, key)] = (
-                (fast.moves_frames(entities), len(entities)) if entities else (b"", 0))
+            entities = moved.get(key)
+            if paced:
+                entities = pacing.movers(zone, key, entities, tick)
+            blob = blobs[key] = (
+                (fast.moves_frames(entities), len(entities)) if entities else _NO_MOVES)
         if blob[1]:
             parts.append(blob[0])
             count += blob[1]

@@ -61,14 +61,15 @@ def moves_frames(entities: Sequence[Any]) -> bytes:
     """One ``Moves`` frame (or several, past :data:`CHUNK`) for ``entities``."""
     out = []
     for start in range(0, len(entities), CHUNK):
-        chunk = entities[start : start + CHUNK]
+        # One frame (nearly always): the list itself, not a copy.
+        chunk = entities if len(entities) <= CHUNK else entities[start : start + CHUNK]
         n = len(chunk)
         st = _counted_struct(_move_structs, layout.MOVE_ITEM, n)
         flat: list[Any] = []
         for e in chunk:
             flat += (e.id, e.x, e.y)
         out.append(st.pack(st.size - _LENGTH_SIZE, _MOVES_TYPE, n, *flat))
-    return b"".join(out)
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def enter_item(e: Any) -> bytes:
@@ -79,23 +80,31 @@ def enter_frames(entities: Sequence[Any], cache: dict[int, bytes]) -> list[bytes
     """``Enter`` frames for ``entities``; ``cache`` holds items for one tick."""
     out = []
     for start in range(0, len(entities), CHUNK):
-        items = []
-        for e in entities[start : start + CHUNK]:
+        # The head's place first, filled in once the body's size is known:
+        # the frame is joined in one copy.
+        parts = [b""]
+        size = 0
+        chunk = entities if len(entities) <= CHUNK else entities[start : start + CHUNK]
+        for e in chunk:
             item = cache.get(e.id)
             if item is None:
                 item = cache[e.id] = enter_item(e)
-            items.append(item)
-        body = b"".join(items)
-        out.append(_COUNTED_HEAD.pack(len(body) + _COUNTED_LEN, _ENTER_TYPE, len(items))
-                   + body)
+            parts.append(item)
+            size += len(item)
+        parts[0] = _COUNTED_HEAD.pack(size + _COUNTED_LEN, _ENTER_TYPE, len(parts) - 1)
+        out.append(b"".join(parts))
     return out
 
 
 def leave_frames(ids: Iterable[int]) -> list[bytes]:
-    ids = list(ids)
+    items = ids if isinstance(ids, list) else list(ids)
+    n = len(items)
+    if 0 < n <= CHUNK:  # one frame (nearly always): no copies of the list
+        st = _counted_struct(_leave_structs, layout.LEAVE_ITEM, n)
+        return [st.pack(st.size - _LENGTH_SIZE, _LEAVE_TYPE, n, *items)]
     out = []
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
+    for start in range(0, n, CHUNK):
+        chunk = items[start : start + CHUNK]
         n = len(chunk)
         st = _counted_struct(_leave_structs, layout.LEAVE_ITEM, n)
         out.append(st.pack(st.size - _LENGTH_SIZE, _LEAVE_TYPE, n, *chunk))

@@ -14,6 +14,12 @@ from collections.abc import Iterable
 from ..wire.messages import CorrectionReason, Kind
 from .grid import Entity, Zone, ZoneSpec
 
+_isfinite = math.isfinite
+_sqrt = math.sqrt
+_INVALID = CorrectionReason.INVALID
+_OUT_OF_BOUNDS = CorrectionReason.OUT_OF_BOUNDS
+_TOO_FAST = CorrectionReason.TOO_FAST
+
 
 class Viewer:
     """
@@ -133,20 +139,26 @@ class World:
         """
         zone = e.zone
         if zone is None:
-            return CorrectionReason.INVALID
-        if not (math.isfinite(x) and math.isfinite(y)):
-            return CorrectionReason.INVALID
-        if not zone.contains(x, y):
-            return CorrectionReason.OUT_OF_BOUNDS
+            return _INVALID
+        if not (_isfinite(x) and _isfinite(y)):
+            return _INVALID
+        if not (0.0 <= x <= zone.width and 0.0 <= y <= zone.height):  # zone.contains
+            return _OUT_OF_BOUNDS
         rate = self.max_speed * 1.25
-        budget = min(e.budget + max(now - e.last_move, 0.0) * rate, rate)
+        # min() and max() spelled out, with the same results (NaN included).
+        elapsed = now - e.last_move
+        if elapsed < 0.0:
+            elapsed = 0.0
+        budget = e.budget + elapsed * rate
+        if budget > rate:
+            budget = rate
         e.last_move = now
         dx = x - e.x
         dy = y - e.y
-        dist = math.sqrt(dx * dx + dy * dy)
+        dist = _sqrt(dx * dx + dy * dy)
         if dist > budget + 1.0:
             e.budget = budget
-            return CorrectionReason.TOO_FAST
+            return _TOO_FAST
         # May dip to -1: the one unit of slack is lent, not given, so many
         # small moves cannot add up to more than the speed allows.
         e.budget = budget - dist
@@ -165,8 +177,47 @@ class World:
         # Viewers in the same cell share an area, and so its arrivals and
         # departures: those are gathered once per area and tick.
         areas: dict[tuple[Zone, int], tuple[list[int], list[Entity]]] = {}
+        update_view = self._update_view
+        # The same, per centre cell, for the zone of the viewer before (the
+        # next viewer is most often in the same zone: no key tuple).
+        last_zone: Zone | None = None
+        zone_areas: dict[int, tuple[list[int], list[Entity]]] = {}
         for v in self.viewers.values():
-            self._update_view(v, areas)
+            e = v.entity
+            zone = e.zone
+            if zone is None or v.resync or zone is not v.zone or e.cell != v.center:
+                update_view(v, areas)
+                continue
+            # Same area as last tick (most viewers): _update_view's last part, inline.
+            enters: list[Entity] = []
+            leaves: list[int] = []
+            v.enters = enters
+            v.leaves = leaves
+            if zone is not last_zone:
+                last_zone = zone
+                zone_areas = {}
+            changes = zone_areas.get(v.center)
+            if changes is None:
+                key = (zone, v.center)
+                changes = areas.get(key)
+                if changes is None:
+                    changes = areas[key] = _area_changes(zone, v.cells, v.cellset)
+                zone_areas[v.center] = changes
+            gone, came = changes
+            if gone:
+                visible = v.visible
+                for eid in gone:
+                    if eid in visible:
+                        visible.discard(eid)
+                        leaves.append(eid)
+            if came:
+                visible = v.visible
+                me = e.id
+                for ent in came:
+                    eid = ent.id
+                    if eid != me and eid not in visible:
+                        visible.add(eid)
+                        enters.append(ent)
 
     def _update_view(
         self, v: Viewer, areas: dict[tuple[Zone, int], tuple[list[int], list[Entity]]]
@@ -246,15 +297,19 @@ def _area_changes(
     came: list[Entity] = []
     departed = zone.departed
     arrived = zone.arrived
+    # Plain loops: the lists are short, and a generator costs more than they do.
     if departed:
         for key in cells:
             left = departed.get(key)
             if left:
-                gone.extend(eid for eid, to in left if to not in cellset)
+                for eid, to in left:
+                    if to not in cellset:
+                        gone.append(eid)
     if arrived:
         for key in cells:
             entered = arrived.get(key)
             if entered:
-                came.extend(ent for ent, frm in entered
-                            if frm not in cellset and ent.zone is zone and ent.cell == key)
+                for ent, frm in entered:
+                    if frm not in cellset and ent.zone is zone and ent.cell == key:
+                        came.append(ent)
     return gone, came
