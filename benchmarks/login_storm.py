@@ -75,13 +75,15 @@ def run(mode: str, bots: int, timeout: float, ramp: float) -> dict[str, Any]:
         stdout=open(workdir / "loadgen.log", "wb"), stderr=subprocess.STDOUT, cwd=workdir)
     second = None
     try:
-        wait_for("bots in", lambda: metric(http, "mmo_players") >= bots,
+        wait_for("bots in", lambda: metric(http, "mmo_players") >= bots * 0.99,
                  timeout + bots / ramp)
+        # Every bot that will get in (a straggler or two may still be hashing).
+        time.sleep(2.0)
+        playing = metric(http, "mmo_players")
         first.send_signal(signal.SIGTERM)
         first.wait(60)
-        restarted = time.monotonic()
         second = node(workdir, port, http, "node-again.log")
-        back = wait_for("bots back", lambda: metric(http, "mmo_players") >= bots, timeout)
+        back = wait_for("bots back", lambda: metric(http, "mmo_players") >= playing, timeout)
         resumes = metric(http, "mmo_resumes_total")
         cpu = _cpu_seconds(second.pid)
     finally:
@@ -94,8 +96,7 @@ def run(mode: str, bots: int, timeout: float, ramp: float) -> dict[str, Any]:
             if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(30)
-    return {"mode": mode, "bots": bots, "all_back_s": round(back, 2),
-            "restart_to_back_s": round(time.monotonic() - restarted, 2),
+    return {"mode": mode, "bots": bots, "playing_before": playing, "all_back_s": round(back, 2),
             "resumes": resumes, "node_cpu_s_after_restart": cpu, "dir": str(workdir)}
 
 
