@@ -180,6 +180,12 @@ class ICluster(INumbers):
         ``(address, TCP port, WebSocket port or 0)``, or ``None`` if unknown.
         """
 
+    def locate(name: str) -> Deferred:
+        """
+        A ``Deferred`` firing with the freshest ``(seconds, zone, x, y)`` any
+        node knows of the player ``name`` (asking the others briefly), or None.
+        """
+
     def whereabouts(name: str) -> tuple | None:
         """
         The last position the cluster told this node of the player ``name``

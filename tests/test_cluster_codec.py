@@ -157,6 +157,8 @@ SAMPLES: dict[int, list[bytes]] = {
     codec.KEYFRAME_REQUEST: codec.request_bodies([("world", 1), ("other", 2)], 1000),
     codec.BYE: [b""],
     codec.RESUMED: [codec.Resumed(b"12345678", 1_700_000_000, "alice").body()],
+    codec.WHERE: [codec.Where(7, "alice").body()],
+    codec.HERE: [codec.Here(7, 1_700_000_000.5, 1.5, 2.5, "n1", "alice", "world").body()],
     codec.HANDOFF: [codec.Handoff("n2", "alice", "world", 7, 1.5, 2.5, b'{"hp":3}').body(1000),
                     codec.Handoff("n2", "bob", "world", 8, 1.5, 2.5, None).body(1000)],
 }

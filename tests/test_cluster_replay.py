@@ -62,6 +62,8 @@ def recorded_cluster() -> tuple[FakeCluster, list[tuple[bytes, str, int]]]:
     # A player came back on n0 with a token, and n0 handed one (of no zone) to n2.
     c.services[0].resumed("ghost", b"12345678", c.clock.seconds() + 30)
     c.services[0].hand_off(Entity(999, "nobody"), "n2", b"{}")
+    # n0 asks where carol was; n2 (hers) answers.
+    c.services[0].locate("carol")
     c.services[1].stopService()
     c.step(2)
     assert "bob" not in alice.names_seen()

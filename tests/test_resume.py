@@ -189,9 +189,12 @@ def test_a_token_from_any_node_of_the_cluster_is_taken_once_by_all() -> None:
     c.step(2)
     alice = FakePlayer(a, "alice")
     token = alice.token
-    # Alice's connection drops without node a noticing; she resumes on b.
-    FakePlayer(b, "alice", token=token)
-    c.step(1)
+    # Alice's connection drops without node a noticing; she resumes on b
+    # (which first asks the others where she was: a quarter of a second).
+    back = FakePlayer(b, "alice", login=False)
+    back.send(m.Hello(), m.Resume(token))  # type: ignore[arg-type]
+    c.step(3)
+    back.expect(m.EnterWorld)
     assert alice.session.ended, "the newest login wins, on another node too"
     assert "alice" not in a.sessions
     late = FakePlayer(a, "bob", login=False)
@@ -213,8 +216,35 @@ def test_a_player_resumes_where_the_cluster_last_saw_it() -> None:
     ae = alice.entity
     where = (ae.x, ae.y)
     c.kill(0)  # node a dies with alice on it; her token is older than her walk
-    back = FakePlayer(b, "alice", token=token)
+    back = FakePlayer(b, "alice", login=False)
+    back.send(m.Hello(), m.Resume(token))  # type: ignore[arg-type]
+    c.step(3)
+    back.expect(m.EnterWorld)
     assert (back.entity.x, back.entity.y) == pytest.approx(where, abs=1e-3)
+
+
+def test_a_player_resumes_where_another_node_last_saw_it() -> None:
+    # a has alice; c watches her; b knows nothing of her. a dies; alice
+    # comes back on b, which asks the others and hears from c where she was.
+    c = FakeCluster(["a", "b", "c"])
+    a, b, cn = c.nodes
+    watcher = FakePlayer(cn, "watcher")
+    alice = FakePlayer(a, "alice")
+    token = alice.token
+    we = watcher.entity
+    alice.entity.zone.move(alice.entity, we.x + 10, we.y + 10)
+    c.step(3)
+    assert "alice" in watcher.names_seen()
+    assert b.cluster.whereabouts("alice") is None
+    where = (alice.entity.x, alice.entity.y)
+    c.kill(0)
+    back = FakePlayer(b, "alice", login=False)
+    back.send(m.Hello(), m.Resume(token))  # type: ignore[arg-type]
+    assert not any(isinstance(msg, m.EnterWorld) for msg in back.received())
+    c.step(3)  # the answers, and the quarter of a second the question waits
+    back.expect(m.EnterWorld)
+    assert (back.entity.x, back.entity.y) == pytest.approx(where, abs=1e-3)
+    assert c.services[2].locator.answered == 1
 
 
 def test_the_freshest_position_wins() -> None:
@@ -297,6 +327,7 @@ def test_a_resume_at_a_node_that_does_not_own_the_spot_is_sent_on() -> None:
     token = b.resumes.book.mint("dave", "world", x, y)  # a Ticket's token: for no node
     p = FakePlayer(b, "dave", login=False)
     p.send(m.Hello(), m.Resume(token))
+    c.step(3)  # b asks the others where dave was, first
     sent = p.expect(m.Redirect)
     FakePlayer(a, "dave", token=sent.token)
     assert "dave" in a.sessions

@@ -26,7 +26,9 @@ from .auth import MAC_SIZE, sign
 from .control import (
     ChatLine,
     Handoff,
+    Here,
     Resumed,
+    Where,
     WhisperReceipt,
     read_request,
     request_bodies,
@@ -36,7 +38,8 @@ from .fields import DatagramError, micros, pack_str8, truncate_utf8
 from .fields import Reader as _Reader
 
 __all__ = [
-    "ChatLine", "DatagramError", "Handoff", "Resumed", "WhisperReceipt", "micros",
+    "ChatLine", "DatagramError", "Handoff", "Here", "Resumed", "WhisperReceipt", "Where",
+    "micros",
     "pack_str8", "read_request", "request_bodies", "truncate_utf8",
 ]
 
@@ -56,8 +59,10 @@ KEYFRAME_REQUEST = 7
 BYE = 8
 RESUMED = 9
 HANDOFF = 10
+WHERE = 11
+HERE = 12
 TYPES = {CELL_DELTA, CELL_KEYFRAME, HEARTBEAT, METRICS, CHAT, WHISPER_RECEIPT,
-         KEYFRAME_REQUEST, BYE, RESUMED, HANDOFF}
+         KEYFRAME_REQUEST, BYE, RESUMED, HANDOFF, WHERE, HERE}
 
 _HEAD = struct.Struct(">2sBBQQQB")
 _CELL_HEAD = struct.Struct(">IIBBHHH")
@@ -335,6 +340,10 @@ def decode_body(header: Header, data: bytes) -> Any:
         return Resumed.read(data, at)
     if kind == HANDOFF:
         return Handoff.read(data, at)
+    if kind == WHERE:
+        return Where.read(data, at)
+    if kind == HERE:
+        return Here.read(data, at)
     if len(data) != at:
         raise DatagramError("a bye has no body")
     return None

@@ -20,6 +20,7 @@ from .fields import Reader as _Reader
 _CHAT = struct.Struct(">BII")
 _RESUMED = struct.Struct(">8sI")
 _HANDOFF = struct.Struct(">Iff")
+_HERE = struct.Struct(">Idff")
 
 
 @dataclass(frozen=True)
@@ -163,3 +164,52 @@ def read_request(data: bytes, at: int) -> list[tuple[str, int]]:
         out.append((zone, r.unpack(_U32)[0]))
     r.end()
     return out
+
+
+@dataclass(frozen=True)
+class Where:
+    """The sender asks where the player ``name`` was last seen (query ``query``)."""
+
+    query: int
+    name: str
+
+    def body(self) -> bytes:
+        return _U32.pack(self.query) + pack_str8(self.name)
+
+    @classmethod
+    def read(cls, data: bytes, at: int) -> Where:
+        r = _Reader(data, at)
+        (query,) = r.unpack(_U32)
+        out = cls(query, r.str8())
+        r.end()
+        return out
+
+
+@dataclass(frozen=True)
+class Here:
+    """
+    An answer to ``asker``'s :class:`Where` ``query``: ``name`` was at ``x, y``
+    of ``zone`` at ``heard`` (Unix seconds, the answering node's clock).
+    """
+
+    query: int
+    heard: float
+    x: float
+    y: float
+    asker: str
+    name: str
+    zone: str
+
+    def body(self) -> bytes:
+        return (_HERE.pack(self.query, self.heard, self.x, self.y) + pack_str8(self.asker)
+                + pack_str8(self.name) + pack_str8(self.zone))
+
+    @classmethod
+    def read(cls, data: bytes, at: int) -> Here:
+        r = _Reader(data, at)
+        query, heard, x, y = r.unpack(_HERE)
+        if not (math.isfinite(heard) and math.isfinite(x) and math.isfinite(y)):
+            raise DatagramError("a whereabouts answer is not finite")
+        out = cls(query, heard, x, y, r.str8(), r.str8(), r.str8())
+        r.end()
+        return out

@@ -34,6 +34,7 @@ from . import codec
 from .auth import KeyFileError, load_or_create_key
 from .chat import ClusterChat
 from .groups import CellGroups, Interest, cell_block
+from .locate import Locator
 from .mirrors import MirrorTable
 from .multicast import MulticastTransport
 from .opener import AUTH_FAILED, LOOPED, MALFORMED, REPORTED, SKEW, Opened, Opener
@@ -110,6 +111,8 @@ class ClusterService(Service):
         self.interest = Interest()
         self.mirrors = MirrorTable(game.world, self.expiry, self.interest.__contains__)
         self.mirrors.adopted = self.publisher.disown
+        self.locator = Locator(self.node_id, clock, self._send_now, self._known,
+                               lambda: len(self._live) - 1)
         self.opener = Opener(key, self.node_id, clock=clock.seconds)
         self.stats = ClusterStats(self.opener)
         self.chat = ClusterChat(game, self.mirrors, clock, self._send_control)
@@ -231,6 +234,9 @@ class ClusterService(Service):
         assert self.sealer is not None
         return codec.MAX_DATAGRAM - self.sealer.overhead
 
+    def _send_now(self, kind: int, body: bytes) -> None:
+        self._send_control(kind, lambda room: body)
+
     def _send_control(self, kind: int, body: Callable[[int], bytes]) -> None:
         if self.sealer is not None:
             self._write(self.control, kind, body(self._room()))
@@ -293,6 +299,16 @@ class ClusterService(Service):
 
     def whereabouts(self, name: str) -> tuple | None:
         return self.mirrors.whereabouts(name)
+
+    def _known(self, name: str) -> tuple | None:
+        """Where this node knows ``name`` to be: its own player, or the mirrors' word."""
+        p = self.game.player(name)
+        if p is not None and p.zone is not None:
+            return self.clock.seconds(), p.zone.name, p.x, p.y
+        return self.mirrors.whereabouts(name)
+
+    def locate(self, name: str) -> defer.Deferred:
+        return self.locator.locate(name)
 
     def ticked(self, tick: int) -> None:
         """Per tick: follow the players' cells, publish owned changes."""
@@ -414,6 +430,10 @@ class ClusterService(Service):
             self.chat.receipt_received(self.node_id, message)
         elif kind == codec.KEYFRAME_REQUEST:
             self.publisher.request(message)
+        elif kind == codec.WHERE:
+            self.locator.asked_by(header.sender, message)
+        elif kind == codec.HERE:
+            self.locator.answer(message)
         elif kind == codec.HANDOFF:
             if message.to_node == self.node_id:
                 self.game.handoff_received(header.sender, message)

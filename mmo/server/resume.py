@@ -103,16 +103,26 @@ class Resumes:
             claims = self.book.take(token)
         except TokenRefused as e:
             return fail(LoginRefused(ErrorCode.TOKEN_REFUSED, str(e)))
-        cluster = self.node.cluster
-        if cluster is not None:
-            cluster.resumed(claims.name, claims.nonce, claims.expires)
         d = store.resume(claims.name)
         d.addCallback(self._resumed, claims, session)
         return d
 
-    def _resumed(self, account: Any, claims: Claims, session: ISession) -> None:
+    def _resumed(self, account: Any, claims: Claims, session: ISession) -> Any:
         cluster = self.node.cluster
-        heard = cluster.whereabouts(claims.name) if cluster is not None else None
+        if cluster is None or claims.for_node == self.node.node_id:
+            # Alone, or sent here by a Redirect: its token says where it is.
+            return self._placed(None, account, claims, session)
+        d = cluster.locate(claims.name)
+        d.addCallback(self._placed, account, claims, session)
+        return d
+
+    def _placed(self, heard: tuple | None, account: Any, claims: Claims,
+                session: ISession) -> None:
+        cluster = self.node.cluster
+        if cluster is not None:
+            # Now (after asking where it was): the token is spent everywhere,
+            # and a session of the player another node still has is closed.
+            cluster.resumed(claims.name, claims.nonce, claims.expires)
         state = freshest(claims, self.book.lifetime, account.state,
                          getattr(account, "saved_at", None), heard)
         self.node._enter_world(
