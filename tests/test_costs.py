@@ -190,3 +190,31 @@ def test_identical_frames_after_a_login_wait_and_each_is_answered_once():
     msgs = p.received()
     assert errors(msgs) == []
     assert sum(isinstance(x, m.Pong) for x in msgs) == 3
+
+
+def test_a_login_that_waited_long_for_its_hash_is_not_idle_at_once():
+    from twisted.internet.defer import Deferred
+
+    node = make_node(idle_timeout=5.0, login_timeout=10.0)
+    waiting: list[Deferred] = []
+    real = node.store.authenticate
+
+    def slow(name, password, create):  # the hash queues for a long while
+        d: Deferred = Deferred()
+        waiting.append(d)
+        d.addCallback(lambda _: real(name, password, create))
+        return d
+
+    node.store.authenticate = slow
+    p = FakePlayer(node, "alice", login=False)
+    p.send(m.Hello(), m.Login("alice", "pw"))
+    node.clock.advance(30.0)
+    node.sweep()
+    waiting[0].callback(None)
+    p.expect(m.EnterWorld)
+    node.clock.advance(1.0)
+    node.sweep()
+    assert not p.session.ended, "idle for the time its hash waited"
+    node.clock.advance(5.0)
+    node.sweep()
+    assert p.session.ended

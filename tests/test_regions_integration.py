@@ -168,7 +168,17 @@ def test_a_player_whose_node_is_killed_plays_on_elsewhere(start_node: Any,
     assert walker.node == "b"
     last = (walker.x, walker.y)
     token = walker.token
-    watcher.client.drain(0.5)
+    # The cluster knows where the walker stands: c's player sees it there.
+    watch = Watch()
+
+    def seen_there() -> bool:
+        watch.read(watcher.client.drain(0.1), "walker")
+        if not watch.positions:
+            return False
+        x, y = watch.positions[-1]
+        return abs(x - last[0]) < 0.01 and abs(y - last[1]) < 0.01
+
+    wait_until(seen_there, timeout=10, what="the watcher on c seeing the walker stop")
     nodes["b"].signal(signal.SIGKILL)
     killed = time.monotonic()
     walker.client.wait_closed()

@@ -60,7 +60,7 @@ LOADGEN_KEYS = [
     Key("rate", 10.0, "Moves per second each bot sends.", number(0, 1000), short="r"),
     Key("ramp", 100.0, "New connections per second (all workers together).",
         number(0.01, 1e6)),
-    Key("duration", 60.0, "Seconds from start to stop; then every connection is "
+    Key("duration", 120.0, "Seconds from start to stop; then every connection is "
         "closed and the process exits.", number(0.1, 1e7), short="d"),
     Key("zone", "", "Zone the bots go to after login (default: where the node "
         "puts them).", text),
@@ -89,7 +89,9 @@ LOADGEN_KEYS = [
         choice("token", "password", "off")),
     Key("connect_timeout", 10.0, "Seconds a connection attempt may take.",
         number(0.1, 3600)),
-    Key("login_timeout", 30.0, "Seconds from connection to entering the world.",
+    Key("login_timeout", 90.0, "Seconds from connection to entering the world (a "
+        "login storm queues behind the node's password hashes, which it checks for up "
+        "to its own --login-timeout + 60 s).",
         number(0.1, 3600)),
     Key("drive_hz", 20.0, "How often the one timer that drives every bot runs.",
         number(1, 1000)),

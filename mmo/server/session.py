@@ -451,8 +451,12 @@ class PlayerSession(ReadControl, Protocol):
         if self.state == CLOSED:
             return
         self.state = PLAYING
+        now = self.node.clock.seconds()
+        # The idle clock starts in the world: a login that waited long for
+        # its password hash (a storm) is not idle for that wait.
+        self.last_frame = now
         self._update_live()
-        self._process(self.node.clock.seconds())
+        self._process(now)
 
     def _login_failed(self, f: Failure) -> None:
         if self.state == CLOSED:
