@@ -200,7 +200,7 @@ NODE_KEYS = [
     Key("idle_timeout", 60.0, "Seconds without a frame before a logged-in "
         "player is disconnected.", number(0.1, 86400)),
     Key("move_rate", 30.0, "Moves per second a player may send (burst: "
-        "twice that).", number(0.1, 10000)),
+        "five seconds of it).", number(0.1, 10000)),
     Key("chat_rate", 2.0, "Chat messages per second a player may send "
         "(burst: 5).", number(0.01, 1000)),
     Key("request_rate", 200.0, "Request budget of one connection, in cost units per "

@@ -136,12 +136,13 @@ def test_move_flood_is_rate_limited_with_one_error_per_burst():
     node = make_node(move_rate=10)
     p = FakePlayer(node, "alice")
     x, y = p.entity.x, p.entity.y
-    p.send(*[m.Move(i, x, y) for i in range(100)])
+    p.send(*[m.Move(i, x, y) for i in range(130)])
     msgs = p.received()
     assert errors(msgs) == [ErrorCode.RATE_LIMITED]
     limited = [c for c in msgs if isinstance(c, m.Correction)]
-    # One Correction for the burst of 80 refused moves, not one each.
-    assert [(c.seq, c.reason) for c in limited] == [(20, m.CorrectionReason.RATE_LIMITED)]
+    # A burst of five seconds' worth (50) passes; one Correction for the 80
+    # refused moves after it, not one each.
+    assert [(c.seq, c.reason) for c in limited] == [(50, m.CorrectionReason.RATE_LIMITED)]
     assert not p.transport.disconnecting
     assert node.refusals["rate_limited"] == 80
 

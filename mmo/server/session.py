@@ -97,7 +97,10 @@ class PlayerSession(ReadControl, Protocol):
         self.throttled_since: float | None = None
         self._refill: Any = None
         self._reading = True
-        self.moves = TokenBucket(limits.move_rate, limits.move_rate * 2, now)
+        # Five seconds of moves: what a client sent while the node was too
+        # busy to read (a login storm) arrives at once and is not refused;
+        # the distance budget still keeps every walk to the speed limit.
+        self.moves = TokenBucket(limits.move_rate, limits.move_rate * 5, now)
         self.chats = TokenBucket(limits.chat_rate, 5.0, now)
         self.limited_since: float | None = None
         #: When the last Correction went out, until a move is accepted.
