@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from mmo.cluster import codec
 from mmo.cluster.auth import MAC_SIZE
+from mmo.cluster.mirrors import SUPERSEDED_SECONDS
+from mmo.server.handoff import GHOST_SECONDS
 from mmo.testing.cluster import FakeCluster
 from mmo.testing.node import FakePlayer
 from mmo.wire import messages as m
@@ -82,6 +84,31 @@ def test_a_player_walking_over_a_border_is_handed_on_and_watchers_see_it_walk_on
     # The walker sees its surroundings on b: the watcher on a is in view again.
     c.step(3)
     assert "west" in there.names_seen()
+
+
+def test_the_old_owner_still_publishing_a_handed_player_is_not_believed() -> None:
+    # Nobody on a follows the walker after the handoff, so a keeps publishing
+    # the entity it handed away (for up to its ghost time) where it stood;
+    # c, whose player sees that cell, must keep b's word on where it is.
+    c = cluster()
+    a, b, cn = c.nodes
+    walker = player_at(a, "walker", 495.0, 480.0)
+    north = player_at(cn, "north", 540.0, 530.0)
+    c.step(3)
+    walker.send(m.Move(1, 535.0, 480.0))
+    c.step(1)
+    redirect = next(msg for msg in walker.received() if isinstance(msg, m.Redirect))
+    there = FakePlayer(b, "walker", token=redirect.token)
+    for seq in range(1, 8):
+        there.send(m.Move(seq, 535.0 + 8.0 * seq, 480.0))
+        c.step(1)
+    assert a.placement.handoffs.ghosts, "a still holds (and publishes) what it handed away"
+    ghost_seconds = 4.0          # below the ghost's 5 s, beyond the cluster's expiry
+    assert cn.cluster.expiry < ghost_seconds < GHOST_SECONDS < SUPERSEDED_SECONDS
+    c.step(int(ghost_seconds * 10))
+    [eid] = seen(north, "walker")
+    assert cn.world.entities[eid].x == 535.0 + 8.0 * 7
+    assert cn.cluster.whereabouts("walker")[2] == 535.0 + 8.0 * 7
 
 
 def test_a_player_on_the_border_does_not_bounce() -> None:

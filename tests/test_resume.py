@@ -253,13 +253,13 @@ def test_the_freshest_position_wins() -> None:
     b = TokenBook(KEY, clock, lifetime=60)
     claims = b.check(b.mint("alice", "start", 1.0, 1.0))  # issued at 10,000
     saved = {"zone": "start", "x": 5.0, "y": 5.0, "data": {"hp": 3}}
-    assert freshest(claims, 60, saved, 9_990.0, None) == {
-        "zone": "start", "x": 1.0, "y": 1.0, "data": {"hp": 3}}
-    assert freshest(claims, 60, saved, 10_001.0, None)["x"] == 5.0
+    assert freshest(claims, 60, saved, 9_990.0, None) == (
+        {"zone": "start", "x": 1.0, "y": 1.0, "data": {"hp": 3}}, "its token")
+    assert freshest(claims, 60, saved, 10_001.0, None)[0]["x"] == 5.0
     heard = (10_002.0, "start", 9.0, 9.5)
-    assert freshest(claims, 60, saved, 10_001.0, heard) == {
-        "zone": "start", "x": 9.0, "y": 9.5, "data": {"hp": 3}}
-    assert freshest(claims, 60, {}, None, None)["x"] == 1.0
+    assert freshest(claims, 60, saved, 10_001.0, heard) == (
+        {"zone": "start", "x": 9.0, "y": 9.5, "data": {"hp": 3}}, "the cluster")
+    assert freshest(claims, 60, {}, None, None)[0]["x"] == 1.0
 
 
 def test_tokens_of_the_test_key_are_checked_with_it() -> None:

@@ -30,6 +30,10 @@ MirrorKey = tuple[str, int]
 
 #: Players remembered after their mirrors went (for a resume elsewhere).
 MAX_LAST_SEEN = 20_000
+#: How long records under a handed player's old key are ignored: longer than
+#: its old owner goes on publishing it (the node's ghost time, 5 s) plus a
+#: datagram's way.
+SUPERSEDED_SECONDS = 10.0
 
 
 class Mirror:
@@ -88,9 +92,10 @@ class MirrorTable:
         #: Where players whose mirrors went (their node died, they walked out
         #: of sight) were last heard: name -> (seconds, zone, x, y), newest last.
         self.last_seen: OrderedDict[str, tuple[float, str, float, float]] = OrderedDict()
-        #: Keys of players handed to another node: name and time of the
-        #: handoff.  Their old owner may still mention them for a moment (a
-        #: keyframe in flight): that is ignored, never a second mirror.
+        #: Keys of players handed to another node, and until when records
+        #: under them are ignored.  Their old owner publishes them until the
+        #: new owner's record reaches it (seconds, if none of its players
+        #: follows them): never a second mirror, nor the first one moved back.
         self.superseded: dict[MirrorKey, float] = {}
         #: This node's own players being handed to another node (name ->
         #: (entity, that node)): its first full record of them makes the
@@ -220,7 +225,7 @@ class MirrorTable:
         """
         old = self.players.get(name)
         if old is not None:
-            self.superseded[old.key] = now
+            self.superseded[old.key] = now + SUPERSEDED_SECONDS
             self._unindex(old)
             del self.mirrors[old.key]
             old.key = key
@@ -257,7 +262,7 @@ class MirrorTable:
         m = self.players.pop(name, None)
         if m is None:
             return None
-        self.superseded[m.key] = m.heard
+        self.superseded[m.key] = m.heard + SUPERSEDED_SECONDS
         self._unindex(m)
         del self.mirrors[m.key]
         m.entity.owner = None
@@ -342,8 +347,12 @@ class MirrorTable:
         for m in [m for m in self.mirrors.values() if m.heard < limit]:
             self.expired_entities += 1
             self._despawn(m)
-        for key in [k for k, t in self.superseded.items() if t < limit]:
+        for key in [k for k, t in self.superseded.items() if t < now]:
             del self.superseded[key]
+
+    def supersede(self, key: MirrorKey, now: float) -> None:
+        """A Handoff of ``key``'s player: its old owner's word on it no longer counts."""
+        self.superseded[key] = now + SUPERSEDED_SECONDS
 
     def whereabouts(self, name: str) -> tuple[float, str, float, float] | None:
         """Where the player ``name`` was last heard of: ``(seconds, zone, x, y)``."""

@@ -435,6 +435,7 @@ class ClusterService(Service):
         elif kind == codec.HERE:
             self.locator.answer(message)
         elif kind == codec.HANDOFF:
+            mirrors.supersede((header.sender, message.entity_id), now)
             if message.to_node == self.node_id:
                 self.game.handoff_received(header.sender, message)
         elif kind == codec.RESUMED:

@@ -39,21 +39,24 @@ class Resumed:
 
 
 def freshest(claims: Claims, lifetime: float, saved: dict[str, Any],
-             saved_at: float | None, heard: tuple | None) -> dict[str, Any]:
+             saved_at: float | None, heard: tuple | None) -> tuple[dict[str, Any], str]:
     """
-    The state to continue from: ``saved`` (the store's), with the position
-    of whichever is newest of the store's save (at ``saved_at``), the
-    cluster's last word (``heard``: seconds, zone, x, y) and the token's own.
+    The state to continue from, and where its position came from: ``saved``
+    (the store's), with the position of whichever is newest of the store's
+    save (at ``saved_at``), the cluster's last word (``heard``: seconds,
+    zone, x, y) and the token's own.
     """
     state = dict(saved)
-    best = saved_at if saved_at is not None and "x" in saved else -1.0
+    best, source = (saved_at, "the store") if saved_at is not None and "x" in saved \
+        else (-1.0, "nowhere")
     issued = claims.issued(lifetime)
     if issued > best:
         state.update(zone=claims.zone, x=claims.x, y=claims.y)
-        best = issued
+        best, source = issued, "its token"
     if heard is not None and heard[0] > best:
         state.update(zone=heard[1], x=heard[2], y=heard[3])
-    return state
+        source = "the cluster"
+    return state, source
 
 
 @implementer(INumbers)
@@ -123,8 +126,11 @@ class Resumes:
             # Now (after asking where it was): the token is spent everywhere,
             # and a session of the player another node still has is closed.
             cluster.resumed(claims.name, claims.nonce, claims.expires)
-        state = freshest(claims, self.book.lifetime, account.state,
-                         getattr(account, "saved_at", None), heard)
+        state, source = freshest(claims, self.book.lifetime, account.state,
+                                 getattr(account, "saved_at", None), heard)
+        self.log.info("player {name} resumes at ({x:.1f}, {y:.1f}) in {zone}, from {source}",
+                      name=claims.name, x=state["x"], y=state["y"], zone=state["zone"],
+                      source=source)
         self.node._enter_world(
             Resumed(claims.name, state, claims.for_node == self.node.node_id), session)
 
