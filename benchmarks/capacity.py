@@ -140,12 +140,35 @@ class Step:
         self.payload = payload
         self.nodes = nodes
 
+    def size(self) -> tuple[float, float]:
+        """The zone: about 50 others in view (density 50 per 3 x 3 cells)."""
+        side = max(math.sqrt(self.bots * 9 * CELL * CELL / 50), 300)
+        if self.nodes != 2:
+            return side, side
+        # Two halves of whole cells, one region each (see regions()), the
+        # same area: the same density as one node's zone.
+        width = math.ceil(side / (2 * CELL)) * 2 * CELL
+        return width, side * side / width
+
     def zone(self) -> str:
         if self.scenario == "crowd":
             return "world:200x200"
-        # About 50 others in view: density 50 per 3x3 cells.
-        side = math.sqrt(self.bots * 9 * CELL * CELL / 50)
-        return f"world:{max(side, 300):.0f}x{max(side, 300):.0f}"
+        width, height = self.size()
+        return f"world:{width:.0f}x{height:.0f}"
+
+    def regions(self) -> list[str]:
+        """
+        Two nodes: the zone's west half belongs to node 0, its east half to
+        node 1 (pinned regions), so that each carries half the bots and the
+        bots that walk over the middle are handed over.
+        """
+        if self.nodes != 2:
+            return []
+        width, height = self.size()
+        half = round(width / CELL / 2)
+        rows = math.ceil(math.ceil(height / CELL) / half)
+        return ["--region-cells", str(half), "--region-map", f"world:0,0-{rows - 1}=bench-0",
+                "--region-map", f"world:1,0-{rows - 1}=bench-1"]
 
     def start_servers(self) -> list[dict[str, Any]]:
         servers = []
@@ -170,6 +193,7 @@ class Step:
                     "--zone", self.zone(), "--spawn", "random", "--max-per-ip", "0",
                     "--max-players", "100000", "--password-iterations", "1000",
                     "--idle-timeout", "600", "--login-timeout", "120",
+                    *self.regions(),
                 ]
             else:
                 argv = core + [
@@ -190,6 +214,9 @@ class Step:
             else:
                 wait_for(log, r"baseline listening", proc)
             servers.append(info)
+        if self.server == "node" and self.nodes > 1:
+            for s in servers:
+                wait_for(s["log"], rf"{self.nodes} live node\(s\)", s["proc"])
         return servers
 
     def run(self) -> dict[str, Any]:
@@ -265,6 +292,20 @@ class Step:
                 for b, a in zip(before, after, strict=True)))
             result["tick_ms_p50"] = round(max(p50s), 2)
             result["tick_ms_p99"] = round(max(p99s), 2)
+
+            def delta(name: str, b: dict[str, float], a: dict[str, float]) -> float:
+                return a.get(name, 0.0) - b.get(name, 0.0)
+
+            if self.nodes > 1:
+                # Each node's own CPU per update it sent its players, and the
+                # players handed over the middle during the steady seconds.
+                result["per_node_us_per_update"] = [
+                    round((c1 - c0) / u * 1e6, 2) if u else None
+                    for c0, c1, u in zip(cpu0, cpu1, (
+                        delta("mmo_entity_updates_sent_total", b, a)
+                        for b, a in zip(before, after, strict=True)), strict=True)]
+                result["handoffs"] = int(sum(delta("mmo_handoffs_out_total", b, a)
+                                             for b, a in zip(before, after, strict=True)))
         else:
             stats = self.workdir / "baseline-stats.json"
             result["tick_ms_p50"] = result["tick_ms_p99"] = None
@@ -295,7 +336,7 @@ def machine() -> dict[str, Any]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    cols = ["server", "nodes", "bots", "logged_in", "tick_ms_p50", "tick_ms_p99",
+    cols = ["server", "nodes", "bots", "bots_per_node", "logged_in", "tick_ms_p50", "tick_ms_p99",
             "update_age_ms_p50", "update_age_ms_p99", "updates_per_sec", "bytes_per_sec",
             "server_cpu_pct", "server_rss_mb", "loadgen_cpu_pct", "degraded_ticks", "held"]
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -311,19 +352,27 @@ def per_core(results: dict[str, Any]) -> list[dict[str, Any]]:
     (during the node's run) against the node's per update.
     """
     base = {r["bots"]: r for r in results["baseline"]}
+    two = {r["bots_per_node"]: r for r in results["two_nodes"]}
     rows = []
     for r in results["world"]:
         b = base.get(r["bots"])
+        t = two.get(r["bots"])
         node_us = r.get("server_us_per_update")
         base_us = b.get("server_us_per_update") if b else None
+        two_us = t.get("server_us_per_update") if t else None
         lg_us = r.get("loadgen_us_per_bot_tick")
+        # The node's CPU per bot and tick too: the generator's own unit.
+        node_tick_us = round(r["server_cpu_pct"] / 100 / (r["bots"] * TICK_HZ) * 1e6, 2)
         rows.append({
             "bots": r["bots"],
             "node_us_per_update": node_us,
+            "node_us_per_bot_tick": node_tick_us,
             "baseline_us_per_update": base_us,
             "baseline_over_node": round(base_us / node_us, 2) if node_us and base_us else None,
             "loadgen_us_per_bot_tick": lg_us,
-            "loadgen_over_node": round(lg_us / node_us, 2) if node_us and lg_us else None,
+            "loadgen_over_node": round(lg_us / node_tick_us, 2) if node_tick_us and lg_us else None,
+            "two_nodes_us_per_update": two_us,
+            "two_nodes_over_one": round(two_us / node_us, 2) if node_us and two_us else None,
             "held": r["held"],
         })
     return rows
@@ -331,7 +380,9 @@ def per_core(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def per_core_table(rows: list[dict[str, Any]]) -> str:
     cols = ["bots", "node_us_per_update", "baseline_us_per_update", "baseline_over_node",
-            "loadgen_us_per_bot_tick", "loadgen_over_node", "held"]
+            "node_us_per_bot_tick", "loadgen_us_per_bot_tick", "loadgen_over_node",
+            "two_nodes_us_per_update",
+            "two_nodes_over_one", "held"]
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         out.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
@@ -348,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", default="500,1000,2000,2500,3000,3500,4000,5000,6000,7000")
     ap.add_argument("--crowd-steps", default="300,500,1000,1500,2000,2500")
     ap.add_argument("--scenarios", default="world,crowd,two-nodes,baseline")
+    ap.add_argument("--two-steps", default="500,1000",
+                    help="bots per node for the two-node scenario (two cores: the node "
+                         "pair and the generator share them)")
     ap.add_argument("--seconds", type=float, default=20.0, help="steady seconds per step")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--payload", type=int, default=0,
@@ -386,9 +440,14 @@ def main(argv: list[str] | None = None) -> int:
                 if args.smoke or not r["held"]:
                     break
         if "two-nodes" in scenarios:
-            one = capacity(results["world"]) or steps[0]
-            for n in sorted({one, int(one * 1.5), one * 2}):
-                r = run("two", scenario="world", bots=n, server="node", nodes=2)
+            # Each node carries a step's bots (twice as many in all, the zone
+            # twice as large), the west half on one node and the east half
+            # on the other: against one node with that step, in this run.
+            for n in [int(s) for s in args.two_steps.split(",")]:
+                if args.smoke:
+                    n = min(n, steps[0])
+                r = run("two", scenario="world", bots=2 * n, server="node", nodes=2)
+                r["bots_per_node"] = n
                 results["two_nodes"].append(r)
                 if not r["held"] or args.smoke:
                     break
