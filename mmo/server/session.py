@@ -1,6 +1,7 @@
 """
 One player's connection: the adapter between the transport, the frame
-decoder and the :class:`~mmo.server.node.Node`.
+decoder and the :class:`~mmo.server.node.Node`.  Its read path (bytes to
+frames, charged to the request budget) is :mod:`.intake`.
 
 The session owns its transport and everything written to it (the tick's
 update goes straight to the socket when nothing is queued: :mod:`.fastwrite`);
@@ -25,44 +26,26 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..interfaces import ISession, LoginRefused, SentElsewhere
-from ..wire import layout
 from ..wire import messages as m
 from ..wire.frames import FrameDecoder
 from ..wire.messages import ErrorCode, ProtocolError
 from ..world.grid import Entity
 from . import fastwrite
-from .intake import AUTHENTICATING, CLOSED, HELLO, LOGIN, PLAYING, READ_AHEAD, ReadControl
+from .intake import AUTHENTICATING, CLOSED, HELLO, LOGIN, PLAYING, ReadControl
 from .limits import COSTS, TokenBucket
 from .node import Node
 
 _fast_write = fastwrite.write
 
-_MOVE_TYPE = m.Move.TYPE
-_MOVE_SIZE = layout.MOVE.size
-_MOVE_UNPACK = layout.MOVE.unpack
-#: Whole Move and Ping frames: their sizes and first bytes (length and
-#: type), for the read that brings exactly one (most reads of a player).
-_HEAD_SIZE = layout.HEADER.size
-_MOVE_FRAME_SIZE = layout.MOVE_FRAME.size
-_MOVE_FRAME_LENGTH = layout.frame_length(layout.MOVE_FRAME)
-_MOVE_HEAD = layout.HEADER.pack(_MOVE_FRAME_LENGTH, _MOVE_TYPE)
-_PING_TYPE = m.Ping.TYPE
-_PING_UNPACK = layout.PING.unpack
-_PING_FRAME_LENGTH = layout.HEADER.size + layout.PING.size - layout.LENGTH_SIZE
-_PING_FRAME_SIZE = layout.LENGTH_SIZE + _PING_FRAME_LENGTH
-_PING_HEAD = layout.HEADER.pack(_PING_FRAME_LENGTH, _PING_TYPE)
-
 #: What each frame costs from the connection's request budget.
 COSTS.update({m.Move.TYPE: 1.0, m.Ping.TYPE: 1.0, m.Bye.TYPE: 1.0, m.Hello.TYPE: 2.0,
               m.Login.TYPE: 2.0, m.Resume.TYPE: 2.0, m.Chat.TYPE: 2.0, m.Who.TYPE: 20.0,
               m.ChangeZone.TYPE: 20.0})
-_COST = COSTS.get
 #: Seconds, beyond the login timeout, a login may wait for the server to
 #: check it (password hashes queue during a login storm).
 CHECK_GRACE = 60.0
 #: Refused moves get one Correction per burst, or one per this many seconds.
 CORRECTION_EVERY = 1.0
-
 
 
 @implementer(IPushProducer, ISession)
@@ -264,144 +247,7 @@ class PlayerSession(ReadControl, Protocol):
         if now - self.last_frame > limits.idle_timeout:
             self.refuse(ErrorCode.IDLE_TIMEOUT, "idle for too long")
 
-    # -- input ---------------------------------------------------------------
-
-    def dataReceived(self, data: bytes) -> None:
-        n = len(data)
-        self.bytes_in += n
-        self.node.bytes_in += n
-        if self.closing_since is not None:
-            return  # read and dropped: the close does not reset
-        now = self.node.clock.seconds()
-        self.last_frame = now
-        decoder = self.decoder
-        budget = self.budget
-        try:
-            if (self.state == PLAYING and not decoder._buf and not self.inbox
-                    and self.paused_since is None):
-                # Exactly one whole Move or Ping frame (nearly every read of
-                # a player) and nothing held: what the general path below
-                # does with it, without the frame decoder.
-                if n == _MOVE_FRAME_SIZE and data.startswith(_MOVE_HEAD) \
-                        and decoder.max_frame >= _MOVE_FRAME_LENGTH:
-                    body = data[_HEAD_SIZE:]
-                    if not budget.take(now, _COST(_MOVE_TYPE, 1.0)):
-                        self._run([(_MOVE_TYPE, body)], now)
-                        return
-                    self.node.events += 1  # _move_body, inline
-                    seq, x, y = _MOVE_UNPACK(body)
-                    if x - x != 0.0 or y - y != 0.0:  # NaN or infinite
-                        self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
-                    else:
-                        self.move(seq, x, y, now)
-                    if self.throttled_since is not None and budget.tokens >= budget.burst / 2:
-                        self.throttled_since = None
-                    return
-                if n == _PING_FRAME_SIZE and data.startswith(_PING_HEAD) \
-                        and decoder.max_frame >= _PING_FRAME_LENGTH:
-                    body = data[_HEAD_SIZE:]
-                    if not budget.take(now, _COST(_PING_TYPE, 1.0)):
-                        self._run([(_PING_TYPE, body)], now)
-                        return
-                    self.node.events += 1  # _dispatch, for a Ping in play
-                    self.on_ping(m.Ping(*_PING_UNPACK(body)))
-                    if self.closing_since is not None or self.paused_since is not None:
-                        self._set_reading()
-                        return
-                    if self.throttled_since is not None and budget.tokens >= budget.burst / 2:
-                        self.throttled_since = None
-                    return
-            if self.inbox or self.state == AUTHENTICATING or self.paused_since is not None:
-                decoder.feed_frames(data, 0)  # kept for later (checked then)
-                self._set_reading()
-                return
-            while True:
-                # One more frame than the budget held at its last use: a
-                # frame over it is then decoded, held and throttled for.
-                limit = int(budget.tokens) + 1
-                frames = decoder.feed_frames(data, limit)
-                cost = 0.0
-                for type_, _ in frames:
-                    cost += _COST(type_, 1.0)
-                if not budget.take(now, cost):
-                    self._run(frames, now)  # frame by frame; throttles
-                    return
-                i = 0
-                for type_, body in frames:
-                    i += 1
-                    # Moves are most of what players send: decoded here,
-                    # without a message object (the checks of Move.decode_body).
-                    if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
-                        self._move_body(body, now)
-                        continue
-                    self._dispatch(type_, body)
-                    if self.state == AUTHENTICATING or self.closing_since is not None \
-                            or self.paused_since is not None:
-                        # Later frames wait (in order) for the login, the drain.
-                        self.inbox.extend(frames[i:])
-                        self._set_reading()
-                        return
-                if self.throttled_since is not None and budget.tokens >= budget.burst / 2:
-                    self.throttled_since = None  # the client slowed down: the burst is over
-                if len(frames) < limit:
-                    if decoder.buffered >= READ_AHEAD:
-                        self._set_reading()
-                    return
-                data = b""
-        except ProtocolError as e:
-            self.refuse(e.code, e.text)
-
-    def _allowance(self, now: float) -> int:
-        """How many frames may be decoded now (each costs at least 1)."""
-        if self.inbox or self.state == AUTHENTICATING or self.paused_since is not None:
-            return 0
-        return int(self.budget.level(now)) + 1
-
-    def _process(self, now: float) -> None:
-        """Act on what is waiting (frames held, bytes buffered) as the budget allows."""
-        if self.closing_since is not None or self.state == CLOSED:
-            return
-        if self.inbox and self.state != AUTHENTICATING and self.paused_since is None:
-            frames = list(self.inbox)
-            self.inbox.clear()
-            self._run(frames, now)
-            if self.inbox or self.ended:
-                return
-        try:
-            frames = self.decoder.feed_frames(b"", self._allowance(now))
-        except ProtocolError as e:
-            self.refuse(e.code, e.text)
-            return
-        self._run(frames, now)
-
-    def _run(self, frames: list[tuple[int, bytes]], now: float) -> None:
-        """Frame by frame, each charged to the budget; what it cannot pay waits."""
-        budget = self.budget
-        for i, (type_, body) in enumerate(frames):
-            if not budget.take(now, _COST(type_, 1.0)):
-                self.inbox.extend(frames[i:])
-                self._throttle(now)
-                return
-            if type_ == _MOVE_TYPE and self.state == PLAYING and len(body) == _MOVE_SIZE:
-                self._move_body(body, now)
-            else:
-                self._dispatch(type_, body)
-            if self.state == AUTHENTICATING or self.ended or self.paused_since is not None:
-                self.inbox.extend(frames[i + 1:])
-                break
-        else:
-            if self.throttled_since is not None and budget.tokens >= budget.burst / 2:
-                self.throttled_since = None  # the client slowed down: the burst is over
-        self._set_reading()
-
-    def _move_body(self, body: bytes, now: float) -> None:
-        """A Move frame's body, decoded without a message object (Move.decode_body's checks)."""
-        self.node.events += 1
-        seq, x, y = _MOVE_UNPACK(body)
-        if x - x != 0.0 or y - y != 0.0:  # NaN or infinite
-            self.error(ErrorCode.INVALID, "coordinates must be finite numbers")
-        else:
-            self.move(seq, x, y, now)
+    # -- input (the read path is :class:`~mmo.server.intake.ReadControl`) ---
 
     def _dispatch(self, type_: int, body: bytes) -> None:
         self.node.events += 1
@@ -421,7 +267,6 @@ class PlayerSession(ReadControl, Protocol):
             )
             return
         handler(self, msg)
-
 
     # -- handlers ------------------------------------------------------------
 
