@@ -6,35 +6,29 @@ The node's settings: its configuration keys (each a TOML key and a
 :class:`LimitSettings`, :class:`StoreSettings`, :class:`HttpSettings`,
 :class:`ClusterSettings`, :class:`WebSocketSettings`, :class:`RegionSettings` --
 and each enabled game extension's own settings (an extension declares its keys
-on its maker).  Only this module and :mod:`mmo.config` read settings by key;
-everything else gets attributes.
+on its maker).  The cluster's keys and :class:`ClusterSettings` are in
+:mod:`mmo.cluster_settings` (re-exported here).  Only these modules and
+:mod:`mmo.config` read settings by key; everything else gets attributes.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .cluster_settings import CLUSTER_KEYS, ClusterSettings
 from .config import (
     ConfigError,
     Key,
-    RedisAddress,
     Schema,
     boolean,
     build,
     choice,
-    cluster_name,
     endpoint,
-    group_or_auto,
     integer,
-    ipv4,
-    multicast_group,
     number,
-    parse_redis_url,
-    redis_url,
     text,
     with_backlog,
     zone,
@@ -220,45 +214,8 @@ NODE_KEYS = [
     # Operations -------------------------------------------------------------
     Key("http", DEFAULT_HTTP, "Endpoint for HTTP /metrics, "
         "/healthz and /readyz; none turns it off.", http_endpoint),
-    # Cluster ----------------------------------------------------------------
-    Key("mgroup", "239.255.0.1", "Multicast control group (heartbeats, "
-        "metrics, chat).", multicast_group),
-    Key("mport", 30001, "UDP port of every multicast group.", integer(1, 65535)),
-    Key("iface", "127.0.0.1", "Address of the interface that sends and joins "
-        "multicast; 127.0.0.1 keeps the cluster on this host.", ipv4),
-    Key("advertise", "", "The address players reach this node at: other nodes "
-        "send players here with a Redirect (default: the --iface address, or "
-        "127.0.0.1 when that is 0.0.0.0; set it in containers and behind NAT).", text),
-    Key("ttl", 0, "Multicast TTL: 0 stays on this host, 1 reaches the LAN.",
-        integer(0, 255)),
-    Key("cluster", True, "Share the world with other nodes over multicast or Redis "
-        "(--no-cluster: this node alone).", boolean, flag=True),
-    Key("cluster_key_file", "", "File with the cluster's HMAC key, shared by "
-        "every node (default: DATA_DIR/cluster.key, created mode 0600 when "
-        "absent).", text),
-    Key("keyframe_interval", 1.0, "Seconds between full keyframes of a cell "
-        "stream; entities and nodes not heard for 3 of them expire.",
-        number(0.05, 60)),
-    Key("heartbeat_interval", 1.0, "Seconds between node heartbeats on the "
-        "control group.", number(0.05, 60)),
-    Key("cell_group_base", "auto", "First multicast group of the block hashed "
-        "over (zone, cell); auto: the address after --mgroup.", group_or_auto),
-    Key("cell_group_count", 16, "Groups in the cell block (Linux joins at "
-        "most net.ipv4.igmp_max_memberships, default 20, per socket).",
-        integer(1, 4096)),
-    Key("redis", "", "Share the world over Redis (or Valkey) pub/sub instead of "
-        "multicast, where the network carries no multicast: redis://HOST[:PORT][/DB], "
-        "rediss://... for TLS; the password comes from --redis-password-file.", redis_url),
-    Key("redis_password_file", "", "File whose first line is the Redis password "
-        "(never on the command line); needs --redis.", text),
-    Key("redis_ca_file", "", "PEM file of the CA that signs the Redis server's "
-        "certificate, for rediss:// (default: the system's trust store).", text),
-    Key("cluster_name", "mmo", "The cluster's name on Redis: its channels are "
-        "NAME:control and NAME:cell:N, so that several clusters share one Redis.",
-        cluster_name),
-    Key("testing_drop_received", 0.0, "TESTING ONLY: fraction of received "
-        "cluster datagrams dropped on purpose, to exercise loss recovery.",
-        number(0, 1)),
+    # Cluster: last, from mmo.cluster_settings ---------------------------------
+    *CLUSTER_KEYS,
 ]
 
 NODE_SCHEMA = Schema(NODE_KEYS)
@@ -390,50 +347,6 @@ class WebSocketSettings:
 
 
 @dataclass(frozen=True)
-class ClusterSettings:
-    """Sharing the world with the other nodes."""
-
-    enabled: bool
-    mgroup: str
-    mport: int
-    iface: str
-    ttl: int
-    #: The cluster key's file (``DATA_DIR/cluster.key`` unless configured).
-    key_file: str
-    keyframe_interval: float
-    heartbeat_interval: float
-    cell_group_base: str
-    cell_group_count: int
-    #: Testing only: the fraction of received datagrams dropped on purpose.
-    drop_received: float
-    #: A Redis URL: the datagrams go over Redis pub/sub; ``""``: over multicast.
-    redis: str = ""
-    redis_password_file: str = ""
-    redis_ca_file: str = ""
-    #: The prefix of the cluster's Redis channels.
-    cluster_name: str = "mmo"
-    #: Where players reach this node (``--advertise``, else derived from ``iface``).
-    advertise: str = ""
-
-    @property
-    def player_address(self) -> str:
-        """The address other nodes' Redirects send players to."""
-        if self.advertise:
-            return self.advertise
-        return "127.0.0.1" if self.iface == "0.0.0.0" else self.iface
-
-    @property
-    def redis_address(self) -> RedisAddress | None:
-        """Where the Redis server is, or ``None`` for multicast."""
-        return parse_redis_url(self.redis) if self.redis else None
-
-    @property
-    def expiry(self) -> float:
-        """Seconds after which an entity or node not heard from expires."""
-        return 3 * max(self.keyframe_interval, self.heartbeat_interval)
-
-
-@dataclass(frozen=True)
 class RegionSettings:
     """How zones are cut into regions and which node owns each (:mod:`mmo.world.regions`)."""
 
@@ -503,24 +416,15 @@ class Settings:
                     if key.name in values and not is_default(values[key.name], key):
                         raise ConfigError(f"--{key.option} needs the {name} extension "
                                           f"(--extension {name})")
-        for key in ("redis_password_file", "redis_ca_file"):
-            if values.get(key) and not values.get("redis"):
-                raise ConfigError(f"--{key.replace('_', '-')} needs --redis")
-        if values.get("redis_ca_file") and not parse_redis_url(values["redis"]).tls:
-            raise ConfigError("--redis-ca-file needs a rediss:// (TLS) --redis URL")
+        cluster = ClusterSettings.build(values)
         own = {name: makers[name].configure(values) for name in names}
-        data_dir = values["data_dir"]
         node = build(NodeSettings, values, zones="zone")
         return cls(
             node=node,
             limits=build(LimitSettings, values),
             store=build(StoreSettings, values),
             http=HttpSettings(values["http"]),
-            cluster=build(
-                ClusterSettings, dict(
-                    values, key_file=values["cluster_key_file"]
-                    or os.path.join(data_dir, "cluster.key")),
-                enabled="cluster", drop_received="testing_drop_received"),
+            cluster=cluster,
             extensions=MappingProxyType(own),
             websocket=WebSocketSettings(
                 tuple(values["websocket"]), tuple(values["allowed_origin"]),

@@ -32,9 +32,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..cluster_settings import ClusterSettings
 from ..config import RedisAddress
 from ..interfaces import IClusterTransport, INumbers
-from ..settings import ClusterSettings
 from .groups import cell_block
 from .redis_link import (
     Answers,

@@ -28,8 +28,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from .. import __version__
+from ..cluster_settings import ClusterSettings
 from ..interfaces import ICluster, IClusterTransport, IGame, INumbers
-from ..settings import ClusterSettings
 from . import codec
 from .auth import KeyFileError, load_or_create_key
 from .chat import ClusterChat
