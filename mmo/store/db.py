@@ -107,37 +107,42 @@ class DatabaseAccountStore:
                 given = yield self.hasher(lambda: hash_password(password, salt, iterations))
                 if not hmac.compare_digest(given, digest):
                     raise LoginRefused(ErrorCode.AUTH_FAILED, "wrong name or password")
-            state = yield self.pool.runInteraction(self._claim, name)
         except LoginRefused:
             raise
         except Exception as e:
-            self._unavailable(e)
-            raise LoginRefused(ErrorCode.SERVER_FULL,
-                               "the account database is unavailable; try again shortly"
-                               ) from None
-        self.claimed.add(name)
-        saved_at = state.pop("saved_at", None)
+            raise self._unavailable(e) from None
+        state, saved_at = yield self._claimed(name, False)
         return Account(name, salt, digest, iterations, state, saved_at)
 
     @inlineCallbacks
     def resume(self, name: str) -> Any:
-        try:
-            state = yield self.pool.runInteraction(self._claim, name, True)
-        except Exception as e:
-            self._unavailable(e)
-            raise LoginRefused(ErrorCode.SERVER_FULL,
-                               "the account database is unavailable; try again shortly"
-                               ) from None
-        self.claimed.add(name)
-        saved_at = state.pop("saved_at", None)
+        state, saved_at = yield self._claimed(name, True)
         return Account(name, b"", b"", 0, state, saved_at)
 
-    def _unavailable(self, e: Exception) -> None:
+    @inlineCallbacks
+    def _claimed(self, name: str, take_over: bool) -> Any:
+        """
+        Claim ``name`` for this node (``take_over``: even from a live node);
+        fire with its saved state and when it was saved (``None``: never).
+        """
+        try:
+            state = yield self.pool.runInteraction(self._claim, name, take_over)
+        except LoginRefused:
+            raise  # held by a live node
+        except Exception as e:
+            raise self._unavailable(e) from None
+        self.claimed.add(name)
+        return state, state.pop("saved_at", None)
+
+    def _unavailable(self, e: Exception) -> LoginRefused:
+        """Log ``e`` (once per 10 s); the refusal of a login it stopped."""
         now = self.clock.seconds()
         if now - self._unavailable_logged_at >= 10.0:
             self._unavailable_logged_at = now
             self.log.error("account database unavailable, logins refused: {error}",
                            error=f"{type(e).__name__}: {e}")
+        return LoginRefused(ErrorCode.SERVER_FULL,
+                            "the account database is unavailable; try again shortly")
 
     def _credentials(self, txn: Any, name: str) -> tuple[bytes, bytes, int] | None:
         txn.execute(self.d.sql(
