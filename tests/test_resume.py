@@ -173,6 +173,72 @@ def test_tickets_are_renewed_before_they_run_out() -> None:
     assert alice.token != first
 
 
+def test_many_players_get_their_tickets_on_time_and_a_forgotten_one_none() -> None:
+    clock = Clock()
+    node = make_node(clock, resume_window=30)  # a new ticket every 10 s
+    players: dict[str, FakePlayer] = {}
+    tickets: dict[str, list[float]] = {}
+    for step in range(180):  # 45 s, a sweep every quarter of a second
+        now = clock.seconds()
+        if step % 2 == 0 and step < 80:  # 40 players join, one every half second
+            name = f"p{step // 2}"
+            players[name] = FakePlayer(node, name)
+            tickets[name] = [now]
+        if now == 4.0:
+            players["p3"].disconnect()  # joined at 1.5; its renewals are forgotten ...
+        if now == 6.0:  # ... and it comes back: renewed from now on
+            players["p3"] = FakePlayer(node, "p3", token=players["p3"].token)
+            tickets["p3"].append(now)
+        if now == 15.0:
+            node.resumes.forget("p7")  # still playing, but no more tickets
+        node.sweep()
+        for name, p in players.items():
+            tickets[name] += [now for msg in p.received() if isinstance(msg, m.Ticket)]
+        clock.advance(0.25)
+    for name, times in tickets.items():
+        joined = times[0]
+        if name == "p3":
+            assert times == [1.5, 6.0, 16.0, 26.0, 36.0], name
+        elif name == "p7":
+            assert times == [3.5, 13.5], name
+        else:
+            assert times == [t for t in (joined, joined + 10, joined + 20, joined + 30,
+                                         joined + 40) if t < 45.0], name
+    assert not node.resumes.due.keys() - node.sessions.keys()
+
+
+def test_a_player_not_draining_gets_its_ticket_once_it_drains() -> None:
+    clock = Clock()
+    node = make_node(clock, resume_window=9)  # a new ticket every 3 s
+    alice = FakePlayer(node, "alice")
+    first = alice.token
+    alice.session.pauseProducing()  # its output buffer is full (not for long enough to drop it)
+    clock.advance(3)
+    node.sweep()
+    clock.advance(1)
+    node.sweep()
+    assert not alice.session.ended
+    assert alice.token == first
+    alice.session.resumeProducing()
+    node.sweep()
+    assert alice.token != first
+
+
+def test_players_coming_and_going_leave_no_pile_of_ticket_times() -> None:
+    clock = Clock()
+    node = make_node(clock, resume_window=30)
+    for i in range(300):
+        FakePlayer(node, f"p{i}").disconnect()
+    bob = FakePlayer(node, "bob")
+    first = bob.token
+    resumes = node.resumes
+    assert resumes is not None and list(resumes.due) == ["bob"]
+    assert len(resumes._queue) <= 2 * len(resumes.due) + 65
+    clock.advance(10)
+    node.sweep()
+    assert bob.token != first
+
+
 def test_a_node_without_tokens_says_so() -> None:
     node = make_node(key=None)
     other = make_node()

@@ -16,6 +16,7 @@ position the token itself carries.
 
 from __future__ import annotations
 
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
@@ -71,6 +72,10 @@ class Resumes:
         self.refresh = book.lifetime / 3
         #: name -> when that player gets its next ticket.
         self.due: dict[str, float] = {}
+        #: (due, name), soonest first: a sweep looks only at those due.  An
+        #: entry whose time is no longer its name's in :attr:`due` (a newer
+        #: ticket, a forgotten player) is dropped when it comes up.
+        self._queue: list[tuple[float, str]] = []
 
     # -- tickets ---------------------------------------------------------------
 
@@ -82,18 +87,39 @@ class Resumes:
         book = self.book
         session.send(m.Ticket(book.mint(session.name, e.zone.name, e.x, e.y),
                               int(book.lifetime)))
-        self.due[session.name] = now + self.refresh
+        self._schedule(session.name, now + self.refresh)
+
+    def _schedule(self, name: str, when: float) -> None:
+        self.due[name] = when
+        queue = self._queue
+        if len(queue) > 2 * len(self.due) + 64:
+            # Mostly stale entries (players who came and went within a
+            # refresh): rebuilt from the live ones, so it stays bounded.
+            queue[:] = [(t, n) for n, t in self.due.items()]
+            heapify(queue)
+        else:
+            heappush(queue, (when, name))
 
     def sweep(self, now: float) -> None:
         """A new ticket for every player whose last one is a third through its life."""
         sessions = self.node.sessions
         due = self.due
-        for name in [n for n, t in due.items() if t <= now]:
+        queue = self._queue
+        waiting: dict[str, float] = {}
+        while queue and queue[0][0] <= now:
+            when, name = heappop(queue)
+            if due.get(name) != when:
+                continue  # stale: renewed or forgotten since
             session = sessions.get(name)
             if session is None:
                 del due[name]
-            elif session.live:
+                continue
+            if session.live:
                 self.issue(session, now)
+            if due.get(name) == when:
+                waiting[name] = when  # no ticket went out (not draining): next sweep
+        for name, when in waiting.items():
+            heappush(queue, (when, name))
 
     def forget(self, name: str) -> None:
         self.due.pop(name, None)
