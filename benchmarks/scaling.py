@@ -40,39 +40,20 @@ from pathlib import Path
 from typing import Any
 
 from mmo.store.accounts import MemoryAccountStore
-from mmo.testing import FakeCluster, FakePlayer, FakeTransport, MemoryBus
+from mmo.testing import FakeCluster, FakePlayer, MemoryBus
 from mmo.wire import messages as m
 from mmo.wire.frames import FrameDecoder
 from mmo.world.regions import Ownership
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from tick_cost import CountingTransport  # noqa: E402
 
 #: World units a player walks per tick (40 u/s at 10 Hz, under max_speed 50).
 STEP = 4.0
 #: Players each player sees, on average (its 3 x 3 cells).
 SEEN = 50
-
-
-class CountingTransport(FakeTransport):
-    """Once ``counting``, takes every write and keeps only the byte count."""
-
-    bufferSize = 1 << 20
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bytes = 0
-        self.counting = False
-        #: The last write (a handoff's Redirect is the last thing a session sends).
-        self.last = b""
-
-    def write(self, data: bytes) -> None:
-        if self.counting:
-            self.bytes += len(data)
-            self.last = data
-        else:
-            super().write(data)
-
-    def unregisterProducer(self) -> None:
-        if self.producer is not None:
-            super().unregisterProducer()
 
 
 class Walker:

@@ -48,10 +48,14 @@ class CountingTransport(FakeTransport):
         super().__init__()
         self.bytes = 0
         self.counting = False
+        #: The last write (a handoff's Redirect is the last thing a session
+        #: sends: ``scaling.py`` follows it).
+        self.last = b""
 
     def write(self, data: bytes) -> None:
         if self.counting:
             self.bytes += len(data)
+            self.last = data
         else:
             super().write(data)
 
