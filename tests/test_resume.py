@@ -8,6 +8,7 @@ import pytest
 from twisted.internet.task import Clock
 
 from mmo.server import tokens
+from mmo.server.node import Node
 from mmo.server.resume import freshest
 from mmo.server.tokens import MAX_TOKEN, TokenBook, TokenRefused
 from mmo.store.accounts import MemoryAccountStore
@@ -249,18 +250,29 @@ def test_a_node_without_tokens_says_so() -> None:
     assert err.code == ErrorCode.TOKEN_REFUSED and "password" in err.text
 
 
+def resume_on(c: FakeCluster, node: Node, name: str, token: str | None) -> FakePlayer:
+    """
+    ``name`` comes back on ``node`` of ``c`` with ``token``: in the world once
+    the node has asked the others where it was (their answers, and the quarter
+    of a second the question waits), not before.
+    """
+    assert token is not None
+    back = FakePlayer(node, name, login=False)
+    back.send(m.Hello(), m.Resume(token))
+    assert not any(isinstance(msg, m.EnterWorld) for msg in back.received())
+    c.step(3)
+    back.expect(m.EnterWorld)
+    return back
+
+
 def test_a_token_from_any_node_of_the_cluster_is_taken_once_by_all() -> None:
     c = FakeCluster(["a", "b"])
     a, b = c.nodes
     c.step(2)
     alice = FakePlayer(a, "alice")
     token = alice.token
-    # Alice's connection drops without node a noticing; she resumes on b
-    # (which first asks the others where she was: a quarter of a second).
-    back = FakePlayer(b, "alice", login=False)
-    back.send(m.Hello(), m.Resume(token))  # type: ignore[arg-type]
-    c.step(3)
-    back.expect(m.EnterWorld)
+    # Alice's connection drops without node a noticing; she resumes on b.
+    resume_on(c, b, "alice", token)
     assert alice.session.ended, "the newest login wins, on another node too"
     assert "alice" not in a.sessions
     late = FakePlayer(a, "bob", login=False)
@@ -282,10 +294,7 @@ def test_a_player_resumes_where_the_cluster_last_saw_it() -> None:
     ae = alice.entity
     where = (ae.x, ae.y)
     c.kill(0)  # node a dies with alice on it; her token is older than her walk
-    back = FakePlayer(b, "alice", login=False)
-    back.send(m.Hello(), m.Resume(token))  # type: ignore[arg-type]
-    c.step(3)
-    back.expect(m.EnterWorld)
+    back = resume_on(c, b, "alice", token)
     assert (back.entity.x, back.entity.y) == pytest.approx(where, abs=1e-3)
 
 
@@ -304,11 +313,7 @@ def test_a_player_resumes_where_another_node_last_saw_it() -> None:
     assert b.cluster.whereabouts("alice") is None
     where = (alice.entity.x, alice.entity.y)
     c.kill(0)
-    back = FakePlayer(b, "alice", login=False)
-    back.send(m.Hello(), m.Resume(token))  # type: ignore[arg-type]
-    assert not any(isinstance(msg, m.EnterWorld) for msg in back.received())
-    c.step(3)  # the answers, and the quarter of a second the question waits
-    back.expect(m.EnterWorld)
+    back = resume_on(c, b, "alice", token)
     assert (back.entity.x, back.entity.y) == pytest.approx(where, abs=1e-3)
     assert c.services[2].locator.answered == 1
 
