@@ -216,6 +216,8 @@ def test_players_over_tls(start_node, tmp_path):
                             or any(i == b.entity_id for i, _, _ in msg.moves))
         if isinstance(answer, m.Moves):
             break
+        # The budget refills with the node's clock alone and no frame says
+        # when (no Tick comes to an area where nothing moved): time passes.
         bob.drain(0.2)
     alice.expect(m.Moves, lambda msg: any(i == b.entity_id for i, _, _ in msg.moves))
     assert a.zone == "world"

@@ -72,8 +72,14 @@ class Player:
             if isinstance(msg, m.Ticket):
                 self.token = msg.token
             elif isinstance(msg, m.Correction):
-                self.x, self.y = msg.x, msg.y  # too fast: wait a tick, go on
-                self.client.drain(0.1)
+                # Too fast (a new owner's distance budget starts empty): it
+                # refills with the node's clock alone, and no frame says when
+                # (a player whose area is still gets no Tick), so a tick's
+                # time passes before the next move; what comes meanwhile is
+                # dropped but for a Ticket or a Redirect, read next.
+                self.x, self.y = msg.x, msg.y
+                self.client.inbox = [later for later in self.client.drain(0.1)
+                                     if isinstance(later, (m.Ticket, m.Redirect))]
                 return
             elif isinstance(msg, m.Redirect):
                 self._go(msg)
