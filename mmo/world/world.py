@@ -70,6 +70,13 @@ class World:
         self.default_zone = next(iter(self.zones.values()))
         self.entities: dict[int, Entity] = {}
         self.viewers: dict[int, Viewer] = {}
+        #: The ids of the entities whose viewer came or went (:meth:`watch`,
+        #: :meth:`unwatch`, a spawn with a viewer, a despawn of one) since
+        #: the reader last took the list (:class:`mmo.cluster.groups.Interest`):
+        #: what the zones' records miss when a player takes over, or leaves,
+        #: an entity standing still.  ``None`` until a reader sets a list:
+        #: nothing is kept for nobody.
+        self.viewers_changed: list[int] | None = None
         self._next_id = 1
 
     # -- entities ------------------------------------------------------------
@@ -95,6 +102,8 @@ class World:
             v = Viewer(e)
             e.viewer = v
             self.viewers[e.id] = v
+            if self.viewers_changed is not None:
+                self.viewers_changed.append(e.id)
         return e
 
     def watch(self, e: Entity) -> Viewer:
@@ -103,11 +112,14 @@ class World:
         if v is None:
             v = e.viewer = Viewer(e)
             self.viewers[e.id] = v
+            if self.viewers_changed is not None:
+                self.viewers_changed.append(e.id)
         return v
 
     def unwatch(self, e: Entity) -> None:
         """``e`` has no player looking through it any more (it stays in the world)."""
-        self.viewers.pop(e.id, None)
+        if self.viewers.pop(e.id, None) is not None and self.viewers_changed is not None:
+            self.viewers_changed.append(e.id)
         e.viewer = None
 
     def despawn(self, e: Entity) -> None:
@@ -115,7 +127,8 @@ class World:
             return
         if e.zone is not None:
             e.zone.remove(e)
-        self.viewers.pop(e.id, None)
+        if self.viewers.pop(e.id, None) is not None and self.viewers_changed is not None:
+            self.viewers_changed.append(e.id)
         e.viewer = None
 
     def teleport(self, e: Entity, zone: Zone, x: float, y: float) -> None:
