@@ -178,3 +178,88 @@ def test_only_cells_others_may_see_are_published() -> None:
             sent.add(codec.decode_body(codec.read_header(signed), signed).cell)
     assert zone.cell_at(50.0, 50.0) not in sent
     assert zone.cell_at(455.0, 50.0) in sent
+
+
+class CountingBounds(dict):  # type: ignore[type-arg]
+    """A node's player bounds that note whose are looked up."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.looked: list[str] = []
+
+    def get(self, name, default=None):  # type: ignore[no-untyped-def, override]
+        self.looked.append(name)
+        return super().get(name, default)
+
+
+def test_a_tick_looks_only_at_the_players_that_moved_and_at_all_when_owners_change() -> None:
+    c = cluster()
+    a, _, _ = c.nodes
+    players = [player_at(a, f"p{i}", 100.0 + 50 * i, 100.0) for i in range(4)]
+    c.step(2)
+    handoffs = a.placement.handoffs
+    handoffs.bounds = bounds = CountingBounds(handoffs.bounds)
+    c.step(3)
+    assert bounds.looked == [], "nobody moved: nobody is looked at"
+    players[2].send(m.Move(1, 210.0, 110.0))
+    c.step(1)
+    assert bounds.looked == ["p2"]
+    bounds.looked.clear()
+    a.nodes_changed(frozenset(a.placement.ownership.nodes))  # the same nodes, told again
+    bounds.looked.clear()
+    c.step(1)
+    assert sorted(bounds.looked) == ["p0", "p1", "p2", "p3"]
+    bounds.looked.clear()
+    c.step(2)
+    assert bounds.looked == []
+    assert all(f"p{i}" in a.sessions for i in range(4))
+
+
+def test_a_player_changing_zone_into_another_nodes_land_is_handed_there() -> None:
+    c = FakeCluster(["a", "b"], placement="regions", zone=["world:1000x1000", "cave:200x200"],
+                    region_map=["world=a", "cave=b"])
+    c.step(3)
+    a, b = c.nodes
+    walker = player_at(a, "walker", 100.0, 100.0)
+    c.step(2)
+    walker.send(m.ChangeZone("cave"))   # standing still after, in b's zone
+    c.step(1)
+    redirect = next(msg for msg in walker.received() if isinstance(msg, m.Redirect))
+    assert redirect.port == b.settings.node.tcp
+    there = FakePlayer(b, "walker", token=redirect.token)
+    assert there.entity.zone.name == "cave" and "walker" not in a.sessions
+
+
+def test_a_handoff_that_had_to_wait_goes_later_though_the_player_stands_still(
+        monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    c = cluster()
+    a, b, _ = c.nodes
+    walker = player_at(a, "walker", 490.0, 100.0)
+    c.step(1)
+    service = c.services[0]
+    monkeypatch.setattr(service, "player_door", lambda node_id: None)  # b not heard of yet
+    walker.send(m.Move(1, 540.0, 100.0))
+    c.step(3)
+    assert "walker" in a.sessions and "walker" in a.placement.handoffs._later
+    monkeypatch.undo()
+    c.step(10)
+    redirect = next(msg for msg in walker.received() if isinstance(msg, m.Redirect))
+    assert redirect.port == b.settings.node.tcp
+    assert "walker" not in a.sessions and not a.placement.handoffs._later
+
+
+def test_a_player_back_inside_before_its_handoff_could_go_stays(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    c = cluster()
+    a, _, _ = c.nodes
+    walker = player_at(a, "walker", 490.0, 100.0)
+    c.step(1)
+    monkeypatch.setattr(c.services[0], "player_door", lambda node_id: None)
+    walker.send(m.Move(1, 540.0, 100.0))
+    c.step(1)
+    assert "walker" in a.placement.handoffs._later
+    walker.send(m.Move(2, 500.0, 100.0))   # within the margin of a's region again
+    monkeypatch.undo()
+    c.step(15)
+    assert "walker" in a.sessions and a.snapshot()["handoffs_out"] == 0
+    assert not a.placement.handoffs._later, "a retry that holds nothing back is dropped"
+    assert not any(isinstance(msg, m.Redirect) for msg in walker.received())

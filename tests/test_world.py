@@ -223,3 +223,46 @@ def test_random_walk_views_match_brute_force(seed):
             view.update(x.id for x in enters)
             assert e.viewer.visible == brute_force_visible(w, e)
             assert view == e.viewer.visible
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_resyncs_and_changes_of_area_match_brute_force(seed):
+    """Viewers asking for a full view, changing cell or zone or standing in
+    the same area, in one tick: a full view leaves all it saw and enters all
+    it sees; the others' enters and leaves replay to what they see."""
+    rng = random.Random(seed)
+    w = World([ZoneSpec("w", 600, 600), ZoneSpec("b", 200, 200)], cell_size=100,
+              max_speed=10_000)
+    zones = list(w.zones.values())
+    ents = [w.spawn(f"p{i}", zones[0], rng.uniform(0, 600), rng.uniform(0, 600),
+                    view=True) for i in range(20)]
+    client_view = {e.id: set() for e in ents}
+    now = 0.0
+    for _ in range(30):
+        now += 1.0
+        resynced = set()
+        for e in ents:
+            r = rng.random()
+            if r < 0.1:
+                e.viewer.resync = True
+                resynced.add(e.id)
+            if r < 0.15:
+                w.teleport(e, rng.choice(zones), rng.uniform(0, 200), rng.uniform(0, 200))
+            elif r < 0.8:
+                nx, ny = e.zone.clamp(e.x + rng.uniform(-80, 80), e.y + rng.uniform(-80, 80))
+                assert w.check_move(e, nx, ny, now) is None
+        seen_before = {e.id: set(e.viewer.visible) for e in ents}
+        out = step(w)
+        for e in ents:
+            enters, leaves = out[e.id]
+            view = client_view[e.id]
+            if e.id in resynced:
+                assert set(leaves) == seen_before[e.id]
+                view.clear()
+            else:
+                view.difference_update(leaves)
+            view.update(x.id for x in enters)
+            assert e.viewer.visible == brute_force_visible(w, e)
+            assert view == e.viewer.visible
+            e.viewer.resync = False   # as the node does once it has sent the full view

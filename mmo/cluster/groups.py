@@ -5,7 +5,9 @@ A block of ``count`` group addresses starting at ``base`` is hashed over
 ``(zone, cell)``; several cells share a group, so receivers filter by the
 ``(zone, cell)`` in the payload.  :class:`Interest` follows this node's
 players through the per-tick records of the grid and says which cells (the
-one each player is in and the 8 around it) became wanted or unwanted.
+one each player is in and the 8 around it) became wanted or unwanted; the
+world's list of viewers that came or went tells it of the players that
+took over, or left, an entity standing still.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Interest:
 
     def update(self, world: World) -> tuple[list[Cell], list[Cell]]:
         """Read this tick's records; return the cells gained and lost."""
+        first = world is not self._world
         self._world = world
         # cell -> whether it was wanted before this update (first touch only)
         touched: dict[Cell, bool] = {}
@@ -94,15 +97,24 @@ class Interest:
                             and viewers.get(e.id) != (zone.name, key)):
                         self._drop(e.id, touched)
                         self._add(e.id, zone.name, key, touched)
-        if len(viewers) != len(world.viewers) or viewers.keys() != world.viewers.keys():
-            # A player took over an entity that stood still (a handoff's
-            # arrival), or left one standing (handed away).
-            for eid in viewers.keys() - world.viewers.keys():
+        # A player took over an entity that stood still (a handoff's
+        # arrival), or left one standing (handed away): no zone recorded it,
+        # the world did, since the last update.  The first update compares
+        # every viewer (the world kept no list before it asked for one).
+        changed = world.viewers_changed
+        if first or changed is None:
+            changed = list(viewers.keys() | world.viewers.keys())
+            world.viewers_changed = []
+        elif changed:
+            world.viewers_changed = []
+        for eid in changed:
+            if eid in world.viewers:
+                if eid not in viewers:
+                    e = world.entities.get(eid)
+                    if e is not None and e.zone is not None:
+                        self._add(eid, e.zone.name, e.cell, touched)
+            elif eid in viewers:
                 self._drop(eid, touched)
-            for eid in world.viewers.keys() - viewers.keys():
-                e = world.entities.get(eid)
-                if e is not None and e.zone is not None:
-                    self._add(eid, e.zone.name, e.cell, touched)
         cells = self.cells
         gained = [c for c, was in touched.items() if not was and c in cells]
         lost = [c for c, was in touched.items() if was and c not in cells]

@@ -79,6 +79,10 @@ class Handoffs:
         self.unclaimed = 0
         #: name -> when to try again a handoff that could not go (no door yet)
         self._later: dict[str, float] = {}
+        #: Players placed since the last tick (their bounds are new).
+        self._placed: set[str] = set()
+        #: Whether the next tick looks at every player (the owners changed).
+        self._everyone = True
 
     # -- where a player is owned -----------------------------------------------
 
@@ -91,44 +95,109 @@ class Handoffs:
         x0, y0, x1, y1 = layout.zone(region[0]).bounds(region[1], region[2])
         mg = self.margin
         self.bounds[name] = (region, x0 - mg, y0 - mg, x1 + mg, y1 + mg)
+        self._placed.add(name)
 
     def forget(self, name: str) -> None:
         self.bounds.pop(name, None)
         self._later.pop(name, None)
+        self._placed.discard(name)
 
     # -- the old owner's side ------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Hand away the players that walked out of this node's land; time out waits."""
-        node = self.node
-        if self.placement.enabled and node.cluster is not None:
-            me = node.node_id
-            owner = self.placement.ownership.owner
-            layout = self.placement.ownership.layout
+        """
+        Hand away the players that walked out of this node's land; time out waits.
+
+        Called once the tick's moves are settled.  Only a player that moved
+        or arrived somewhere (this tick's records of the zones: a step, a
+        teleport, another zone), or was placed since the last tick, can have
+        walked out; a player whose handoff waits for another try is looked at
+        until it goes, and every player once after the regions changed owner.
+        """
+        if not self.placement.enabled or self.node.cluster is None:
+            # Nobody is looked at meanwhile: everybody is, once it is on.
+            self._everyone = True
+            self._placed.clear()
+            self._expire(now)
+            return
+        sessions = self.node.sessions
+        if self._everyone:
+            self._everyone = False
+            self._placed.clear()
+            for name, session in list(sessions.items()):
+                self._check_session(name, session, now)
+        else:
             bounds = self.bounds
-            for name, session in list(node.sessions.items()):
-                e = session.entity
-                b = bounds.get(name)
-                if e is None or b is None or e.zone is None:
-                    continue
-                zone = e.zone.name
-                if b[0][0] == zone:
-                    if b[1] <= e.x <= b[3] and b[2] <= e.y <= b[4]:
-                        continue
-                    region = crossed(layout, b[0], e.x, e.y, self.margin)
-                    if region is None:
-                        continue
-                else:  # another zone: no margin to keep
-                    region = layout.region_at(zone, e.x, e.y)
-                to = owner(region)
-                if to == me:
-                    self.placed(name, e)
-                elif self._later.get(name, 0.0) <= now:
-                    self.hand_off(session, to, now)
+            for zone in self.node.world.zones.values():
+                for bucket in zone.moved.values():
+                    for e in bucket:
+                        b = bounds.get(e.name)
+                        # Still inside (most moves): nothing to do.
+                        if b is not None and not (
+                                b[1] <= e.x <= b[3] and b[2] <= e.y <= b[4]
+                                and e.zone is not None and b[0][0] == e.zone.name):
+                            self._check(e.name, e, b, now)
+                for came in zone.arrived.values():
+                    for e, _frm in came:
+                        b = bounds.get(e.name)
+                        if b is not None:
+                            self._check(e.name, e, b, now)
+            if self._placed:
+                placed, self._placed = self._placed, set()
+                for name in placed:
+                    session = sessions.get(name)
+                    if session is not None:
+                        self._check_session(name, session, now)
+        if self._later:
+            for name in list(self._later):
+                session = sessions.get(name)
+                if session is not None:
+                    self._check_session(name, session, now)
+                t = self._later.get(name)
+                if t is not None and t <= now:
+                    # Due and not handed (back inside, or its own land): an
+                    # entry that no longer holds anything back.
+                    del self._later[name]
         self._expire(now)
+
+    def _check_session(self, name: str, session: ISession, now: float) -> None:
+        """Hand ``name``'s player away if it stands outside its bounds, in another's land."""
+        e = session.entity
+        b = self.bounds.get(name)
+        if e is not None and b is not None:
+            self._check(name, e, b, now)
+
+    def _check(self, name: str, e: Entity, b: tuple[RegionId, float, float, float, float],
+                now: float) -> None:
+        """
+        ``b`` are the bounds of the player ``name`` and ``e`` an entity of
+        that name: if ``e`` is the player's own and has left them for another
+        node's region, hand it there; for one of this node's, own it there.
+        """
+        if e.zone is None:
+            return
+        session = self.node.sessions.get(name)
+        if session is None or session.entity is not e:
+            return  # a mirror or an NPC of the same name, or gone
+        zone = e.zone.name
+        layout = self.placement.ownership.layout
+        if b[0][0] == zone:
+            if b[1] <= e.x <= b[3] and b[2] <= e.y <= b[4]:
+                return
+            region = crossed(layout, b[0], e.x, e.y, self.margin)
+            if region is None:
+                return
+        else:  # another zone: no margin to keep
+            region = layout.region_at(zone, e.x, e.y)
+        to = self.placement.ownership.owner(region)
+        if to == self.node.node_id:
+            self.placed(name, e)
+        elif self._later.get(name, 0.0) <= now:
+            self.hand_off(session, to, now)
 
     def nodes_changed(self, now: float) -> None:
         """Regions changed owner: hand away the players standing in those now elsewhere."""
+        self._everyone = True  # and the next tick looks at everybody again
         if not self.placement.enabled or self.node.cluster is None:
             return
         owner = self.placement.ownership.owner

@@ -323,9 +323,10 @@ class Node(Talk):
         self.tick_number += 1
         # Extensions first, so that what they move (NPCs) settles this tick.
         self.extensions.tick(self.tick_number)
-        self.placement.handoffs.tick(self.clock.seconds())
         world = self.world
         world.settle()
+        # After settle: it looks at the players the zones' records say moved.
+        self.placement.handoffs.tick(self.clock.seconds())
         world.update_views()
         tick = self.tick_number
         pacing = self.pacing

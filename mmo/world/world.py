@@ -70,6 +70,13 @@ class World:
         self.default_zone = next(iter(self.zones.values()))
         self.entities: dict[int, Entity] = {}
         self.viewers: dict[int, Viewer] = {}
+        #: The ids of the entities whose viewer came or went (:meth:`watch`,
+        #: :meth:`unwatch`, a spawn with a viewer, a despawn of one) since
+        #: the reader last took the list (:class:`mmo.cluster.groups.Interest`):
+        #: what the zones' records miss when a player takes over, or leaves,
+        #: an entity standing still.  ``None`` until a reader sets a list:
+        #: nothing is kept for nobody.
+        self.viewers_changed: list[int] | None = None
         self._next_id = 1
 
     # -- entities ------------------------------------------------------------
@@ -95,6 +102,8 @@ class World:
             v = Viewer(e)
             e.viewer = v
             self.viewers[e.id] = v
+            if self.viewers_changed is not None:
+                self.viewers_changed.append(e.id)
         return e
 
     def watch(self, e: Entity) -> Viewer:
@@ -103,11 +112,14 @@ class World:
         if v is None:
             v = e.viewer = Viewer(e)
             self.viewers[e.id] = v
+            if self.viewers_changed is not None:
+                self.viewers_changed.append(e.id)
         return v
 
     def unwatch(self, e: Entity) -> None:
         """``e`` has no player looking through it any more (it stays in the world)."""
-        self.viewers.pop(e.id, None)
+        if self.viewers.pop(e.id, None) is not None and self.viewers_changed is not None:
+            self.viewers_changed.append(e.id)
         e.viewer = None
 
     def despawn(self, e: Entity) -> None:
@@ -115,7 +127,8 @@ class World:
             return
         if e.zone is not None:
             e.zone.remove(e)
-        self.viewers.pop(e.id, None)
+        if self.viewers.pop(e.id, None) is not None and self.viewers_changed is not None:
+            self.viewers_changed.append(e.id)
         e.viewer = None
 
     def teleport(self, e: Entity, zone: Zone, x: float, y: float) -> None:
@@ -177,7 +190,7 @@ class World:
         # Viewers in the same cell share an area, and so its arrivals and
         # departures: those are gathered once per area and tick.
         areas: dict[tuple[Zone, int], tuple[list[int], list[Entity]]] = {}
-        update_view = self._update_view
+        new_area = self._new_area
         # The same, per centre cell, for the zone of the viewer before (the
         # next viewer is most often in the same zone: no key tuple).
         last_zone: Zone | None = None
@@ -186,9 +199,13 @@ class World:
             e = v.entity
             zone = e.zone
             if zone is None or v.resync or zone is not v.zone or e.cell != v.center:
-                update_view(v, areas)
+                new_area(v)
                 continue
-            # Same area as last tick (most viewers): _update_view's last part, inline.
+            # Same area as last tick (most viewers): only the area's arrivals
+            # and departures matter.  Written here rather than in a method,
+            # as it runs for every viewer every tick.  Departures first, so
+            # that an entity that left and came back within one tick (a
+            # teleport) is seen to leave and enter again.
             enters: list[Entity] = []
             leaves: list[int] = []
             v.enters = enters
@@ -219,9 +236,12 @@ class World:
                         visible.add(eid)
                         enters.append(ent)
 
-    def _update_view(
-        self, v: Viewer, areas: dict[tuple[Zone, int], tuple[list[int], list[Entity]]]
-    ) -> None:
+    def _new_area(self, v: Viewer) -> None:
+        """
+        ``v`` sees another area than last tick (its entity changed cell or
+        zone), or asked for a full view, or sees nothing (no zone): what it
+        sees is worked out again from the cells.
+        """
         e = v.entity
         zone = e.zone
         enters: list[Entity] = []
@@ -231,47 +251,24 @@ class World:
         if zone is None:
             return
         visible = v.visible
-        if v.resync or zone is not v.zone or e.cell != v.center:
-            cells = zone.neighbours(e.cell)
-            now_visible: dict[int, Entity] = {}
-            for key in cells:
-                members = zone.cells.get(key)
-                if members:
-                    now_visible.update(members)
-            now_visible.pop(e.id, None)
-            if v.resync:
-                leaves.extend(visible)
-                enters.extend(now_visible.values())
-            else:
-                leaves.extend(visible.difference(now_visible))
-                enters.extend(
-                    ent for eid, ent in now_visible.items() if eid not in visible
-                )
-            v.visible = set(now_visible)
-            v.zone = zone
-            v.center = e.cell
-            v.cells = cells
-            v.cellset = frozenset(cells)
-            return
-        # Same area as last tick: only the area's arrivals and departures
-        # matter.  Departures first, so that an entity that left and came
-        # back within one tick (a teleport) is seen to leave and enter again.
-        changes = areas.get((zone, v.center))
-        if changes is None:
-            changes = areas[(zone, v.center)] = _area_changes(zone, v.cells, v.cellset)
-        gone, came = changes
-        if gone:
-            for eid in gone:
-                if eid in visible:
-                    visible.discard(eid)
-                    leaves.append(eid)
-        if came:
-            me = e.id
-            for ent in came:
-                eid = ent.id
-                if eid != me and eid not in visible:
-                    visible.add(eid)
-                    enters.append(ent)
+        cells = zone.neighbours(e.cell)
+        now_visible: dict[int, Entity] = {}
+        for key in cells:
+            members = zone.cells.get(key)
+            if members:
+                now_visible.update(members)
+        now_visible.pop(e.id, None)
+        if v.resync:
+            leaves.extend(visible)
+            enters.extend(now_visible.values())
+        else:
+            leaves.extend(visible.difference(now_visible))
+            enters.extend(ent for eid, ent in now_visible.items() if eid not in visible)
+        v.visible = set(now_visible)
+        v.zone = zone
+        v.center = e.cell
+        v.cells = cells
+        v.cellset = frozenset(cells)
 
     def end_tick(self) -> None:
         for zone in self.zones.values():
