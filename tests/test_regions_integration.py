@@ -149,6 +149,14 @@ def test_a_walk_over_two_borders_seen_from_a_third_node(start_node: Any, tmp_pat
     walker.walk(440.0, 470.0)            # and back into a's
     assert walker.node == "a"
     assert walker.redirects == before + 2
+
+    def seen_there() -> bool:
+        watch.read(watcher.client.drain(0.1), "walker")
+        return bool(watch.positions) and watch.positions[-1] == (440.0, 470.0)
+
+    # Until the watcher sees where the walker stopped, and a second more
+    # (a late Leave would show there).
+    wait_until(seen_there, timeout=10, what="the watcher seeing the walker stop")
     watch.read(watcher.client.drain(1.0), "walker")
     # One entity all along; no Leave; no jump bigger than a few steps.
     assert len(watch.ids) == 1 and not watch.left, (watch.ids, watch.left)
