@@ -88,12 +88,12 @@ def test_scaling_benchmark_smoke(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
     rows = {(r["nodes"], r["placement"]): r for r in results["rows"]}
-    assert set(rows) == {(n, p) for n in (1, 2, 4) for p in ("today", "regions")}
+    assert set(rows) == {(n, p) for n in (1, 2, 4) for p in ("today", "alone", "regions")}
     for r in rows.values():
         assert r["ticks"] > 0 and r["cpu_ms_per_tick_mean"] > 0
         assert r["players"] == 30 * r["nodes"]
     # Regions: every player on its region's owner (and players did cross borders).
-    assert all(r["misplaced"] == 0 for r in rows.values())
+    assert all(r.get("misplaced", 0) == 0 for r in rows.values())
     assert rows[(4, "regions")]["handoffs_per_tick"] > 0
     # Today, a node of four mirrors most of the others' players.
     assert rows[(4, "today")]["mirrored_per_node"] > rows[(4, "regions")]["mirrored_per_node"]
@@ -101,4 +101,10 @@ def test_scaling_benchmark_smoke(tmp_path):
         assert results["ratios"][placement]["1"] == 1.0
         assert results["ratios"][placement]["4"] > 0
     assert "| regions | 1.0 |" in run.stdout and "| today | 1.0 |" in run.stdout
-    assert "logged out of the old owner" in run.stdout
+    assert "hand a player crossing a border over themselves" in run.stdout
+    # The control: N lone nodes side by side, each costing what a node alone costs,
+    # and every placement's cost over it at the same N.
+    assert rows[(4, "alone")]["mirrored_per_node"] == 0
+    assert rows[(4, "alone")]["players_per_node_max"] == 30
+    assert results["over_alone"]["regions"]["4"] == rows[(4, "regions")]["over_alone"] > 0
+    assert "| regions | " in run.stdout.split("lone nodes' in this process")[1]
