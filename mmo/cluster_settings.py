@@ -33,8 +33,8 @@ from .config import (
 )
 
 CLUSTER_KEYS = [
-    Key("mgroup", "239.255.0.1", "Multicast control group (heartbeats, "
-        "metrics, chat).", multicast_group),
+    Key("mgroup", "239.255.0.1", "Multicast control group (heartbeats, chat, "
+        "what every node must hear).", multicast_group),
     Key("mport", 30001, "UDP port of every multicast group.", integer(1, 65535)),
     Key("iface", "127.0.0.1", "Address of the interface that sends and joins "
         "multicast; 127.0.0.1 keeps the cluster on this host.", ipv4),
@@ -58,6 +58,9 @@ CLUSTER_KEYS = [
     Key("cell_group_count", 16, "Groups in the cell block (Linux joins at "
         "most net.ipv4.igmp_max_memberships, default 20, per socket).",
         integer(1, 4096)),
+    Key("metrics_group", "auto", "Multicast group of the nodes' metrics, which "
+        "monitors join and nodes do not; auto: the address after the cell block.",
+        group_or_auto),
     Key("redis", "", "Share the world over Redis (or Valkey) pub/sub instead of "
         "multicast, where the network carries no multicast: redis://HOST[:PORT][/DB], "
         "rediss://... for TLS; the password comes from --redis-password-file.", redis_url),
@@ -89,6 +92,8 @@ class ClusterSettings:
     heartbeat_interval: float
     cell_group_base: str
     cell_group_count: int
+    #: The metrics' group (``"auto"``: the address after the cell block).
+    metrics_group: str
     #: Testing only: the fraction of received datagrams dropped on purpose.
     drop_received: float
     #: A Redis URL: the datagrams go over Redis pub/sub; ``""``: over multicast.

@@ -12,6 +12,7 @@ from zope.interface.verify import verifyObject
 
 from mmo.cluster import codec
 from mmo.cluster.auth import verify
+from mmo.cluster.groups import metrics_group
 from mmo.testing import FakeCluster, FakeMulticast, FakePlayer
 from mmo.wire import messages as m
 from mmo.wire.messages import ErrorCode
@@ -299,16 +300,25 @@ def test_zone_global_say_and_whisper_cross_nodes(three):
                for x in bob.received())
 
 
-def test_metrics_datagram_has_the_seed_keys():
+def test_metrics_datagram_has_the_seed_keys_and_goes_only_to_the_metrics_group():
     c = Cluster(2)
     FakePlayer(c.nodes[0], "alice")
     c.step(2 * HZ)
     svc = c.services[0]
+    # The address after the cell block: monitors join it, nodes do not.
+    assert svc.metrics_group == "239.255.0.18"
+    assert svc.metrics_group not in svc.joined
+    assert c.services[1].metrics_group not in c.services[1].joined
     found = []
     for data, (group, _port) in svc.transport.port.written:
-        if group == svc.control and data[3] == codec.METRICS:
+        if data[3] == codec.METRICS:
+            assert group == svc.metrics_group
             signed = verify(KEY, data)
             found.append(codec.decode_body(codec.read_header(signed), signed))
+    # Sent every second, and never opened by the other node.
+    assert len(found) >= 2
+    assert c.services[1].opener.counts.get("accept", 0) > 0
+    assert all(node.metrics is None for node in c.services[1].mirrors.nodes.values())
     values = found[-1]
     for key in ("connected_clients", "events_per_sec", "tick_hz", "tick_ms_p50", "tick_ms_p99",
                 "bytes_in_per_sec", "bytes_out_per_sec", "owned_entities", "mirrored_entities",
@@ -358,3 +368,18 @@ def test_malformed_datagrams_are_logged_once_per_burst():
     # The first at once, then the rest of the burst in one line.
     assert [e["n"] for e in lines] == [1, 50]
     assert lines[0]["sender"] == "n9" and "truncated" in lines[0]["why"]
+
+
+def test_the_metrics_group_is_after_the_cell_block_unless_set_and_never_a_node_group():
+    assert metrics_group("239.255.0.1", "auto", 16, "auto") == "239.255.0.18"
+    assert metrics_group("239.255.0.1", "239.255.1.0", 64, "auto") == "239.255.1.64"
+    assert metrics_group("239.255.0.1", "auto", 16, "239.255.9.9") == "239.255.9.9"
+    with pytest.raises(ValueError, match="control group or a cell group"):
+        metrics_group("239.255.0.1", "auto", 16, "239.255.0.5")
+    with pytest.raises(ValueError, match="control group or a cell group"):
+        metrics_group("239.255.0.1", "auto", 16, "239.255.0.1")
+    with pytest.raises(ValueError, match="is not multicast: set it"):
+        metrics_group("239.255.255.200", "auto", 55, "auto")
+    # A node told so stops with one line, not a traceback.
+    with pytest.raises(SystemExit, match="mmo: the metrics group 239.255.0.3 is the control"):
+        Cluster(1, metrics_group="239.255.0.3")

@@ -23,7 +23,7 @@ from support import WireClient, cluster_args, wait_until
 
 from mmo.cluster import codec
 from mmo.cluster.auth import verify
-from mmo.cluster.groups import CellGroups, cell_block
+from mmo.cluster.groups import CellGroups, cell_block, metrics_group
 from mmo.wire import messages as m
 
 KEYFRAME = 0.5
@@ -83,10 +83,17 @@ def control_socket(group: str, port: int) -> socket.socket:
 
 
 class MulticastListener:
-    """The control group's datagrams, from a socket on loopback."""
+    """
+    The datagrams of the control group and the metrics group (the address
+    after the cell block), from a socket on loopback, as a monitor hears them.
+    """
 
     def __init__(self, group: str, port: int) -> None:
         self.sock = control_socket(group, port)
+        self.sock.setsockopt(
+            socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+            socket.inet_aton(metrics_group(group, "auto", 16, "auto"))
+            + socket.inet_aton("127.0.0.1"))
 
     def next(self) -> bytes | None:
         """The next datagram, or ``None`` after a short wait."""
@@ -100,11 +107,12 @@ class MulticastListener:
 
 
 class RedisListener:
-    """The control channel's datagrams, from a client subscribed to it."""
+    """The datagrams of the channels ``channels``, from a client subscribed to them."""
 
-    def __init__(self, port: int, channel: str) -> None:
+    def __init__(self, port: int, *channels: str) -> None:
         self.client = RespClient(port)
-        self.client.command("SUBSCRIBE", channel)
+        for channel in channels:
+            self.client.command("SUBSCRIBE", channel)
         self.got: list[bytes] = []
 
     def next(self) -> bytes | None:
@@ -152,7 +160,7 @@ class Redis:
         self.args = ["--redis", server.url, "--cluster-name", self.name]
 
     def listen(self) -> RedisListener:
-        return RedisListener(self.server.port, f"{self.name}:control")
+        return RedisListener(self.server.port, f"{self.name}:control", f"{self.name}:metrics")
 
     def inject(self, data: bytes) -> None:
         """Publish ``data`` on the control channel and every cell channel."""
@@ -173,7 +181,7 @@ def net(request: pytest.FixtureRequest) -> Multicast | Redis:
 
 
 def metrics_of(listener: Any, key: bytes, node_id: str, timeout: float) -> dict:
-    """The next metrics datagram ``node_id`` sends on the control group."""
+    """The next metrics datagram ``node_id`` sends (on the metrics group)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         data = listener.next()
@@ -421,7 +429,7 @@ def test_a_restarted_node_refuses_datagrams_recorded_before_it_started(start_nod
     cells = CellGroups(cell_block(group, "auto", 16))
     # A plain socket on every group of the cluster, recording what the nodes send.
     recorder = control_socket(group, port)
-    for cell_group in cells.groups:
+    for cell_group in [*cells.groups, metrics_group(group, "auto", 16, "auto")]:
         recorder.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
                             socket.inet_aton(cell_group) + socket.inet_aton("127.0.0.1"))
     recorded: list[bytes] = []

@@ -286,10 +286,13 @@ class Network(FakeCluster):
 
 def test_monitor_shows_nodes_players_and_dots_of_real_node_services():
     n = Network()
-    assert n.monitor.port.joined == {"239.255.0.1", *n.monitor.groups.groups}
+    # The control group, the metrics group (which nodes do not join) and the cells'.
+    assert n.monitor.port.joined == {"239.255.0.1", "239.255.0.18", *n.monitor.groups.groups}
     players = [FakePlayer(n.nodes[0], f"a{i}") for i in range(3)]
     players += [FakePlayer(n.nodes[1], f"b{i}") for i in range(2)]
     n.run(3.0)
+    assert n.model.nodes["alpha"].metrics["connected_clients"] == 3
+    assert n.model.nodes["beta"].metrics["connected_clients"] == 2
     rows = {r.node: r for r in present.rows(n.model, n.clock.seconds())}
     assert {k: (r.players, r.state) for k, r in rows.items()} == {
         "alpha": (3, LIVE), "beta": (2, LIVE)}

@@ -46,6 +46,24 @@ def cell_block(control: str, base: str, count: int) -> list[str]:
     return groups
 
 
+def metrics_group(control: str, base: str, count: int, group: str) -> str:
+    """
+    The group the nodes' metrics go to (``group``, or with ``"auto"`` the
+    address after the cell block): monitors join it, nodes do not, so that
+    a node's cost does not grow with every other node's metrics.
+    """
+    if group != "auto":
+        found = group
+    else:
+        found = _to_str(_to_int(cell_block(control, base, count)[-1]) + 1)
+        if not 224 <= int(found.split(".")[0]) <= 239:
+            raise ValueError(f"the metrics group after the cell block, {found}, is not "
+                             "multicast: set it")
+    if found == control or found in cell_block(control, base, count):
+        raise ValueError(f"the metrics group {found} is the control group or a cell group")
+    return found
+
+
 class CellGroups:
     """``(zone, cell)`` -> group address, the same on every node."""
 

@@ -35,7 +35,7 @@ from zope.interface import implementer
 from ..cluster_settings import ClusterSettings
 from ..config import RedisAddress
 from ..interfaces import IClusterTransport, INumbers
-from .groups import cell_block
+from .groups import cell_block, metrics_group
 from .redis_link import (
     Answers,
     PublisherProtocol,
@@ -61,9 +61,15 @@ class RedisConfigError(Exception):
     """The Redis settings cannot be used (a file that cannot be read)."""
 
 
-def channel_names(name: str, control: str, cells: Iterable[str]) -> dict[str, str]:
-    """Group -> channel: ``NAME:control`` and ``NAME:cell:i`` for the i-th cell group."""
+def channel_names(name: str, control: str, cells: Iterable[str],
+                  metrics: str | None = None) -> dict[str, str]:
+    """
+    Group -> channel: ``NAME:control``, ``NAME:metrics`` and ``NAME:cell:i``
+    for the i-th cell group.
+    """
     names = {control: f"{name}:control"}
+    if metrics is not None:
+        names[metrics] = f"{name}:metrics"
     names.update({group: f"{name}:cell:{i}" for i, group in enumerate(cells)})
     return names
 
@@ -90,8 +96,11 @@ def redis_transport(settings: ClusterSettings, reactor: Any) -> RedisTransport:
                 f"--redis-password-file {settings.redis_password_file} is empty")
     ca = read_secret(settings.redis_ca_file, "--redis-ca-file") if settings.redis_ca_file else None
     cells = cell_block(settings.mgroup, settings.cell_group_base, settings.cell_group_count)
+    metrics = metrics_group(settings.mgroup, settings.cell_group_base,
+                            settings.cell_group_count, settings.metrics_group)
     return RedisTransport(
-        reactor, address, channel_names(settings.cluster_name, settings.mgroup, cells),
+        reactor, address,
+        channel_names(settings.cluster_name, settings.mgroup, cells, metrics),
         settings.cluster_name, password=password, ca_pem=ca,
         # Back within a quarter of a keyframe interval of Redis, so that every
         # view is whole again within one: the nodes hear each other, send

@@ -33,7 +33,7 @@ from ..interfaces import ICluster, IClusterTransport, IGame, INumbers
 from . import codec
 from .auth import KeyFileError, load_or_create_key
 from .chat import ClusterChat
-from .groups import CellGroups, Interest, cell_block
+from .groups import CellGroups, Interest, cell_block, metrics_group
 from .locate import Locator
 from .mirrors import MirrorTable
 from .multicast import MulticastTransport
@@ -102,8 +102,15 @@ class ClusterService(Service):
                 multicast if multicast is not None else clock, settings.mport,
                 self.iface, settings.ttl)
         self.transport: IClusterTransport = transport
-        self.groups = CellGroups(cell_block(
-            self.control, settings.cell_group_base, settings.cell_group_count))
+        try:
+            self.groups = CellGroups(cell_block(
+                self.control, settings.cell_group_base, settings.cell_group_count))
+            #: Where metrics go: a group monitors join and nodes do not.
+            self.metrics_group = metrics_group(
+                self.control, settings.cell_group_base, settings.cell_group_count,
+                settings.metrics_group)
+        except ValueError as e:
+            raise SystemExit(f"mmo: {e}") from None
         kf = settings.keyframe_interval
         self.keyframe_interval = kf
         self.expiry = settings.expiry
@@ -253,7 +260,12 @@ class ClusterService(Service):
     def publish_metrics(self) -> None:
         values = self.game.snapshot()
         values.update(self.stats.rates(values, self.clock.seconds()))
-        self._send_control(codec.METRICS, lambda room: codec.metrics_body(values, room))
+        if self.sealer is not None:
+            # Not on the control group: no node reads another's metrics, and
+            # N nodes each hearing N - 1 of them a second would cost every
+            # node more as the cluster grows.
+            self._write(self.metrics_group, codec.METRICS,
+                        codec.metrics_body(values, self._room()))
 
     # -- ICluster ---------------------------------------------------------------------
 
@@ -423,7 +435,7 @@ class ClusterService(Service):
                               theirs=message.cell_size, ours=self.game.world.cell_size)
             node.heartbeat = message
         elif kind == codec.METRICS:
-            node.metrics = message
+            node.metrics = message  # a node of an older version sent it to the control group
         elif kind == codec.CHAT:
             self.chat.chat_received(header.sender, message)
         elif kind == codec.WHISPER_RECEIPT:

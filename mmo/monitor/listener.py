@@ -18,7 +18,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..cluster.auth import KeyFileError, load_or_create_key
-from ..cluster.groups import CellGroups, cell_block
+from ..cluster.groups import CellGroups, cell_block, metrics_group
 from ..world.grid import Zone
 from .model import ClusterModel
 from .settings import MonitorSettings
@@ -80,8 +80,14 @@ class MonitorService(Service):
         self.multicast = multicast if multicast is not None else reactor
         self.views: list[Callable[[float], None]] = []
         self.port: Any = None
-        self.groups = CellGroups(cell_block(
-            settings.mgroup, settings.cell_group_base, settings.cell_group_count))
+        try:
+            self.groups = CellGroups(cell_block(
+                settings.mgroup, settings.cell_group_base, settings.cell_group_count))
+            self.metrics_group = metrics_group(
+                settings.mgroup, settings.cell_group_base, settings.cell_group_count,
+                settings.metrics_group)
+        except ValueError as e:
+            raise SystemExit(f"mmo-monitor: {e}") from None
         self.joined: list[str] = []
         self._loop: LoopingCall | None = None
         self._key_loop: LoopingCall | None = None
@@ -104,12 +110,13 @@ class MonitorService(Service):
             except OSError:
                 pass  # not Linux: the model filters by zone anyway
         zone = self.model.world.zones[self.model.zone]
-        for group in [self.settings.mgroup, *zone_groups(self.groups, zone)]:
+        for group in [self.settings.mgroup, self.metrics_group,
+                      *zone_groups(self.groups, zone)]:
             self.join(group)
         self.log.info("monitor: listening on {group}:{port} via {iface}, zone {zone} on "
                       "{n} cell groups", group=self.settings.mgroup,
                       port=self.settings.mport, iface=self.settings.iface,
-                      zone=str(self.model.zone_spec), n=len(self.joined) - 1)
+                      zone=str(self.model.zone_spec), n=len(self.joined) - 2)
         if self.model.key is None:
             self._key_loop = LoopingCall(self.load_key)
             self._key_loop.clock = self.reactor

@@ -37,8 +37,8 @@ REGION_KEYS = [_node_key("region_cells"), _node_key("region_block"), _node_key("
 
 MONITOR_KEYS = [
     # Where the cluster is (the same values as the nodes') ---------------------
-    Key("mgroup", "239.255.0.1", "Multicast control group of the cluster (heartbeats, "
-        "metrics).", multicast_group),
+    Key("mgroup", "239.255.0.1", "Multicast control group of the cluster "
+        "(heartbeats).", multicast_group),
     Key("mport", 30001, "UDP port of every multicast group.", integer(1, 65535)),
     Key("iface", "127.0.0.1", "Address of the interface that joins the groups "
         "(127.0.0.1: a cluster on this host).", ipv4),
@@ -48,6 +48,8 @@ MONITOR_KEYS = [
     Key("cell_group_base", "auto", "First multicast group of the nodes' cell block; "
         "auto: the address after --mgroup.", group_or_auto),
     Key("cell_group_count", 16, "Groups in the nodes' cell block.", integer(1, 4096)),
+    Key("metrics_group", "auto", "The nodes' --metrics-group, where their metrics "
+        "are; auto: the address after the cell block.", group_or_auto),
     # What to show --------------------------------------------------------------
     Key("zone", "world:2000x2000", "Zone drawn on the map, as NAME:WIDTHxHEIGHT "
         "(the nodes' --zone).", zone),
@@ -90,6 +92,7 @@ class MonitorSettings:
     cluster_key_file: str
     cell_group_base: str
     cell_group_count: int
+    metrics_group: str
     zone: ZoneSpec
     cell_size: float
     region_cells: int
