@@ -65,6 +65,19 @@ class CellGroups:
             self._cache[key] = g
         return g
 
+    def sort(self, cells: list[Cell]) -> dict[str, list[Cell]]:
+        """``cells`` by the group each maps to."""
+        out: dict[str, list[Cell]] = {}
+        group_for = self.group_for
+        for cell in cells:
+            group = group_for(*cell)
+            found = out.get(group)
+            if found is None:
+                out[group] = [cell]
+            else:
+                found.append(cell)
+        return out
+
 
 class Interest:
     """The cells this node's players can see, updated from each tick's records."""

@@ -224,11 +224,9 @@ class ClusterService(Service):
 
     def _follow_owned(self) -> None:
         """
-        Follow the cells the game owns (its regions), as well as those its
-        players see: a ``Handoff`` into an empty part of its land comes on
-        the group of the player's cell.  Asked at start and whenever the
-        live nodes change.  No keyframe requests: nobody here looks at a
-        cell it only owns, and its mirrors there fill from the streams.
+        Follow the cells the game owns (its regions) too: a ``Handoff`` into
+        an empty part of its land comes on the group of the player's cell.
+        No keyframe requests: no player here looks at a cell it only owns.
         """
         gained, lost = self.interest.follow(frozenset(self.game.owned_cells()))
         groups = self.groups
@@ -385,17 +383,8 @@ class ClusterService(Service):
         cell's group, which its publishers follow (their players see it, or
         it is in their regions).
         """
-        group_for = self.groups.group_for
-        by_group: dict[str, list[tuple[str, int]]] = {}
-        for zone, cell in cells:
-            group = group_for(zone, cell)
-            found = by_group.get(group)
-            if found is None:
-                by_group[group] = [(zone, cell)]
-            else:
-                found.append((zone, cell))
         room = self._room()
-        for group, wanted in by_group.items():
+        for group, wanted in self.groups.sort(cells).items():
             for body in codec.request_bodies(wanted, room):
                 self._write(group, codec.KEYFRAME_REQUEST, body)
 
