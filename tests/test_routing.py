@@ -9,6 +9,7 @@ from typing import Any
 
 from mmo.cluster import codec
 from mmo.cluster.auth import MAC_SIZE
+from mmo.server.handoff import GHOST_SECONDS
 from mmo.testing.cluster import FakeCluster, MemoryBus, MemoryTransport
 from mmo.testing.node import FakePlayer
 from mmo.wire import messages as m
@@ -275,3 +276,40 @@ def test_once_its_node_is_gone_a_redirects_token_is_taken_anywhere() -> None:
     c.step(3)
     p.expect(m.EnterWorld)
     assert "erin" in a.sessions and a.snapshot()["resumes_sent_on"] == 0
+
+
+def test_a_player_handed_there_and_back_at_once_is_seen_walking_on() -> None:
+    # a follows its land, so it keeps the entity it handed to b (as b's
+    # mirror) and takes the same one back: under the key the watchers' nodes
+    # were told to ignore at the first handoff, less than 10 s ago.
+    c = cluster()
+    a, b, cn, _ = c.nodes
+    walker = player_at(a, "walker", 480.0, 480.0)
+    north = player_at(cn, "north", 510.0, 530.0)
+    c.step(5)
+    [north_id] = seen(north, "walker")
+    x, seq, player = 480.0, 0, walker
+    for target in (560.0, 440.0):
+        step = 8.0 if target > x else -8.0
+        while x != target:
+            x += step
+            seq += 1
+            player.send(m.Move(seq, x, 480.0))
+            c.step(1)
+            redirect = next((msg for msg in player.received()
+                             if isinstance(msg, m.Redirect)), None)
+            if redirect is not None:
+                node = b if player.node is a else a
+                player, seq = FakePlayer(node, "walker", token=redirect.token), 0
+    assert player.node is a and a.snapshot()["handoffs_out"] == 1
+    c.step(int(cn.cluster.expiry * 10) + 5)  # type: ignore[union-attr]
+    assert seen(north, "walker") == [north_id]
+    assert not any(isinstance(msg, m.Leave) and north_id in msg.entity_ids for msg in north.log)
+    assert cn.world.entities[north_id].x == 440.0
+    # Past the ghost time of the first handoff: a's player keeps the entity
+    # a took back (no longer a ghost of a's), and b's ghost went.
+    c.step(int(GHOST_SECONDS * 10))
+    e = a.sessions["walker"].entity
+    assert e is not None and a.world.entities.get(e.id) is e and (e.x, e.owner) == (440.0, None)
+    assert not [e for e in b.world.entities.values() if e.name == "walker"]
+    assert seen(north, "walker") == [north_id]

@@ -308,6 +308,7 @@ class ClusterService(Service):
                           group_for(z.name, entity.cell)}:
                 self._write(group, codec.HANDOFF, body)
         self.mirrors.handing[entity.name] = (entity, to_node)
+        self.mirrors.handing_to(entity.name, to_node)
 
     def take_over(self, name: str) -> Any:
         """Our mirror of the player ``name``, made ours (published from now), or ``None``."""
@@ -473,7 +474,8 @@ class ClusterService(Service):
         elif kind == codec.HERE:
             self.locator.answer(message)
         elif kind == codec.HANDOFF:
-            mirrors.supersede((header.sender, message.entity_id), now)
+            mirrors.supersede((header.sender, message.entity_id), now, message.name,
+                              message.to_node)
             if message.to_node == self.node_id:
                 self.game.handoff_received(header.sender, message)
         elif kind == codec.RESUMED:
