@@ -118,6 +118,14 @@ class IGame(Interface):
         regions are owned among them from now on.
         """
 
+    def owned_cells() -> frozenset:
+        """
+        The ``(zone, cell)`` this node follows because it owns them (the
+        cells of its regions, where another node's ``Handoff`` may land),
+        whether or not its players see them; asked again after each
+        :meth:`nodes_changed`.  Empty when players are placed by connection.
+        """
+
     def resumed_elsewhere(name: str, nonce: bytes, expires: float) -> None:
         """
         ``name`` came back on another node with the resume token ``nonce``:

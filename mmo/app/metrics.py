@@ -96,6 +96,8 @@ NODE_METRICS: tuple[Spec, ...] = (
     Spec("resumes", "mmo_resumes", "Players back in the world with a resume token."),
     Spec("resumes_refused", "mmo_resumes_refused",
          "Resume tokens refused (malformed, altered, run out or used)."),
+    Spec("resumes_sent_on", "mmo_resumes_sent_on",
+         "Resume tokens made out to another live node, sent on there with a Redirect."),
     Spec("redirects", "mmo_redirects",
          "Logins sent to the node that owns the player's region."),
     Spec("handoffs_out", "mmo_handoffs_out", "Players handed to another node at a border."),

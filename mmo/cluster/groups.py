@@ -7,7 +7,9 @@ A block of ``count`` group addresses starting at ``base`` is hashed over
 players through the per-tick records of the grid and says which cells (the
 one each player is in and the 8 around it) became wanted or unwanted; the
 world's list of viewers that came or went tells it of the players that
-took over, or left, an entity standing still.
+took over, or left, an entity standing still.  It also counts the cells
+the node follows because it owns them (:meth:`Interest.follow`: the cells
+of its regions, where another node's ``Handoff`` may land).
 """
 
 from __future__ import annotations
@@ -81,6 +83,19 @@ class CellGroups:
             self._cache[key] = g
         return g
 
+    def sort(self, cells: list[Cell]) -> dict[str, list[Cell]]:
+        """``cells`` by the group each maps to."""
+        out: dict[str, list[Cell]] = {}
+        group_for = self.group_for
+        for cell in cells:
+            group = group_for(*cell)
+            found = out.get(group)
+            if found is None:
+                out[group] = [cell]
+            else:
+                found.append(cell)
+        return out
+
 
 class Interest:
     """The cells this node's players can see, updated from each tick's records."""
@@ -89,10 +104,37 @@ class Interest:
         #: viewer entity id -> the cell it is counted in
         self.viewers: dict[int, Cell] = {}
         self.cells: Counter[Cell] = Counter()
+        #: The cells followed because this node owns them (each counted once).
+        self.owned: frozenset[Cell] = frozenset()
         self._world: World | None = None
 
     def __contains__(self, cell: Cell) -> bool:
         return cell in self.cells
+
+    def seen(self) -> list[Cell]:
+        """The cells some player of this node sees (not only owned)."""
+        owned = self.owned
+        return [c for c, n in self.cells.items() if n > (c in owned)]
+
+    def follow(self, cells: frozenset[Cell]) -> tuple[list[Cell], list[Cell]]:
+        """
+        Follow ``cells`` as owned from now on (instead of the last set);
+        return the cells gained and lost, as :meth:`update` does.
+        """
+        old, self.owned = self.owned, cells
+        counts = self.cells
+        gained = []
+        for c in cells - old:
+            counts[c] += 1
+            if counts[c] == 1:
+                gained.append(c)
+        lost = []
+        for c in old - cells:
+            counts[c] -= 1
+            if counts[c] <= 0:
+                del counts[c]
+                lost.append(c)
+        return gained, lost
 
     def update(self, world: World) -> tuple[list[Cell], list[Cell]]:
         """Read this tick's records; return the cells gained and lost."""

@@ -97,6 +97,10 @@ class MirrorTable:
         #: new owner's record reaches it (seconds, if none of its players
         #: follows them): never a second mirror, nor the first one moved back.
         self.superseded: dict[MirrorKey, float] = {}
+        #: Player name -> the key last superseded for it: lifted when the
+        #: player is handed to that key's node again (it takes the same
+        #: entity back, under the same key, within the 10 s).
+        self.handed_keys: dict[str, MirrorKey] = {}
         #: This node's own players being handed to another node (name ->
         #: (entity, that node)): its first full record of them makes the
         #: entity a mirror of theirs, the same entity for our watchers.
@@ -263,6 +267,7 @@ class MirrorTable:
         if m is None:
             return None
         self.superseded[m.key] = m.heard + SUPERSEDED_SECONDS
+        self.handed_keys[name] = m.key
         self._unindex(m)
         del self.mirrors[m.key]
         m.entity.owner = None
@@ -349,10 +354,30 @@ class MirrorTable:
             self._despawn(m)
         for key in [k for k, t in self.superseded.items() if t < now]:
             del self.superseded[key]
+        if self.handed_keys:
+            for name in [n for n, k in self.handed_keys.items() if k not in self.superseded]:
+                del self.handed_keys[name]
 
-    def supersede(self, key: MirrorKey, now: float) -> None:
-        """A Handoff of ``key``'s player: its old owner's word on it no longer counts."""
+    def supersede(self, key: MirrorKey, now: float, name: str = "", to_node: str = "") -> None:
+        """
+        A Handoff of ``key``'s player ``name`` to ``to_node``: its old
+        owner's word on it no longer counts, and ``to_node``'s does again.
+        """
         self.superseded[key] = now + SUPERSEDED_SECONDS
+        if name:
+            self.handing_to(name, to_node)
+            self.handed_keys[name] = key
+
+    def handing_to(self, name: str, to_node: str) -> None:
+        """
+        Player ``name`` goes to ``to_node``: if ``to_node`` was its owner
+        a moment ago, its key there counts again (``to_node`` takes the
+        entity it handed away, kept as a mirror, back under that key).
+        """
+        key = self.handed_keys.get(name)
+        if key is not None and key[0] == to_node:
+            del self.handed_keys[name]
+            self.superseded.pop(key, None)
 
     def whereabouts(self, name: str) -> tuple[float, str, float, float] | None:
         """Where the player ``name`` was last heard of: ``(seconds, zone, x, y)``."""

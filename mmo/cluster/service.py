@@ -30,6 +30,7 @@ from zope.interface import implementer
 from .. import __version__
 from ..cluster_settings import ClusterSettings
 from ..interfaces import ICluster, IClusterTransport, IGame, INumbers
+from ..world.regions import owners_follow
 from . import codec
 from .auth import KeyFileError, load_or_create_key
 from .chat import ClusterChat
@@ -162,6 +163,7 @@ class ClusterService(Service):
                 "cluster transport {transport} failed to start", f, transport=self.transport))
         self.sealer = codec.Sealer(self.key, self.node_id, self.epoch, self.clock.seconds)
         self._join(self.control)
+        self._follow_owned()
         for fn, interval in ((self.heartbeat, self.settings.heartbeat_interval),
                              (self.publish_metrics, 1.0),
                              (self.expire, self.keyframe_interval / 4)):
@@ -189,6 +191,7 @@ class ClusterService(Service):
         self._send_control(codec.BYE, lambda room: b"")
         self.sealer = None
         self.joined.clear()
+        self.interest.follow(frozenset())  # followed again (and joined) at the next start
         return defer.maybeDeferred(self.transport.stop)
 
     def _connected(self) -> None:
@@ -201,7 +204,7 @@ class ClusterService(Service):
         if self.sealer is None:
             return
         self._announce = True
-        self._requests.extend(self.interest.cells)
+        self._requests.extend(self.interest.seen())
         self.heartbeat()
 
     def ready(self) -> str | None:
@@ -225,6 +228,20 @@ class ClusterService(Service):
             del self.joined[group]
             self.stats.leaves += 1
             self.transport.leave(group)
+
+    def _follow_owned(self) -> None:
+        """
+        Follow the cells the game owns (its regions) too: a ``Handoff`` into
+        an empty part of its land comes on the group of the player's cell.
+        No keyframe requests: no player here looks at a cell it only owns.
+        """
+        gained, lost = self.interest.follow(frozenset(self.game.owned_cells()))
+        groups = self.groups
+        for zone, cell in lost:
+            self.mirrors.forget_cell((zone, cell))
+            self._leave(groups.group_for(zone, cell))
+        for zone, cell in gained:
+            self._join(groups.group_for(zone, cell))
 
     # -- sending ----------------------------------------------------------------------
 
@@ -283,11 +300,27 @@ class ClusterService(Service):
         """
         Hand our player ``entity`` to ``to_node``: tell it, and let the
         entity become a mirror of theirs once they publish it.
+
+        The ``Handoff`` goes on the group of the cell the player stands in,
+        which ``to_node`` follows (it owns that cell's region), and on the
+        group of the cell the entity is published in if that differs (the
+        grid's hysteresis), which the nodes that mirror it follow; in a zone
+        too large for its owners to follow (:func:`owners_follow`), on the
+        control group.
         """
-        zone = entity.zone.name if entity.zone is not None else ""
-        record = codec.Handoff(to_node, entity.name, zone, entity.id, entity.x, entity.y, data)
-        self._send_control(codec.HANDOFF, record.body)
+        z = entity.zone
+        record = codec.Handoff(to_node, entity.name, z.name if z is not None else "",
+                               entity.id, entity.x, entity.y, data)
+        if z is None or not owners_follow(z.cols, z.rows):
+            self._send_control(codec.HANDOFF, record.body)
+        elif self.sealer is not None:
+            group_for = self.groups.group_for
+            body = record.body(self._room())
+            for group in {group_for(z.name, z.cell_at(entity.x, entity.y)),
+                          group_for(z.name, entity.cell)}:
+                self._write(group, codec.HANDOFF, body)
         self.mirrors.handing[entity.name] = (entity, to_node)
+        self.mirrors.handing_to(entity.name, to_node)
 
     def take_over(self, name: str) -> Any:
         """Our mirror of the player ``name``, made ours (published from now), or ``None``."""
@@ -358,9 +391,15 @@ class ClusterService(Service):
             self.request_keyframes(cells)
 
     def request_keyframes(self, cells: list[tuple[str, int]]) -> None:
-        """Ask the owners of entities in ``cells`` for keyframes now."""
-        for body in codec.request_bodies(cells, self._room()):
-            self._write(self.control, codec.KEYFRAME_REQUEST, body)
+        """
+        Ask the owners of entities in ``cells`` for keyframes now: on each
+        cell's group, which its publishers follow (their players see it, or
+        it is in their regions).
+        """
+        room = self._room()
+        for group, wanted in self.groups.sort(cells).items():
+            for body in codec.request_bodies(wanted, room):
+                self._write(group, codec.KEYFRAME_REQUEST, body)
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -447,7 +486,8 @@ class ClusterService(Service):
         elif kind == codec.HERE:
             self.locator.answer(message)
         elif kind == codec.HANDOFF:
-            mirrors.supersede((header.sender, message.entity_id), now)
+            mirrors.supersede((header.sender, message.entity_id), now, message.name,
+                              message.to_node)
             if message.to_node == self.node_id:
                 self.game.handoff_received(header.sender, message)
         elif kind == codec.RESUMED:
@@ -465,6 +505,7 @@ class ClusterService(Service):
         if live != self._live:
             self._live = live
             self.game.nodes_changed(live)
+            self._follow_owned()
             # Cells others may see changed: everyone gets keyframes next tick.
             self._announce = True
 

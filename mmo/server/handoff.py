@@ -271,6 +271,11 @@ class Handoffs:
         now = node.clock.seconds()
         x, y = zone.clamp(h.x, h.y)
         e = node.cluster.take_over(h.name) if node.cluster is not None else None
+        ghost = self.ghosts.get(h.name)
+        if ghost is not None and ghost[0] is e:
+            # The entity we handed away (kept as their mirror) comes back:
+            # ours again, no longer waiting to be despawned.
+            del self.ghosts[h.name]
         if e is None:
             e = node.world.spawn(h.name, zone, x, y, Kind.PLAYER, now=now)
         elif e.zone is not zone:

@@ -194,6 +194,9 @@ class Node(Talk):
     def nodes_changed(self, live: frozenset[str]) -> None:
         self.placement.nodes_changed(live)
 
+    def owned_cells(self) -> frozenset[tuple[str, int]]:
+        return self.placement.owned_cells()
+
     def published(self, zone: str, cell: int) -> bool:
         z = self.world.zones.get(zone)
         return z is None or self.placement.published(z, cell)

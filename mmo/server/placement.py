@@ -54,6 +54,16 @@ class Placement:
                       n=len(live), moved=len(moved))
         self.handoffs.nodes_changed(self.node.clock.seconds())
 
+    def owned_cells(self) -> frozenset[tuple[str, int]]:
+        """
+        The cells of the regions this node owns (see
+        :meth:`~mmo.world.regions.Ownership.cells_of`); none with
+        ``placement = "connection"``.
+        """
+        if not self.enabled:
+            return frozenset()
+        return self.ownership.cells_of(self.node.node_id)
+
     def numbers(self) -> dict[str, Any]:
         out = self.handoffs.numbers()
         out["redirects"] = self.redirects

@@ -12,6 +12,19 @@ The player continues from the freshest of what this node knows: its own
 session still here, the position the cluster last told this node of (the
 mirrors of another node's players), the state saved in the store, and the
 position the token itself carries.
+
+A token stays single-use without telling every node of every resume: a
+``Redirect``'s token (made out to a node, its ``for_node``) is taken only
+by that node while it is live (this node would send players there: it was
+heard within two heartbeat intervals); another node answers it with a
+``Redirect`` there, with the same token, unspent.  Once that node is gone,
+any node takes it (a client whose new node died gets back in).  The node a
+handoff's token is made out to tells nobody when it takes it: the old
+owner already ended its session, and no other node takes it meanwhile.
+Every other resume (a ``Ticket``'s token, after a drop or a node's death;
+a login's ``Redirect``) is announced to every node (``Resumed``): the
+token is spent everywhere, and a session of the player another node
+still has is closed.
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..interfaces import IAccountStore, INumbers, ISession, LoginRefused
+from ..interfaces import IAccountStore, INumbers, ISession, LoginRefused, SentElsewhere
 from ..wire import messages as m
 from ..wire.messages import ErrorCode
 from .tokens import Claims, TokenBook, TokenRefused
@@ -72,6 +85,8 @@ class Resumes:
         self.refresh = book.lifetime / 3
         #: name -> when that player gets its next ticket.
         self.due: dict[str, float] = {}
+        #: Resumes sent on to the live node their token is made out to.
+        self.redirected = 0
         #: (due, name), soonest first: a sweep looks only at those due.  An
         #: entry whose time is no longer its name's in :attr:`due` (a newer
         #: ticket, a forgotten player) is dropped when it comes up.
@@ -128,10 +143,21 @@ class Resumes:
 
     def resume(self, session: ISession, token: str, store: IAccountStore) -> Deferred:
         """Check and spend ``token``; fire once the player is back in the world."""
+        book = self.book
         try:
-            claims = self.book.take(token)
+            claims = book.check(token)
         except TokenRefused as e:
             return fail(LoginRefused(ErrorCode.TOKEN_REFUSED, str(e)))
+        cluster = self.node.cluster
+        to = claims.for_node
+        if to and to != self.node.node_id and cluster is not None:
+            door = cluster.player_door(to)
+            if door is not None:
+                # Made out to a node that is live: only it takes the token
+                # (which is what keeps it single-use with no announcement).
+                self.redirected += 1
+                return fail(SentElsewhere(m.Redirect(door[0], door[1], door[2], token)))
+        book.use(claims)
         d = store.resume(claims.name)
         d.addCallback(self._resumed, claims, session)
         return d
@@ -148,7 +174,7 @@ class Resumes:
     def _placed(self, heard: tuple | None, account: Any, claims: Claims,
                 session: ISession) -> None:
         cluster = self.node.cluster
-        if cluster is not None:
+        if cluster is not None and not self._handed_here(claims):
             # Now (after asking where it was): the token is spent everywhere,
             # and a session of the player another node still has is closed.
             cluster.resumed(claims.name, claims.nonce, claims.expires)
@@ -160,6 +186,16 @@ class Resumes:
         self.node._enter_world(
             Resumed(claims.name, state, claims.for_node == self.node.node_id), session)
 
+    def _handed_here(self, claims: Claims) -> bool:
+        """
+        Whether ``claims`` bring a player its old owner handed to this node:
+        a ``Redirect``'s token made out to this node, and the player's
+        entity waiting for it.  Its old node ended its session, and no other
+        node takes the token while this one is live: nobody needs telling.
+        """
+        return (claims.for_node == self.node.node_id
+                and claims.name in self.node.placement.handoffs.arrivals)
+
     def resumed_elsewhere(self, name: str, nonce: bytes, expires: float) -> None:
         self.book.spend(nonce, expires)
         session = self.node.sessions.get(name)
@@ -168,4 +204,6 @@ class Resumes:
             self.node.remove_player(session)
 
     def numbers(self) -> dict[str, Any]:
-        return self.book.numbers()
+        out = self.book.numbers()
+        out["resumes_sent_on"] = self.redirected
+        return out

@@ -7,7 +7,9 @@ and where it stood; it is sealed with a key derived from the cluster key
 (so any node of the cluster can check it, and nothing else can make one),
 runs out after ``lifetime`` seconds and is good for one use: the node that
 takes it remembers its nonce until it runs out, and tells the other nodes
-(:meth:`TokenBook.spend` is also how their notices arrive).
+(:meth:`TokenBook.spend` is also how their notices arrive), or, for a
+``Redirect``'s token, is the only node that takes it while it is live
+(:mod:`mmo.server.resume`).
 
 The token travels as a string of URL-safe base64 (no padding) of::
 
@@ -141,9 +143,13 @@ class TokenBook:
     def take(self, token: str) -> Claims:
         """Check ``token`` and spend it: it will not be taken again here."""
         claims = self.check(token)
+        self.use(claims)
+        return claims
+
+    def use(self, claims: Claims) -> None:
+        """Spend the token ``claims`` were checked from (:meth:`check`) and count it taken."""
         self.spend(claims.nonce, claims.expires)
         self.taken += 1
-        return claims
 
     def spend(self, nonce: bytes, expires: float) -> None:
         """Remember ``nonce`` as used until ``expires`` (here or on another node)."""

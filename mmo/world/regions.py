@@ -51,6 +51,18 @@ RegionId = tuple[str, int, int]
 #: Live nodes: ids, or ids with weights (a node's share is proportional).
 NodeSet = Iterable[str] | Mapping[str, float]
 
+#: A zone of at most this many cells has its regions' cells followed by
+#: their owner (:meth:`Ownership.cells_of`), so that a ``Handoff`` sent on
+#: the group of the player's cell reaches the new owner; in a larger zone
+#: each node would hold a count per cell of its share, and handoffs go on
+#: the control group instead.  Every node computes the same from the zones.
+FOLLOW_LIMIT = 65_536
+
+
+def owners_follow(cols: int, rows: int) -> bool:
+    """Whether the owners of a zone of ``cols`` x ``rows`` cells follow its cells."""
+    return cols * rows <= FOLLOW_LIMIT
+
 
 # -- geometry ----------------------------------------------------------------------
 
@@ -369,6 +381,23 @@ class Ownership:
     def regions_of(self, node: str) -> list[RegionId]:
         """Every region ``node`` owns (walks every region of every zone)."""
         return [r for r in self.layout.regions() if self.owner(r) == node]
+
+    def cells_of(self, node: str) -> frozenset[tuple[str, int]]:
+        """
+        The cells of every region ``node`` owns, as ``(zone, key)`` with
+        ``key = row * cols + col``, in the zones whose owners follow them
+        (:func:`owners_follow`); walks every region of those zones.
+        """
+        found: list[tuple[str, int]] = []
+        for z in self.layout.zones.values():
+            cols = z.cols
+            if not owners_follow(cols, z.rows):
+                continue
+            for region in z.regions():
+                if self.owner(region) == node:
+                    xs, ys = z.cells(region[1], region[2])
+                    found.extend((z.zone, y * cols + x) for y in ys for x in xs)
+        return frozenset(found)
 
     def shares(self) -> dict[str, int]:
         """How many regions each live node owns (walks every region)."""
