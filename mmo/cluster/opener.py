@@ -30,8 +30,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import codec
 from .auth import ACCEPT, REPLAY, RESTARTED, STALE_EPOCH, WINDOW, ReplayWindow, verify
@@ -71,9 +70,11 @@ UNTIMELY = frozenset((BEFORE_START, TOO_OLD, TOO_NEW))
 REPORTED = (AUTH_FAILED, MALFORMED, BEFORE_START, TOO_OLD, TOO_NEW)
 
 
-@dataclass(frozen=True)
-class Opened:
-    """The verdict on one datagram and, when it is to be read, what it holds."""
+class Opened(NamedTuple):
+    """
+    The verdict on one datagram and, when it is to be read, what it holds
+    (a tuple: one is made per datagram).
+    """
 
     verdict: str
     #: The header, once the MAC is known to be right (also for a replay).
@@ -151,9 +152,13 @@ class Opener:
             header = codec.read_header(signed)
         except codec.DatagramError as e:
             return self._refuse(MALFORMED, source, why=str(e))
-        untimely = self._untimely(header)
-        if untimely is not None:
-            return self._refuse(untimely[0], source, header, untimely[1])
+        now = codec.micros(self.clock())
+        sent = header.sent
+        off = (sent - now) / 1e6
+        started = self.started
+        if off > self.skew or off < -self.skew or (started is not None and sent < started):
+            verdict, why = self._untimely(header, now)
+            return self._refuse(verdict, source, header, why)
         try:
             message = codec.decode_body(header, signed)
         except codec.DatagramError as e:
@@ -166,18 +171,16 @@ class Opener:
             self.replay.close(header.sender)
         return Opened(verdict, header, message, source)
 
-    def _untimely(self, header: codec.Header) -> tuple[str, str] | None:
-        """The verdict and why, if ``header``'s stamp is refused; else None."""
-        now = codec.micros(self.clock())
+    def _untimely(self, header: codec.Header, now: int) -> tuple[str, str]:
+        """The verdict and why ``header``'s stamp is refused at ``now`` (header micros)."""
         off = (header.sent - now) / 1e6
         if off > self.skew:
             return TOO_NEW, f"stamped {off:.1f}s ahead of this host's clock"
         if off < -self.skew:
             return TOO_OLD, f"stamped {-off:.1f}s ago"
-        if self.started is not None and header.sent < self.started:
-            return BEFORE_START, (f"stamped {(self.started - header.sent) / 1e6:.3f}s "
-                                  "before this reader started")
-        return None
+        assert self.started is not None
+        return BEFORE_START, (f"stamped {(self.started - header.sent) / 1e6:.3f}s "
+                              "before this reader started")
 
     def _refuse(self, verdict: str, source: Any, header: codec.Header | None = None,
                 why: str = "") -> Opened:
