@@ -64,7 +64,8 @@ HERE = 12
 TYPES = {CELL_DELTA, CELL_KEYFRAME, HEARTBEAT, METRICS, CHAT, WHISPER_RECEIPT,
          KEYFRAME_REQUEST, BYE, RESUMED, HANDOFF, WHERE, HERE}
 
-_HEAD = struct.Struct(">2sBBQQQB")
+#: The header's fixed part (magic, version, type, epoch, seq, clock, id length).
+HEAD = _HEAD = struct.Struct(">2sBBQQQB")
 _CELL_HEAD = struct.Struct(">IIBBHHH")
 FULL_ITEM = struct.Struct(">IBffB")
 MOVE_ITEM = struct.Struct(">Iff")

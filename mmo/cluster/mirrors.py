@@ -11,10 +11,10 @@ stream's next keyframe, which lists every entity the owner has in the cell.
 
 from __future__ import annotations
 
-from math import isfinite
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any
 
 from twisted.logger import Logger
