@@ -14,15 +14,8 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from hashlib import sha256
 from typing import Any
-
-try:
-    # OpenSSL's HMAC object: a copy of one already keyed skips the key
-    # schedule (two of the four or five SHA-256 blocks of a datagram's MAC).
-    from _hashlib import hmac_new as _hmac_new
-except ImportError:  # pragma: no cover - Python built without OpenSSL
-    def _hmac_new(key: bytes, digestmod: str) -> Any:
-        return hmac.new(key, digestmod=digestmod)
 
 MAC_SIZE = 16
 KEY_SIZE = 32
@@ -87,8 +80,18 @@ def keyed(key: bytes) -> Any:
     if h is None:
         if len(_KEYED) >= 16:
             _KEYED.clear()
-        h = _KEYED[key] = _hmac_new(key, digestmod="sha256")
+        h = _KEYED[key] = _new_keyed(key)
     return h
+
+
+def _new_keyed(key: bytes) -> Any:
+    try:
+        # OpenSSL's own HMAC object: its copy is one C call, and skips the
+        # key schedule (two of the four or five SHA-256 blocks of a MAC).
+        from _hashlib import hmac_new
+    except ImportError:  # pragma: no cover - Python built without OpenSSL
+        return hmac.new(key, digestmod=sha256)
+    return hmac_new(key, digestmod="sha256")
 
 
 def sign(key: bytes, data: bytes) -> bytes:

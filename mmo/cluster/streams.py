@@ -171,13 +171,14 @@ class Publisher:
                         del fresh[eid]
             owned = s.owned
             alive = bool(owned) or tick - s.emptied <= linger
-            if wanted is not None and c not in requested and not wanted(s.zone, s.cell):
-                # Nobody else sees this cell: nothing to encode.
+            keyframe = alive and (
+                (tick + s.phase) % period == 0 or c in requested or settled)
+            if not (keyframe or recent) or (
+                    wanted is not None and c not in requested and not wanted(s.zone, s.cell)):
+                # Nothing to say, or nobody else sees this cell: nothing to encode.
                 if not alive:
                     finished.append(c)
                 continue
-            keyframe = alive and (
-                (tick + s.phase) % period == 0 or c in requested or settled)
             gone_to = s.gone_to
             # Moves and departures flat (id, x, y, ... and id, to, ...): one
             # struct call packs them (codec.cell_bodies_flat).
@@ -188,7 +189,7 @@ class Publisher:
                 for eid in recent:
                     if eid not in owned:
                         gones += (eid, gone_to.get(eid, NOWHERE))
-            elif recent:
+            else:
                 fulls = []
                 for eid in recent:
                     e = owned.get(eid)
@@ -198,10 +199,6 @@ class Publisher:
                         fulls.append(full_item(eid, e.kind, e.x, e.y, e.name))
                     else:
                         moves += (eid, e.x, e.y)
-            else:
-                if not alive:
-                    finished.append(c)
-                continue
             out = cell_bodies_flat(s.zone, s.cell, s.seq + 1, fulls, moves, gones, room)
             s.seq = (s.seq + len(out)) & 0xFFFFFFFF
             if keyframe:
