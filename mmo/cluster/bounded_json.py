@@ -13,9 +13,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
-_OPEN, _CLOSE, _QUOTE, _ESCAPE = b"[{", b"]}", 0x22, 0x5C
+_OPEN = b"[{"
+#: A string as JSON lexes it: from a quote to the next quote that is not
+#: escaped (a backslash escapes any byte), or to the end of the input.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.S)
+#: Every byte but brackets and braces, for bytes.translate to delete.
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def depth(raw: bytes, limit: int) -> int:
@@ -27,25 +33,23 @@ def depth(raw: bytes, limit: int) -> int:
     a parser given ``raw`` never goes deeper than the result before it
     either succeeds or finds the first error.
     """
+    # Strings out, then everything but brackets (both in C): only the
+    # brackets are looked at one by one.  Without a backslash, strings are
+    # what lies between a quote and the next.
+    if b"\\" in raw:
+        outside = _STRING.sub(b"", raw)
+    else:
+        outside = b"".join(raw.split(b'"')[::2])
+    brackets = outside.translate(None, _NOT_BRACKETS)
     level = deepest = 0
-    in_string = escaped = False
-    for b in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif b == _ESCAPE:
-                escaped = True
-            elif b == _QUOTE:
-                in_string = False
-        elif b == _QUOTE:
-            in_string = True
-        elif b in _OPEN:
+    for b in brackets:
+        if b in _OPEN:
             level += 1
             if level > deepest:
                 deepest = level
                 if deepest > limit:
                     break
-        elif b in _CLOSE:
+        else:
             level -= 1
     return deepest
 
@@ -81,14 +85,25 @@ def loads(raw: bytes, max_bytes: int, max_depth: int) -> Any:
         raise ValueError(f"{len(raw)} bytes of JSON, more than {max_bytes}")
     if depth(raw, max_depth) > max_depth:
         raise ValueError(f"JSON nested deeper than {max_depth}")
+    # Numbers too large for a float (1e999) are seen as they are parsed; a
+    # lone surrogate can only come from a \u escape.
+    finite = [True]
+
+    def parse_float(text: str) -> float:
+        f = float(text)
+        if not math.isfinite(f):
+            finite[0] = False
+        return f
+
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
+                           parse_float=parse_float)
     except UnicodeDecodeError:
         raise ValueError("JSON that is not UTF-8") from None
     except RecursionError:  # pragma: no cover - the depth check comes first
         raise ValueError("JSON nested too deep") from None
     except ValueError as e:
         raise ValueError(f"not JSON: {e}") from None
-    if not _plain(value):
+    if not finite[0] or (b"\\u" in raw and not _plain(value)):
         raise ValueError("JSON with a number that is not finite or a lone surrogate")
     return value

@@ -19,10 +19,10 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import bounded_json
-from .auth import MAC_SIZE, sign
+from .auth import MAC_SIZE, keyed
 from .control import (
     ChatLine,
     Handoff,
@@ -64,7 +64,8 @@ HERE = 12
 TYPES = {CELL_DELTA, CELL_KEYFRAME, HEARTBEAT, METRICS, CHAT, WHISPER_RECEIPT,
          KEYFRAME_REQUEST, BYE, RESUMED, HANDOFF, WHERE, HERE}
 
-_HEAD = struct.Struct(">2sBBQQQB")
+#: The header's fixed part (magic, version, type, epoch, seq, clock, id length).
+HEAD = _HEAD = struct.Struct(">2sBBQQQB")
 _CELL_HEAD = struct.Struct(">IIBBHHH")
 FULL_ITEM = struct.Struct(">IBffB")
 MOVE_ITEM = struct.Struct(">Iff")
@@ -77,8 +78,9 @@ _HEARTBEAT = struct.Struct(">HIIfI")
 # -- header ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
+    """What precedes a datagram's body (a tuple: one is made per datagram)."""
+
     type: int
     epoch: int
     seq: int
@@ -89,23 +91,28 @@ class Header:
     sent: int = 0
 
 
+_HEAD_SIZE = _HEAD.size
+
+
 def peek_sender(datagram: bytes) -> str | None:
     """The sender id of ``datagram`` without checking anything else, or None."""
-    if len(datagram) < _HEAD.size or datagram[:2] != MAGIC:
+    if len(datagram) < _HEAD_SIZE or datagram[:2] != MAGIC:
         return None
-    n = datagram[_HEAD.size - 1]
+    n = datagram[_HEAD_SIZE - 1]
     try:
-        return datagram[_HEAD.size : _HEAD.size + n].decode("utf-8")
+        return datagram[_HEAD_SIZE : _HEAD_SIZE + n].decode("utf-8")
     except UnicodeDecodeError:
         return None
 
 
 def read_header(data: bytes) -> Header:
     """The header of a datagram whose MAC was already checked and removed."""
-    if len(data) > MAX_DATAGRAM - MAC_SIZE:
-        raise DatagramError(f"{len(data)} bytes: longer than a datagram of ours")
-    r = _Reader(data)
-    magic, version, kind, epoch, seq, sent, n = r.unpack(_HEAD)
+    size = len(data)
+    if size > MAX_DATAGRAM - MAC_SIZE:
+        raise DatagramError(f"{size} bytes: longer than a datagram of ours")
+    if size < _HEAD_SIZE:
+        raise DatagramError("datagram is truncated")
+    magic, version, kind, epoch, seq, sent, n = _HEAD.unpack_from(data)
     if magic != MAGIC:
         raise DatagramError("not an mmo cluster datagram")
     if version != VERSION:
@@ -114,8 +121,14 @@ def read_header(data: bytes) -> Header:
         raise DatagramError(f"unknown datagram type {kind}")
     if n == 0:
         raise DatagramError("empty sender id")
-    sender = r.text(n)
-    return Header(kind, epoch, seq, sender, r.pos, sent)
+    at = _HEAD_SIZE + n
+    if at > size:
+        raise DatagramError("datagram is truncated")
+    try:
+        sender = data[_HEAD_SIZE:at].decode("utf-8")
+    except UnicodeDecodeError:
+        raise DatagramError("a string is not UTF-8") from None
+    return Header(kind, epoch, seq, sender, at, sent)
 
 
 class Sealer:
@@ -138,16 +151,19 @@ class Sealer:
         self.overhead = _HEAD.size + len(self.sender) + MAC_SIZE
 
     def seal(self, kind: int, body: bytes) -> bytes:
-        self.seq += 1
-        head = _HEAD.pack(MAGIC, VERSION, kind, self.epoch, self.seq, micros(self.clock()),
-                          len(self.sender))
-        return sign(self.key, head + self.sender + body)
+        self.seq = seq = self.seq + 1
+        sender = self.sender
+        data = _HEAD.pack(MAGIC, VERSION, kind, self.epoch, seq, micros(self.clock()),
+                          len(sender)) + sender + body
+        mac = keyed(self.key).copy()
+        mac.update(data)
+        return data + mac.digest()[:MAC_SIZE]
 
 
 # -- cell updates --------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class CellUpdate:
     """One datagram of a cell stream: full records, moves and departures."""
 
@@ -174,6 +190,23 @@ def move_item(eid: int, x: float, y: float) -> bytes:
     return MOVE_ITEM.pack(eid, x, y)
 
 
+#: Zone names as str8, and back: a node has a few zones, each named in
+#: every cell datagram it sends or reads.
+_ZONE_BYTES: dict[str, bytes] = {}
+_ZONE_NAMES: dict[bytes, str] = {}
+_ZONES_KEPT = 256
+
+
+def _zone_str8(zone: str) -> bytes:
+    zone_b = _ZONE_BYTES.get(zone)
+    if zone_b is None:
+        zone_b = pack_str8(zone)
+        if len(_ZONE_BYTES) >= _ZONES_KEPT:
+            _ZONE_BYTES.clear()
+        _ZONE_BYTES[zone] = zone_b
+    return zone_b
+
+
 def cell_bodies(
     zone: str, cell: int, first_seq: int, fulls: Sequence[bytes],
     moves: Sequence[bytes], gones: Sequence[tuple[int, int]], room: int,
@@ -182,7 +215,7 @@ def cell_bodies(
     The bodies of one cell's update, split so that each is at most ``room``
     bytes; the i-th carries stream sequence number ``first_seq + i``.
     """
-    zone_b = pack_str8(zone)
+    zone_b = _zone_str8(zone)
     space = room - len(zone_b) - _CELL_HEAD.size
     if space < 64:
         raise ValueError("no room for cell records: the zone name or node id is too long")
@@ -208,22 +241,116 @@ def cell_bodies(
     ]
 
 
+_TAIL_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+
+
+def _tail_struct(nm: int, ng: int) -> struct.Struct:
+    """The struct of ``nm`` move items followed by ``ng`` departures."""
+    st = _TAIL_STRUCTS.get((nm, ng))
+    if st is None:
+        st = struct.Struct(">" + "Iff" * nm + "II" * ng)
+        if len(_TAIL_STRUCTS) >= 1024:
+            _TAIL_STRUCTS.clear()
+        _TAIL_STRUCTS[nm, ng] = st
+    return st
+
+
+def cell_bodies_flat(
+    zone: str, cell: int, first_seq: int, fulls: list[bytes],
+    moves: list[Any], gones: list[int], room: int,
+) -> list[bytes]:
+    """
+    :func:`cell_bodies`, the same bytes, with the moves and departures given
+    flat (``[id, x, y, id, x, y, ...]`` and ``[id, to, id, to, ...]``): an
+    update that fits in one body is packed with one struct call.
+    """
+    nm, ng = len(moves) // 3, len(gones) // 2
+    zone_b = _zone_str8(zone)
+    size = nm * MOVE_ITEM.size + ng * GONE_ITEM.size
+    for item in fulls:
+        size += len(item)
+    if size > room - len(zone_b) - _CELL_HEAD.size:
+        return cell_bodies(zone, cell, first_seq, fulls,
+                           [MOVE_ITEM.pack(*moves[i : i + 3]) for i in range(0, 3 * nm, 3)],
+                           [(gones[i], gones[i + 1]) for i in range(0, 2 * ng, 2)], room)
+    head = _CELL_HEAD.pack(cell, first_seq & 0xFFFFFFFF, 0, 1, len(fulls), nm, ng)
+    tail = _tail_struct(nm, ng).pack(*moves, *gones) if nm or ng else b""
+    if fulls:
+        return [b"".join((zone_b, head, *fulls, tail))]
+    return [zone_b + head + tail]
+
+
+_FULL_SIZE = FULL_ITEM.size
+_MOVE_SIZE = MOVE_ITEM.size
+_GONE_SIZE = GONE_ITEM.size
+_CELL_HEAD_SIZE = _CELL_HEAD.size
+_unpack_full = FULL_ITEM.unpack_from
+_unpack_cell_head = _CELL_HEAD.unpack_from
+_iter_moves = MOVE_ITEM.iter_unpack
+_iter_gones = GONE_ITEM.iter_unpack
+
+
 def read_cell(kind: int, data: bytes, at: int) -> CellUpdate:
-    r = _Reader(data, at)
-    zone = r.str8()
-    cell, seq, part, parts, nf, nm, ng = r.unpack(_CELL_HEAD)
-    if nf * FULL_ITEM.size + nm * MOVE_ITEM.size + ng * GONE_ITEM.size > r.left():
+    """
+    A cell update (:class:`CellUpdate`) from ``data[at:]``; the errors of a
+    :class:`~mmo.cluster.fields.Reader` reading it field by field.
+    """
+    end = len(data)
+    if at >= end:
+        raise DatagramError("datagram is truncated")
+    p = at + 1 + data[at]
+    if p > end:
+        raise DatagramError("datagram is truncated")
+    raw = data[at + 1 : p]
+    zone = _ZONE_NAMES.get(raw)
+    if zone is None:
+        try:
+            zone = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DatagramError("a string is not UTF-8") from None
+        if len(_ZONE_NAMES) >= _ZONES_KEPT:
+            _ZONE_NAMES.clear()
+        _ZONE_NAMES[raw] = zone
+    if p + _CELL_HEAD_SIZE > end:
+        raise DatagramError("datagram is truncated")
+    cell, seq, part, parts, nf, nm, ng = _unpack_cell_head(data, p)
+    p += _CELL_HEAD_SIZE
+    if nf * _FULL_SIZE + nm * _MOVE_SIZE + ng * _GONE_SIZE > end - p:
         raise DatagramError("more records than the datagram holds")
-    u = CellUpdate(zone, cell, seq, kind == CELL_KEYFRAME, part, parts)
+    fulls = []
     for _ in range(nf):
-        eid, ekind, x, y, n = r.unpack(FULL_ITEM)
-        u.fulls.append((eid, ekind, x, y, r.text(n)))
-    for _ in range(nm):
-        u.moves.append(r.unpack(MOVE_ITEM))
-    for _ in range(ng):
-        u.gones.append(r.unpack(GONE_ITEM))
-    r.end()
-    return u
+        if p + _FULL_SIZE > end:
+            raise DatagramError("datagram is truncated")
+        eid, ekind, x, y, n = _unpack_full(data, p)
+        p += _FULL_SIZE
+        q = p + n
+        if q > end:
+            raise DatagramError("datagram is truncated")
+        try:
+            name = data[p:q].decode("utf-8")
+        except UnicodeDecodeError:
+            raise DatagramError("a string is not UTF-8") from None
+        fulls.append((eid, ekind, x, y, name))
+        p = q
+    if nm:
+        q = p + nm * _MOVE_SIZE
+        if q > end:
+            raise DatagramError("datagram is truncated")
+        moves = list(_iter_moves(data[p:q]))
+        p = q
+    else:
+        moves = []
+    if ng:
+        q = p + ng * _GONE_SIZE
+        if q > end:
+            raise DatagramError("datagram is truncated")
+        gones = list(_iter_gones(data[p:q]))
+        p = q
+    else:
+        gones = []
+    if p != end:
+        raise DatagramError(f"{end - p} bytes after the body")
+    return CellUpdate(zone, cell, seq, kind == CELL_KEYFRAME, part, parts, fulls, moves, gones)
 
 
 # -- control group -------------------------------------------------------------

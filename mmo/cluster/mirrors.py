@@ -11,10 +11,10 @@ stream's next keyframe, which lists every entity the owner has in the cell.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any
 
 from twisted.logger import Logger
@@ -169,15 +169,18 @@ class MirrorTable:
             st.last_seq = u.seq
         owner = node.node_id
         mirrors = self.mirrors
+        get = mirrors.get
         need_keyframe = False
         superseded = self.superseded
+        width, height = zone.width, zone.height
+        place = self._place
         for eid, kind, x, y, name in u.fulls:
-            if not (math.isfinite(x) and math.isfinite(y)):
+            if not (isfinite(x) and isfinite(y)):
                 self.rejected_records += 1
                 continue
             x, y = zone.clamp(x, y)
             key = (owner, eid)
-            m = mirrors.get(key)
+            m = get(key)
             if m is None:
                 if superseded and key in superseded:
                     continue
@@ -189,23 +192,34 @@ class MirrorTable:
                     if kind == Kind.PLAYER:
                         self.players[name] = m
                 else:
-                    self._place(m, zone, x, y, cell)
+                    place(m, zone, x, y, cell)
             else:
-                self._place(m, zone, x, y, cell)
+                place(m, zone, x, y, cell)
                 m.heard = now
+        move = zone.move
         for eid, x, y in u.moves:
-            m = mirrors.get((owner, eid))
+            m = get((owner, eid))
             if m is None:
                 if superseded and (owner, eid) in superseded:
                     continue
                 self.unknown_moves += 1
                 need_keyframe = True
                 continue
-            if not (math.isfinite(x) and math.isfinite(y)):
-                self.rejected_records += 1
-                continue
-            x, y = zone.clamp(x, y)
-            self._place(m, zone, x, y, cell)
+            # Inside the zone (nearly always): finite, and clamping keeps it.
+            if not (0.0 <= x <= width and 0.0 <= y <= height):
+                if not (isfinite(x) and isfinite(y)):
+                    self.rejected_records += 1
+                    continue
+                x, y = zone.clamp(x, y)
+            # _place, inline: a mirror that stays in its zone and cell.
+            e = m.entity
+            if e.zone is zone:
+                if e.x != x or e.y != y:
+                    move(e, x, y)
+                if m.cell != cell:
+                    self._reindex(m, cell)
+            else:
+                place(m, zone, x, y, cell)
             m.heard = now
         for eid, to in u.gones:
             m = mirrors.get((owner, eid))

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..world.grid import Entity, Zone
 from ..world.world import World
-from .codec import NOWHERE, cell_bodies, full_item, move_item
+from .codec import NOWHERE, cell_bodies_flat, full_item
 
 #: Ticks a change is repeated after the one it happened in.
 REPEAT = 2
@@ -105,15 +106,13 @@ class Publisher:
                         s.recent[e.id] = tick
                         s.fresh[e.id] = tick
             for key, moved in zone.moved.items():
-                s = None
+                s = streams.get((zname, key))
+                if s is None:
+                    continue
+                owned, recent = s.owned, s.recent
                 for e in moved:
-                    if e.owner is None:
-                        if s is None:
-                            s = streams.get((zname, key))
-                            if s is None:
-                                break
-                        if e.id in s.owned:
-                            s.recent[e.id] = tick
+                    if e.owner is None and e.id in owned:
+                        recent[e.id] = tick
 
     def own(self, e: Entity, tick: int) -> None:
         """``e`` (a mirror until now) is this node's: publish it, in full, from this tick."""
@@ -155,48 +154,52 @@ class Publisher:
         for c, s in self.streams.items():
             recent = s.recent
             settled = False
+            fresh = s.fresh
             if recent:
-                stale = [eid for eid, t in recent.items() if t < oldest]
-                for eid in stale:
-                    del recent[eid]
-                    s.gone_to.pop(eid, None)
-                if s.fresh:
-                    for eid in [eid for eid, t in s.fresh.items() if t < oldest]:
-                        del s.fresh[eid]
-                # The stream just went quiet: its last changes were sent
-                # REPEAT + 1 times; one keyframe now carries the final state
-                # to a receiver that lost all of them, without waiting for
-                # the periodic one.
-                settled = bool(stale) and not recent
-            alive = bool(s.owned) or tick - s.emptied <= linger
-            if wanted is not None and c not in requested and not wanted(s.zone, s.cell):
-                # Nobody else sees this cell: nothing to encode.
+                # min() first: most ticks nothing is old enough to drop.
+                if min(recent.values()) < oldest:
+                    for eid in [eid for eid, t in recent.items() if t < oldest]:
+                        del recent[eid]
+                        s.gone_to.pop(eid, None)
+                    # The stream just went quiet: its last changes were sent
+                    # REPEAT + 1 times; one keyframe now carries the final
+                    # state to a receiver that lost all of them, without
+                    # waiting for the periodic one.
+                    settled = not recent
+                if fresh and min(fresh.values()) < oldest:
+                    for eid in [eid for eid, t in fresh.items() if t < oldest]:
+                        del fresh[eid]
+            owned = s.owned
+            alive = bool(owned) or tick - s.emptied <= linger
+            keyframe = alive and (
+                (tick + s.phase) % period == 0 or c in requested or settled)
+            if not (keyframe or recent) or (
+                    wanted is not None and c not in requested and not wanted(s.zone, s.cell)):
+                # Nothing to say, or nobody else sees this cell: nothing to encode.
                 if not alive:
                     finished.append(c)
                 continue
-            keyframe = alive and (
-                (tick + s.phase) % period == 0 or c in requested or settled)
+            gone_to = s.gone_to
+            # Moves and departures flat (id, x, y, ... and id, to, ...): one
+            # struct call packs them (codec.cell_bodies_flat).
+            moves: list[Any] = []
+            gones: list[int] = []
             if keyframe:
-                fulls = [full_item(e.id, e.kind, e.x, e.y, e.name) for e in s.owned.values()]
-                moves: list[bytes] = []
-                gones = [(eid, s.gone_to.get(eid, NOWHERE)) for eid in recent
-                         if eid not in s.owned]
-            elif recent:
-                fulls, moves, gones = [], [], []
-                owned, fresh = s.owned, s.fresh
+                fulls = [full_item(e.id, e.kind, e.x, e.y, e.name) for e in owned.values()]
+                for eid in recent:
+                    if eid not in owned:
+                        gones += (eid, gone_to.get(eid, NOWHERE))
+            else:
+                fulls = []
                 for eid in recent:
                     e = owned.get(eid)
                     if e is None:
-                        gones.append((eid, s.gone_to.get(eid, NOWHERE)))
+                        gones += (eid, gone_to.get(eid, NOWHERE))
                     elif eid in fresh:
                         fulls.append(full_item(eid, e.kind, e.x, e.y, e.name))
                     else:
-                        moves.append(move_item(eid, e.x, e.y))
-            else:
-                if not alive:
-                    finished.append(c)
-                continue
-            out = cell_bodies(s.zone, s.cell, s.seq + 1, fulls, moves, gones, room)
+                        moves += (eid, e.x, e.y)
+            out = cell_bodies_flat(s.zone, s.cell, s.seq + 1, fulls, moves, gones, room)
             s.seq = (s.seq + len(out)) & 0xFFFFFFFF
             if keyframe:
                 self.keyframes += 1
