@@ -90,8 +90,11 @@ def test_a_node_started_after_a_recording_refuses_all_of_it(new_id):
     got.subtract(before)
     heard = [codec.peek_sender(d) for d, g, _p in recorded if g in joined]
     kinds = {d[3] for d, g, _p in recorded if g in joined and codec.peek_sender(d) != new_id}
-    # Of every type (the same id hears its own old chat and bye as looped, ignored).
-    assert kinds == (codec.TYPES if new_id == "n3" else codec.TYPES - {codec.CHAT, codec.BYE})
+    # Of every type (the same id hears its own old chat and bye as looped,
+    # ignored), but metrics: they go to the metrics group, which no node joins.
+    assert svc.metrics_group not in joined
+    everything = codec.TYPES - {codec.METRICS}
+    assert kinds == (everything if new_id == "n3" else everything - {codec.CHAT, codec.BYE})
     own = sum(1 for s in heard if s == new_id)
     assert +got == Counter({BEFORE_START: len(heard) - own, LOOPED: own})
     assert len(heard) - own > 20 and got[ACCEPT] == got[RESTARTED] == 0
