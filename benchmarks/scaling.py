@@ -30,6 +30,7 @@ reported apart, not in the nodes' cost.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import random
@@ -131,6 +132,25 @@ def deliver(bus: MemoryBus, cpu: dict[Any, float], received: dict[Any, int]) -> 
             received[t] += len(items)
 
 
+def grid_pins(nodes: int, cells: int, ids: list[str]) -> tuple[int, list[str]]:
+    """
+    A square zone of ``cells`` x ``cells`` cells cut into ``nodes`` rectangles
+    as equal as whole cells allow (a near-square grid of them), one a node:
+    the region side in cells (the largest that fits every cut) and the pins.
+    """
+    across = 1 << (max(nodes.bit_length() - 1, 0) + 1) // 2
+    down = nodes // across
+    if across * down != nodes:
+        raise SystemExit(f"scaling: --placements pinned needs a power of two of nodes, not {nodes}")
+    xs = [round(i * cells / across) for i in range(across + 1)]
+    ys = [round(i * cells / down) for i in range(down + 1)]
+    widths = [b - a for edges in (xs, ys) for a, b in itertools.pairwise(edges)]
+    side = math.gcd(*widths)
+    pins = [f"w:{xs[i] // side}-{xs[i + 1] // side - 1},{ys[j] // side}-{ys[j + 1] // side - 1}"
+            f"={ids[j * across + i]}" for j in range(down) for i in range(across)]
+    return side, pins
+
+
 def run(nodes: int, players: int, placement: str, ticks: int, warmup: int,
         seconds: float, seed: int, region_cells: int, region_block: int,
         groups: int) -> dict[str, Any]:
@@ -141,11 +161,18 @@ def run(nodes: int, players: int, placement: str, ticks: int, warmup: int,
     ids = [f"node-{i}" for i in range(nodes)]
     bus = MemoryBus()
     store = MemoryAccountStore(1)
+    pins: list[str] = []
+    if placement == "pinned":
+        # An operator's map: one cell a region, the zone cut into N rectangles
+        # as equal as whole cells allow.
+        region_cells, pins = grid_pins(nodes, math.ceil(float(f"{side:.0f}") / 100.0), ids)
+        region_block = 1
     cluster = FakeCluster(
         ids, bus=bus, store=store, zone=[f"w:{side:.0f}x{side:.0f}"], max_per_ip=0,
         max_players=1_000_000, extension=[], cell_group_count=groups,
         region_cells=region_cells, region_block=region_block,
-        placement="regions" if placement == "regions" else "connection")
+        region_map=[" ".join(pins)] if pins else [],
+        placement="connection" if placement == "today" else "regions")
     side = float(f"{side:.0f}")
     regions = cluster.nodes[0].settings.regions
     layout = regions.layout(cluster.nodes[0].settings.node)
@@ -155,7 +182,7 @@ def run(nodes: int, players: int, placement: str, ticks: int, warmup: int,
     walkers = [Walker(f"p{i}", rng.uniform(0, side), rng.uniform(0, side),
                       rng.uniform(0, 2 * math.pi)) for i in range(total)]
     for w in walkers:
-        if placement == "regions":
+        if placement != "today":
             w.region = layout.region_at("w", w.x, w.y)
             w.node = index[owners.owner(w.region)]
         else:
@@ -210,7 +237,7 @@ def run(nodes: int, players: int, placement: str, ticks: int, warmup: int,
             continue
         deliver(bus, bus_cpu, received)
         measured += 1
-        if placement == "regions":
+        if placement != "today":
             # The nodes hand players over themselves (Handoff, then Redirect):
             # a walker whose session ended follows its Redirect to the node
             # that now waits for it, with the token it carries.
@@ -240,7 +267,7 @@ def run(nodes: int, players: int, placement: str, ticks: int, warmup: int,
     per_tick = 1000 / nodes / ticks_done
     # Every player on the owner of its region, and within its region's margin.
     misplaced = 0
-    if placement == "regions":
+    if placement != "today":
         for w in walkers:
             node = cluster.nodes[w.node]
             placed = node.placement.handoffs.bounds.get(w.name)
@@ -364,8 +391,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="cell groups (cell_group_count) of every node")
     ap.add_argument("--placements", default="today,alone,regions",
                     help="which placements to run, of: today (each player on a random "
-                         "node), regions (on its region's owner), alone (the control: N "
-                         "lone nodes side by side in this process)")
+                         "node), regions (on its region's owner, regions hashed), pinned "
+                         "(regions pinned so that each node owns one of N rectangles as "
+                         "equal as whole cells allow: an operator's map), alone (the control: N lone nodes "
+                         "side by side in this process)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs of each size and placement, interleaved; the table keeps "
                          "each one's cheapest (noise on a shared machine only adds)")

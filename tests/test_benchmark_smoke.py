@@ -83,18 +83,22 @@ def test_scaling_benchmark_smoke(tmp_path):
     out = tmp_path / "scaling.json"
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "scaling.py"), "--smoke",
-         "--region-cells", "1", "--region-block", "1", "--out", str(out)],
+         "--region-cells", "1", "--region-block", "1", "--out", str(out),
+         "--placements", "today,alone,regions,pinned"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
     rows = {(r["nodes"], r["placement"]): r for r in results["rows"]}
-    assert set(rows) == {(n, p) for n in (1, 2, 4) for p in ("today", "alone", "regions")}
+    assert set(rows) == {(n, p) for n in (1, 2, 4) for p in ("today", "alone", "regions", "pinned")}
     for r in rows.values():
         assert r["ticks"] > 0 and r["cpu_ms_per_tick_mean"] > 0
         assert r["players"] == 30 * r["nodes"]
     # Regions: every player on its region's owner (and players did cross borders).
     assert all(r.get("misplaced", 0) == 0 for r in rows.values())
     assert rows[(4, "regions")]["handoffs_per_tick"] > 0
+    # Pinned: each of the four nodes owns a quarter of the zone, so each has players.
+    assert rows[(4, "pinned")]["players_per_node_max"] < 60
+    assert rows[(4, "pinned")]["mirrored_per_node"] > 0
     # Today, a node of four mirrors most of the others' players.
     assert rows[(4, "today")]["mirrored_per_node"] > rows[(4, "regions")]["mirrored_per_node"]
     for placement in ("today", "regions"):
@@ -108,3 +112,21 @@ def test_scaling_benchmark_smoke(tmp_path):
     assert rows[(4, "alone")]["players_per_node_max"] == 30
     assert results["over_alone"]["regions"]["4"] == rows[(4, "regions")]["over_alone"] > 0
     assert "| regions | " in run.stdout.split("lone nodes' in this process")[1]
+
+
+def test_the_pinned_layout_cuts_the_zone_into_equal_rectangles():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from scaling import grid_pins
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    ids = [f"n{i}" for i in range(16)]
+    # 76 cells cut in four both ways: regions of 19 cells, one each.
+    side, pins = grid_pins(16, 76, ids)
+    assert side == 19 and pins[0] == "w:0-0,0-0=n0" and pins[-1] == "w:3-3,3-3=n15"
+    # 30 cells do not cut in four: one-cell regions, rectangles of 7 or 8 cells a side.
+    side, pins = grid_pins(16, 30, ids)
+    assert side == 1 and pins[:2] == ["w:0-7,0-7=n0", "w:8-14,0-7=n1"]
+    assert grid_pins(2, 30, ids)[1] == ["w:0-0,0-1=n0", "w:1-1,0-1=n1"]
+    with pytest.raises(SystemExit, match="power of two"):
+        grid_pins(3, 30, ids)
