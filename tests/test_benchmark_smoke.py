@@ -115,11 +115,20 @@ def test_scaling_benchmark_smoke(tmp_path):
 
 
 def test_the_pinned_layout_cuts_the_zone_into_equal_rectangles():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    # Imported by path, and everything it added to sys.path taken away after:
+    # benchmarks/ holds a websocket.py that would hide the library of that name.
+    bench = str(ROOT / "benchmarks")
+    path, modules = list(sys.path), set(sys.modules)
+    sys.path.insert(0, bench)
     try:
         from scaling import grid_pins
     finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+        sys.path[:] = path
+        for name in set(sys.modules) - modules:
+            if getattr(sys.modules[name], "__file__", "") and \
+                    str(sys.modules[name].__file__).startswith(bench):
+                del sys.modules[name]
+    assert bench not in sys.path
     ids = [f"n{i}" for i in range(16)]
     # 76 cells cut in four both ways: regions of 19 cells, one each.
     side, pins = grid_pins(16, 76, ids)
