@@ -44,8 +44,9 @@ __all__ = [
 ]
 
 MAGIC = b"MC"
-#: 2 added the sender's clock to the header (version 1 had none).
-VERSION = 2
+#: 2 added the sender's clock to the header (version 1 had none); 3 lets a
+#: cell datagram carry the records of several cells.
+VERSION = 3
 #: Largest datagram sent (MAC included): under the path MTU of any network.
 MAX_DATAGRAM = 1200
 
@@ -165,7 +166,7 @@ class Sealer:
 
 @dataclass(slots=True)
 class CellUpdate:
-    """One datagram of a cell stream: full records, moves and departures."""
+    """One record of a cell stream: full records, moves and departures."""
 
     zone: str
     cell: int
@@ -212,8 +213,9 @@ def cell_bodies(
     moves: Sequence[bytes], gones: Sequence[tuple[int, int]], room: int,
 ) -> list[bytes]:
     """
-    The bodies of one cell's update, split so that each is at most ``room``
-    bytes; the i-th carries stream sequence number ``first_seq + i``.
+    The records of one cell's update, split so that each is at most ``room``
+    bytes; the i-th carries stream sequence number ``first_seq + i``.  A
+    record is a body alone, or several share one (:func:`pack_records`).
     """
     zone_b = _zone_str8(zone)
     space = room - len(zone_b) - _CELL_HEAD.size
@@ -290,67 +292,110 @@ _iter_moves = MOVE_ITEM.iter_unpack
 _iter_gones = GONE_ITEM.iter_unpack
 
 
-def read_cell(kind: int, data: bytes, at: int) -> CellUpdate:
+def pack_records(records: Sequence[bytes], room: int) -> list[bytes]:
     """
-    A cell update (:class:`CellUpdate`) from ``data[at:]``; the errors of a
-    :class:`~mmo.cluster.fields.Reader` reading it field by field.
+    Cell records (each at most ``room`` bytes, from :func:`cell_bodies`)
+    packed, in order, back to back into as few bodies of at most ``room``
+    bytes as this greedy pass makes.
+    """
+    out: list[bytes] = []
+    batch: list[bytes] = []
+    used = 0
+    for record in records:
+        n = len(record)
+        if used + n > room and batch:
+            out.append(b"".join(batch))
+            batch, used = [], 0
+        batch.append(record)
+        used += n
+    if batch:
+        out.append(b"".join(batch))
+    return out
+
+
+def read_cells(kind: int, data: bytes, at: int,
+               wanted: Callable[[tuple[str, int]], bool] | None = None,
+               ) -> tuple[list[CellUpdate], int]:
+    """
+    The cell records of ``data[at:]``, back to back to its end: the updates
+    (:class:`CellUpdate`) of those whose ``(zone, cell)`` is ``wanted``
+    (all, without it), and how many others were skipped by their lengths
+    (their names not decoded).  Raises :class:`DatagramError` for a body
+    without records or any record that does not end where it says.
     """
     end = len(data)
     if at >= end:
-        raise DatagramError("datagram is truncated")
-    p = at + 1 + data[at]
-    if p > end:
-        raise DatagramError("datagram is truncated")
-    raw = data[at + 1 : p]
-    zone = _ZONE_NAMES.get(raw)
-    if zone is None:
-        try:
-            zone = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DatagramError("a string is not UTF-8") from None
-        if len(_ZONE_NAMES) >= _ZONES_KEPT:
-            _ZONE_NAMES.clear()
-        _ZONE_NAMES[raw] = zone
-    if p + _CELL_HEAD_SIZE > end:
-        raise DatagramError("datagram is truncated")
-    cell, seq, part, parts, nf, nm, ng = _unpack_cell_head(data, p)
-    p += _CELL_HEAD_SIZE
-    if nf * _FULL_SIZE + nm * _MOVE_SIZE + ng * _GONE_SIZE > end - p:
-        raise DatagramError("more records than the datagram holds")
-    fulls = []
-    for _ in range(nf):
-        if p + _FULL_SIZE > end:
-            raise DatagramError("datagram is truncated")
-        eid, ekind, x, y, n = _unpack_full(data, p)
-        p += _FULL_SIZE
-        q = p + n
+        raise DatagramError("a cell datagram without records")
+    keyframe = kind == CELL_KEYFRAME
+    out: list[CellUpdate] = []
+    skipped = 0
+    p = at
+    # Every record takes at least 1 + _CELL_HEAD_SIZE bytes: the loop is
+    # bounded by the length of ``data``.
+    while p < end:
+        q = p + 1 + data[p]
         if q > end:
             raise DatagramError("datagram is truncated")
-        try:
-            name = data[p:q].decode("utf-8")
-        except UnicodeDecodeError:
-            raise DatagramError("a string is not UTF-8") from None
-        fulls.append((eid, ekind, x, y, name))
-        p = q
-    if nm:
-        q = p + nm * _MOVE_SIZE
-        if q > end:
+        raw = data[p + 1 : q]
+        zone = _ZONE_NAMES.get(raw)
+        if zone is None:
+            try:
+                zone = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DatagramError("a string is not UTF-8") from None
+            if len(_ZONE_NAMES) >= _ZONES_KEPT:
+                _ZONE_NAMES.clear()
+            _ZONE_NAMES[raw] = zone
+        if q + _CELL_HEAD_SIZE > end:
             raise DatagramError("datagram is truncated")
-        moves = list(_iter_moves(data[p:q]))
-        p = q
-    else:
-        moves = []
-    if ng:
-        q = p + ng * _GONE_SIZE
-        if q > end:
-            raise DatagramError("datagram is truncated")
-        gones = list(_iter_gones(data[p:q]))
-        p = q
-    else:
-        gones = []
-    if p != end:
-        raise DatagramError(f"{end - p} bytes after the body")
-    return CellUpdate(zone, cell, seq, kind == CELL_KEYFRAME, part, parts, fulls, moves, gones)
+        cell, seq, part, parts, nf, nm, ng = _unpack_cell_head(data, q)
+        p = q + _CELL_HEAD_SIZE
+        if nf * _FULL_SIZE + nm * _MOVE_SIZE + ng * _GONE_SIZE > end - p:
+            raise DatagramError("more records than the datagram holds")
+        if wanted is not None and not wanted((zone, cell)):
+            for _ in range(nf):
+                p += _FULL_SIZE
+                if p > end:
+                    raise DatagramError("datagram is truncated")
+                p += data[p - 1]
+            p += nm * _MOVE_SIZE + ng * _GONE_SIZE
+            if p > end:
+                raise DatagramError("datagram is truncated")
+            skipped += 1
+            continue
+        fulls = []
+        for _ in range(nf):
+            if p + _FULL_SIZE > end:
+                raise DatagramError("datagram is truncated")
+            eid, ekind, x, y, n = _unpack_full(data, p)
+            p += _FULL_SIZE
+            q = p + n
+            if q > end:
+                raise DatagramError("datagram is truncated")
+            try:
+                name = data[p:q].decode("utf-8")
+            except UnicodeDecodeError:
+                raise DatagramError("a string is not UTF-8") from None
+            fulls.append((eid, ekind, x, y, name))
+            p = q
+        if nm:
+            q = p + nm * _MOVE_SIZE
+            if q > end:
+                raise DatagramError("datagram is truncated")
+            moves = list(_iter_moves(data[p:q]))
+            p = q
+        else:
+            moves = []
+        if ng:
+            q = p + ng * _GONE_SIZE
+            if q > end:
+                raise DatagramError("datagram is truncated")
+            gones = list(_iter_gones(data[p:q]))
+            p = q
+        else:
+            gones = []
+        out.append(CellUpdate(zone, cell, seq, keyframe, part, parts, fulls, moves, gones))
+    return out, skipped
 
 
 # -- control group -------------------------------------------------------------
@@ -452,7 +497,7 @@ def decode_body(header: Header, data: bytes) -> Any:
     at = header.body_at
     kind = header.type
     if kind in (CELL_DELTA, CELL_KEYFRAME):
-        return read_cell(kind, data, at)
+        return read_cells(kind, data, at)[0]
     if kind == HEARTBEAT:
         return Heartbeat.read(data, at)
     if kind == METRICS:

@@ -142,7 +142,7 @@ class Publisher:
                wanted: Callable[[str, int], bool] | None = None,
                ) -> Iterator[tuple[bool, str, int, list[bytes]]]:
         """
-        ``(keyframe, zone, cell, bodies)`` for each stream with something to
+        ``(keyframe, zone, cell, records)`` for each stream with something to
         say; only for the cells ``wanted(zone, cell)`` says others may see
         (and those asked for), when given.
         """
