@@ -116,7 +116,7 @@ class ClusterService(Service):
         kf = settings.keyframe_interval
         self.keyframe_interval = kf
         self.expiry = settings.expiry
-        self.publisher = Publisher(round(kf * game.tick_rate))
+        self.publisher = Publisher(round(kf * game.tick_rate), self.groups.tile_of)
         self.interest = Interest()
         self.mirrors = MirrorTable(game.world, self.expiry, self.interest.__contains__)
         self.mirrors.adopted = self.publisher.disown

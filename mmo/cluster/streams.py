@@ -36,7 +36,7 @@ class CellStream:
     __slots__ = ("zone", "cell", "owned", "recent", "fresh", "gone_to", "phase", "seq",
                  "emptied")
 
-    def __init__(self, zone: str, cell: int, period: int) -> None:
+    def __init__(self, zone: str, cell: int, period: int, tile: int | None = None) -> None:
         self.zone = zone
         self.cell = cell
         self.owned: dict[int, Entity] = {}
@@ -46,7 +46,9 @@ class CellStream:
         self.fresh: dict[int, int] = {}
         #: entity id -> the cell it left this one for (NOWHERE: the zone)
         self.gone_to: dict[int, int] = {}
-        self.phase = zlib.crc32(f"{zone}\x00{cell}".encode()) % period
+        # The cells of a tile share a group (groups.CellGroups) and a phase:
+        # their keyframes go out in the same tick, in the same datagrams.
+        self.phase = zlib.crc32(f"{zone}\x00{cell if tile is None else tile}".encode()) % period
         self.seq = 0
         #: Tick the last owned entity left; empty keyframes follow for a
         #: while so that receivers that lost the departures catch up.
@@ -56,8 +58,11 @@ class CellStream:
 class Publisher:
     """Turns each tick's records into cell-stream bodies."""
 
-    def __init__(self, keyframe_ticks: int) -> None:
+    def __init__(self, keyframe_ticks: int,
+                 tile_of: Callable[[str, int], int] | None = None) -> None:
         self.period = max(1, keyframe_ticks)
+        #: The tile of a cell (``CellGroups.tile_of``): streams are staggered by tile.
+        self.tile_of = tile_of
         self.streams: dict[Cell, CellStream] = {}
         #: Sequence numbers outlive streams, so that a stream that empties
         #: and fills again does not look like a restart to receivers.
@@ -69,7 +74,8 @@ class Publisher:
         c = (zone.name, key)
         s = self.streams.get(c)
         if s is None:
-            s = self.streams[c] = CellStream(zone.name, key, self.period)
+            tile = self.tile_of(zone.name, key) if self.tile_of is not None else None
+            s = self.streams[c] = CellStream(zone.name, key, self.period, tile)
             s.seq = self.seqs.get(c, 0)
         return s
 
