@@ -58,7 +58,7 @@ CLUSTER_KEYS = [
     Key("cell_group_count", 16, "Groups in the cell block (Linux joins at "
         "most net.ipv4.igmp_max_memberships, default 20, per socket).",
         integer(1, 4096)),
-    Key("cell_group_tile", 2, "Cells a side of the square tiles hashed over the "
+    Key("cell_group_tile", 3, "Cells a side of the square tiles hashed over the "
         "cell block: the cells of a tile share a group, and their records share "
         "datagrams (1: each cell hashed alone). Every node and monitor must agree.",
         integer(1, 16)),

@@ -427,8 +427,8 @@ def test_a_restarted_node_refuses_datagrams_recorded_before_it_started(start_nod
             "--max-speed", "100000"]
     key = write_key(tmp_path / "cluster.key")
     group, port = args[1], int(args[3])
-    # The nodes' defaults: tiles of 2 cells a side; world 20 columns wide, arena 5.
-    cells = CellGroups(cell_block(group, "auto", 16), 2, {"world": 20, "arena": 5}.get)
+    # The nodes' defaults: tiles of 3 cells a side; world 20 columns wide, arena 5.
+    cells = CellGroups(cell_block(group, "auto", 16), 3, {"world": 20, "arena": 5}.get)
     # A plain socket on every group of the cluster, recording what the nodes send.
     recorder = control_socket(group, port)
     for cell_group in [*cells.groups, metrics_group(group, "auto", 16, "auto")]:

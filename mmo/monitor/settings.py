@@ -48,7 +48,7 @@ MONITOR_KEYS = [
     Key("cell_group_base", "auto", "First multicast group of the nodes' cell block; "
         "auto: the address after --mgroup.", group_or_auto),
     Key("cell_group_count", 16, "Groups in the nodes' cell block.", integer(1, 4096)),
-    Key("cell_group_tile", 2, "The nodes' --cell-group-tile: cells a side of the "
+    Key("cell_group_tile", 3, "The nodes' --cell-group-tile: cells a side of the "
         "tiles hashed over the cell block.", integer(1, 16)),
     Key("metrics_group", "auto", "The nodes' --metrics-group, where their metrics "
         "are; auto: the address after the cell block.", group_or_auto),
