@@ -153,7 +153,7 @@ def grid_pins(nodes: int, cells: int, ids: list[str]) -> tuple[int, list[str]]:
 
 def run(nodes: int, players: int, placement: str, ticks: int, warmup: int,
         seconds: float, seed: int, region_cells: int, region_block: int,
-        groups: int) -> dict[str, Any]:
+        groups: int, tile: int | None = None) -> dict[str, Any]:
     """One cluster of ``nodes`` nodes, ``players`` each, placed ``today`` or by ``regions``."""
     rng = random.Random(seed)
     total = nodes * players
@@ -170,6 +170,7 @@ def run(nodes: int, players: int, placement: str, ticks: int, warmup: int,
     cluster = FakeCluster(
         ids, bus=bus, store=store, zone=[f"w:{side:.0f}x{side:.0f}"], max_per_ip=0,
         max_players=1_000_000, extension=[], cell_group_count=groups,
+        **({} if tile is None else {"cell_group_tile": tile}),
         region_cells=region_cells, region_block=region_block,
         region_map=[" ".join(pins)] if pins else [],
         placement="connection" if placement == "today" else "regions")
@@ -296,7 +297,8 @@ def run(nodes: int, players: int, placement: str, ticks: int, warmup: int,
 
 
 def run_alone(nodes: int, players: int, ticks: int, warmup: int, seconds: float,
-              seed: int, region_cells: int, region_block: int, groups: int) -> dict[str, Any]:
+              seed: int, region_cells: int, region_block: int, groups: int,
+              tile: int | None = None) -> dict[str, Any]:
     """
     The control: ``nodes`` lone nodes (each its own one-node cluster, bus and
     zone sized for its ``players``), ticked in turn in this one process.
@@ -314,7 +316,8 @@ def run_alone(nodes: int, players: int, ticks: int, warmup: int, seconds: float,
             [f"alone-{n}"], bus=MemoryBus(), store=MemoryAccountStore(1),
             zone=[f"w:{side:.0f}x{side:.0f}"], max_per_ip=0, max_players=1_000_000,
             extension=[], cell_group_count=groups, region_cells=region_cells,
-            region_block=region_block, placement="regions")
+            region_block=region_block, placement="regions",
+            **({} if tile is None else {"cell_group_tile": tile}))
         cluster.step(2)
         walkers = [Walker(f"p{i}", rng.uniform(0, side), rng.uniform(0, side),
                           rng.uniform(0, 2 * math.pi)) for i in range(players)]
@@ -389,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="hashing block side in regions (default: the node's default)")
     ap.add_argument("--groups", type=int, default=4096,
                     help="cell groups (cell_group_count) of every node")
+    ap.add_argument("--tile", type=int, default=None,
+                    help="cells a side of the tiles sharing a group (cell_group_tile; "
+                         "default: the node's default)")
     ap.add_argument("--placements", default="today,alone,regions",
                     help="which placements to run, of: today (each player on a random "
                          "node), regions (on its region's owner, regions hashed), pinned "
@@ -413,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(n) for n in args.nodes.split(",")]
     print(f"# scaling: {args.players} players a node, {args.ticks} ticks measured "
           f"(after {args.warmup}), regions of {cells} cells in blocks of {block}, "
-          f"{args.groups} cell groups; {' '.join(sys.argv)}", flush=True)
+          f"{args.groups} cell groups, tiles of {args.tile or 'default'}; "
+          f"{' '.join(sys.argv)}", flush=True)
     print("# regions: the nodes hand a player crossing a border over themselves "
           "(Handoff, Redirect, resume with its token); alone: N lone nodes ticked in "
           "turn in this process, the control for running N nodes in one process",
@@ -426,10 +433,10 @@ def main(argv: list[str] | None = None) -> int:
             for placement in placements:
                 if placement == "alone":
                     r = run_alone(n, args.players, args.ticks, args.warmup, args.seconds,
-                                  args.seed, cells, block, args.groups)
+                                  args.seed, cells, block, args.groups, args.tile)
                 else:
                     r = run(n, args.players, placement, args.ticks, args.warmup,
-                            args.seconds, args.seed, cells, block, args.groups)
+                            args.seconds, args.seed, cells, block, args.groups, args.tile)
                 print(f"# N={n} {placement}: {r['cpu_ms_per_tick_mean']} ms a tick per "
                       f"node, {r['entities_per_node']} entities a node", flush=True)
                 kept = best.get(placement)

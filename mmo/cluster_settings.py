@@ -58,6 +58,10 @@ CLUSTER_KEYS = [
     Key("cell_group_count", 16, "Groups in the cell block (Linux joins at "
         "most net.ipv4.igmp_max_memberships, default 20, per socket).",
         integer(1, 4096)),
+    Key("cell_group_tile", 3, "Cells a side of the square tiles hashed over the "
+        "cell block: the cells of a tile share a group, and their records share "
+        "datagrams (1: each cell hashed alone). Every node and monitor must agree.",
+        integer(1, 16)),
     Key("metrics_group", "auto", "Multicast group of the nodes' metrics, which "
         "monitors join and nodes do not; auto: the address after the cell block.",
         group_or_auto),
@@ -92,6 +96,8 @@ class ClusterSettings:
     heartbeat_interval: float
     cell_group_base: str
     cell_group_count: int
+    #: Cells a side of the tiles hashed over the cell block (1: each cell alone).
+    cell_group_tile: int
     #: The metrics' group (``"auto"``: the address after the cell block).
     metrics_group: str
     #: Testing only: the fraction of received datagrams dropped on purpose.

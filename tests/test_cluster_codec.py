@@ -53,7 +53,7 @@ def test_cell_updates_round_trip_and_split_under_the_mtu(fulls, moves, gones, ke
     for i, body in enumerate(bodies):
         data = sealer.seal(kind, body)
         assert len(data) <= codec.MAX_DATAGRAM
-        header, u = open_datagram(data)
+        header, (u,) = open_datagram(data)
         assert (header.sender, header.epoch, header.type) == ("node-a", 7, kind)
         assert (u.zone, u.cell, u.seq, u.part, u.parts, u.keyframe) == (
             "world", 42, 10 + i, i, len(bodies), keyframe)
@@ -162,6 +162,10 @@ SAMPLES: dict[int, list[bytes]] = {
     codec.HANDOFF: [codec.Handoff("n2", "alice", "world", 7, 1.5, 2.5, b'{"hp":3}').body(1000),
                     codec.Handoff("n2", "bob", "world", 8, 1.5, 2.5, None).body(1000)],
 }
+# The records of several cells in one body.
+SAMPLES[codec.CELL_DELTA] += codec.pack_records(
+    SAMPLES[codec.CELL_DELTA] + codec.cell_bodies("zoné", 7, 9, [], [codec.move_item(8, 1, 2)],
+                                                  [], 1000), 1000)
 SAMPLES[codec.CELL_KEYFRAME] = SAMPLES[codec.CELL_DELTA]
 
 
@@ -270,7 +274,7 @@ def test_the_header_carries_the_senders_clock():
     assert (header.sent, header.epoch, header.seq) == (1_700_000_000_500_000, 7, 1)
     now[0] += 2.25
     assert open_datagram(sealer.seal(codec.BYE, b""))[0].sent == 1_700_000_002_750_000
-    assert codec.VERSION == 2 and codec.micros(-1.0) == 0
+    assert codec.VERSION == 3 and codec.micros(-1.0) == 0
 
 
 def test_the_worked_example_of_the_docs_is_what_the_codec_writes():

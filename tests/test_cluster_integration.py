@@ -415,8 +415,9 @@ def group_of(data: bytes, key: bytes, control: str, cells: CellGroups) -> str:
     assert signed is not None
     header = codec.read_header(signed)
     if header.type in (codec.CELL_DELTA, codec.CELL_KEYFRAME):
-        update = codec.decode_body(header, signed)
-        return cells.group_for(update.zone, update.cell)
+        groups = {cells.group_for(u.zone, u.cell) for u in codec.decode_body(header, signed)}
+        assert len(groups) == 1, "the records of one datagram are of one group"
+        return groups.pop()
     return control
 
 
@@ -426,7 +427,8 @@ def test_a_restarted_node_refuses_datagrams_recorded_before_it_started(start_nod
             "--max-speed", "100000"]
     key = write_key(tmp_path / "cluster.key")
     group, port = args[1], int(args[3])
-    cells = CellGroups(cell_block(group, "auto", 16))
+    # The nodes' defaults: tiles of 3 cells a side; world 20 columns wide, arena 5.
+    cells = CellGroups(cell_block(group, "auto", 16), 3, {"world": 20, "arena": 5}.get)
     # A plain socket on every group of the cluster, recording what the nodes send.
     recorder = control_socket(group, port)
     for cell_group in [*cells.groups, metrics_group(group, "auto", 16, "auto")]:

@@ -3,7 +3,8 @@ The cluster's datagrams, sans-IO: bytes in, messages out, and back.
 
 ``docs/CLUSTER.md`` describes every byte.  A datagram is a header (magic,
 version, type, the sender's epoch, sequence number and clock, its id), a
-body whose layout depends on the type, and a MAC (:mod:`mmo.cluster.auth`).
+body whose layout depends on the type (the cell records: :mod:`.cellcodec`),
+and a MAC (:mod:`mmo.cluster.auth`).
 Every reader here, given any bytes at all, returns a message or raises
 :class:`DatagramError`, and nothing else; its work and memory are bounded
 by the length of what it is given (counts are checked against the bytes
@@ -17,12 +18,28 @@ import json
 import math
 import struct
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from . import bounded_json
 from .auth import MAC_SIZE, keyed
+from .cellcodec import (
+    _CELL_HEAD,
+    CELL_DELTA,
+    CELL_KEYFRAME,
+    FULL_ITEM,
+    GONE_ITEM,
+    MOVE_ITEM,
+    NOWHERE,
+    CellUpdate,
+    cell_bodies,
+    cell_bodies_flat,
+    full_item,
+    move_item,
+    pack_records,
+    read_cells,
+)
 from .control import (
     ChatLine,
     Handoff,
@@ -38,19 +55,21 @@ from .fields import DatagramError, micros, pack_str8, truncate_utf8
 from .fields import Reader as _Reader
 
 __all__ = [
+    "CELL_DELTA", "CELL_KEYFRAME", "FULL_ITEM", "GONE_ITEM", "MOVE_ITEM", "NOWHERE",
+    "CellUpdate", "cell_bodies", "cell_bodies_flat", "full_item", "move_item",
+    "pack_records", "read_cells", "_CELL_HEAD",
     "ChatLine", "DatagramError", "Handoff", "Here", "Resumed", "WhisperReceipt", "Where",
     "micros",
     "pack_str8", "read_request", "request_bodies", "truncate_utf8",
 ]
 
 MAGIC = b"MC"
-#: 2 added the sender's clock to the header (version 1 had none).
-VERSION = 2
+#: 2 added the sender's clock to the header (version 1 had none); 3 lets a
+#: cell datagram carry the records of several cells.
+VERSION = 3
 #: Largest datagram sent (MAC included): under the path MTU of any network.
 MAX_DATAGRAM = 1200
 
-CELL_DELTA = 1
-CELL_KEYFRAME = 2
 HEARTBEAT = 3
 METRICS = 4
 CHAT = 5
@@ -66,12 +85,6 @@ TYPES = {CELL_DELTA, CELL_KEYFRAME, HEARTBEAT, METRICS, CHAT, WHISPER_RECEIPT,
 
 #: The header's fixed part (magic, version, type, epoch, seq, clock, id length).
 HEAD = _HEAD = struct.Struct(">2sBBQQQB")
-_CELL_HEAD = struct.Struct(">IIBBHHH")
-FULL_ITEM = struct.Struct(">IBffB")
-MOVE_ITEM = struct.Struct(">Iff")
-GONE_ITEM = struct.Struct(">II")
-#: The ``to`` of a departure that left the zone (or the world).
-NOWHERE = 0xFFFFFFFF
 _HEARTBEAT = struct.Struct(">HIIfI")
 
 
@@ -158,199 +171,6 @@ class Sealer:
         mac = keyed(self.key).copy()
         mac.update(data)
         return data + mac.digest()[:MAC_SIZE]
-
-
-# -- cell updates --------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class CellUpdate:
-    """One datagram of a cell stream: full records, moves and departures."""
-
-    zone: str
-    cell: int
-    seq: int
-    keyframe: bool = False
-    part: int = 0
-    parts: int = 1
-    #: (entity id, kind, x, y, name)
-    fulls: list[tuple[int, int, float, float, str]] = field(default_factory=list)
-    #: (entity id, x, y)
-    moves: list[tuple[int, float, float]] = field(default_factory=list)
-    #: (entity id, the cell it went to, or NOWHERE)
-    gones: list[tuple[int, int]] = field(default_factory=list)
-
-
-def full_item(eid: int, kind: int, x: float, y: float, name: str) -> bytes:
-    raw = name.encode("utf-8")[:255]
-    return FULL_ITEM.pack(eid, kind, x, y, len(raw)) + raw
-
-
-def move_item(eid: int, x: float, y: float) -> bytes:
-    return MOVE_ITEM.pack(eid, x, y)
-
-
-#: Zone names as str8, and back: a node has a few zones, each named in
-#: every cell datagram it sends or reads.
-_ZONE_BYTES: dict[str, bytes] = {}
-_ZONE_NAMES: dict[bytes, str] = {}
-_ZONES_KEPT = 256
-
-
-def _zone_str8(zone: str) -> bytes:
-    zone_b = _ZONE_BYTES.get(zone)
-    if zone_b is None:
-        zone_b = pack_str8(zone)
-        if len(_ZONE_BYTES) >= _ZONES_KEPT:
-            _ZONE_BYTES.clear()
-        _ZONE_BYTES[zone] = zone_b
-    return zone_b
-
-
-def cell_bodies(
-    zone: str, cell: int, first_seq: int, fulls: Sequence[bytes],
-    moves: Sequence[bytes], gones: Sequence[tuple[int, int]], room: int,
-) -> list[bytes]:
-    """
-    The bodies of one cell's update, split so that each is at most ``room``
-    bytes; the i-th carries stream sequence number ``first_seq + i``.
-    """
-    zone_b = _zone_str8(zone)
-    space = room - len(zone_b) - _CELL_HEAD.size
-    if space < 64:
-        raise ValueError("no room for cell records: the zone name or node id is too long")
-    chunks: list[tuple[list[bytes], list[int]]] = []
-    items: list[bytes] = []
-    counts = [0, 0, 0]
-    used = 0
-    for section, seq in enumerate((fulls, moves, [GONE_ITEM.pack(*g) for g in gones])):
-        for item in seq:
-            if used + len(item) > space:
-                chunks.append((items, counts))
-                items, counts, used = [], [0, 0, 0], 0
-            items.append(item)
-            counts[section] += 1
-            used += len(item)
-    if items or not chunks:
-        chunks.append((items, counts))
-    parts = len(chunks) if len(chunks) <= 255 else 0
-    return [
-        zone_b + _CELL_HEAD.pack(cell, (first_seq + i) & 0xFFFFFFFF, min(i, 255), parts,
-                                 *n) + b"".join(its)
-        for i, (its, n) in enumerate(chunks)
-    ]
-
-
-_TAIL_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
-
-
-def _tail_struct(nm: int, ng: int) -> struct.Struct:
-    """The struct of ``nm`` move items followed by ``ng`` departures."""
-    st = _TAIL_STRUCTS.get((nm, ng))
-    if st is None:
-        st = struct.Struct(">" + "Iff" * nm + "II" * ng)
-        if len(_TAIL_STRUCTS) >= 1024:
-            _TAIL_STRUCTS.clear()
-        _TAIL_STRUCTS[nm, ng] = st
-    return st
-
-
-def cell_bodies_flat(
-    zone: str, cell: int, first_seq: int, fulls: list[bytes],
-    moves: list[Any], gones: list[int], room: int,
-) -> list[bytes]:
-    """
-    :func:`cell_bodies`, the same bytes, with the moves and departures given
-    flat (``[id, x, y, id, x, y, ...]`` and ``[id, to, id, to, ...]``): an
-    update that fits in one body is packed with one struct call.
-    """
-    nm, ng = len(moves) // 3, len(gones) // 2
-    zone_b = _zone_str8(zone)
-    size = nm * MOVE_ITEM.size + ng * GONE_ITEM.size
-    for item in fulls:
-        size += len(item)
-    if size > room - len(zone_b) - _CELL_HEAD.size:
-        return cell_bodies(zone, cell, first_seq, fulls,
-                           [MOVE_ITEM.pack(*moves[i : i + 3]) for i in range(0, 3 * nm, 3)],
-                           [(gones[i], gones[i + 1]) for i in range(0, 2 * ng, 2)], room)
-    head = _CELL_HEAD.pack(cell, first_seq & 0xFFFFFFFF, 0, 1, len(fulls), nm, ng)
-    tail = _tail_struct(nm, ng).pack(*moves, *gones) if nm or ng else b""
-    if fulls:
-        return [b"".join((zone_b, head, *fulls, tail))]
-    return [zone_b + head + tail]
-
-
-_FULL_SIZE = FULL_ITEM.size
-_MOVE_SIZE = MOVE_ITEM.size
-_GONE_SIZE = GONE_ITEM.size
-_CELL_HEAD_SIZE = _CELL_HEAD.size
-_unpack_full = FULL_ITEM.unpack_from
-_unpack_cell_head = _CELL_HEAD.unpack_from
-_iter_moves = MOVE_ITEM.iter_unpack
-_iter_gones = GONE_ITEM.iter_unpack
-
-
-def read_cell(kind: int, data: bytes, at: int) -> CellUpdate:
-    """
-    A cell update (:class:`CellUpdate`) from ``data[at:]``; the errors of a
-    :class:`~mmo.cluster.fields.Reader` reading it field by field.
-    """
-    end = len(data)
-    if at >= end:
-        raise DatagramError("datagram is truncated")
-    p = at + 1 + data[at]
-    if p > end:
-        raise DatagramError("datagram is truncated")
-    raw = data[at + 1 : p]
-    zone = _ZONE_NAMES.get(raw)
-    if zone is None:
-        try:
-            zone = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DatagramError("a string is not UTF-8") from None
-        if len(_ZONE_NAMES) >= _ZONES_KEPT:
-            _ZONE_NAMES.clear()
-        _ZONE_NAMES[raw] = zone
-    if p + _CELL_HEAD_SIZE > end:
-        raise DatagramError("datagram is truncated")
-    cell, seq, part, parts, nf, nm, ng = _unpack_cell_head(data, p)
-    p += _CELL_HEAD_SIZE
-    if nf * _FULL_SIZE + nm * _MOVE_SIZE + ng * _GONE_SIZE > end - p:
-        raise DatagramError("more records than the datagram holds")
-    fulls = []
-    for _ in range(nf):
-        if p + _FULL_SIZE > end:
-            raise DatagramError("datagram is truncated")
-        eid, ekind, x, y, n = _unpack_full(data, p)
-        p += _FULL_SIZE
-        q = p + n
-        if q > end:
-            raise DatagramError("datagram is truncated")
-        try:
-            name = data[p:q].decode("utf-8")
-        except UnicodeDecodeError:
-            raise DatagramError("a string is not UTF-8") from None
-        fulls.append((eid, ekind, x, y, name))
-        p = q
-    if nm:
-        q = p + nm * _MOVE_SIZE
-        if q > end:
-            raise DatagramError("datagram is truncated")
-        moves = list(_iter_moves(data[p:q]))
-        p = q
-    else:
-        moves = []
-    if ng:
-        q = p + ng * _GONE_SIZE
-        if q > end:
-            raise DatagramError("datagram is truncated")
-        gones = list(_iter_gones(data[p:q]))
-        p = q
-    else:
-        gones = []
-    if p != end:
-        raise DatagramError(f"{end - p} bytes after the body")
-    return CellUpdate(zone, cell, seq, kind == CELL_KEYFRAME, part, parts, fulls, moves, gones)
 
 
 # -- control group -------------------------------------------------------------
@@ -452,7 +272,7 @@ def decode_body(header: Header, data: bytes) -> Any:
     at = header.body_at
     kind = header.type
     if kind in (CELL_DELTA, CELL_KEYFRAME):
-        return read_cell(kind, data, at)
+        return read_cells(kind, data, at)[0]
     if kind == HEARTBEAT:
         return Heartbeat.read(data, at)
     if kind == METRICS:

@@ -2,7 +2,9 @@
 Which multicast group carries which cell, and which cells this node needs.
 
 A block of ``count`` group addresses starting at ``base`` is hashed over
-``(zone, cell)``; several cells share a group, so receivers filter by the
+``(zone, tile)``, a tile being a square of ``tile`` x ``tile`` cells: the
+cells a player sees together mostly share a group, and their records share
+datagrams.  Several tiles share a group, so receivers filter by the
 ``(zone, cell)`` in the payload.  :class:`Interest` follows this node's
 players through the per-tick records of the grid and says which cells (the
 one each player is in and the 8 around it) became wanted or unwanted; the
@@ -18,6 +20,7 @@ import socket
 import struct
 import zlib
 from collections import Counter
+from collections.abc import Callable
 
 from ..world.world import World
 
@@ -66,20 +69,56 @@ def metrics_group(control: str, base: str, count: int, group: str) -> str:
     return found
 
 
-class CellGroups:
-    """``(zone, cell)`` -> group address, the same on every node."""
+def zone_cols(world: World) -> Callable[[str], int]:
+    """A zone's width in cells, read from ``world`` (1 for a zone it lacks)."""
 
-    def __init__(self, groups: list[str]) -> None:
+    def cols(zone: str) -> int:
+        z = world.zones.get(zone)
+        return z.cols if z is not None else 1
+
+    return cols
+
+
+class CellGroups:
+    """
+    ``(zone, cell)`` -> group address, the same on every node: the group of
+    the cell's tile, the square of ``tile`` x ``tile`` cells holding it.
+    ``cols(zone)`` is the zone's width in cells (cells are numbered
+    ``row * cols + col``); tiles are numbered the same way over the zone's
+    ``ceil(cols / tile)`` columns of tiles, and a tile's number is hashed
+    as a cell's was: with ``tile`` 1, the tile is the cell.
+    """
+
+    def __init__(self, groups: list[str], tile: int = 1,
+                 cols: Callable[[str], int] | None = None) -> None:
         if not groups:
             raise ValueError("at least one cell group is needed")
+        if tile < 1:
+            raise ValueError(f"a tile of {tile} cells")
+        if tile > 1 and cols is None:
+            raise ValueError("tiles of several cells need the zones' widths")
         self.groups = groups
+        self.tile = tile
+        self.cols = cols
         self._cache: dict[Cell, str] = {}
+
+    def tile_of(self, zone: str, cell: int) -> int:
+        """The number of the tile holding ``cell`` of ``zone``."""
+        t = self.tile
+        if t == 1 or self.cols is None:
+            return cell
+        cols = max(1, self.cols(zone))
+        row, col = divmod(cell, cols)
+        return (row // t) * -(-cols // t) + col // t
 
     def group_for(self, zone: str, cell: int) -> str:
         key = (zone, cell)
         g = self._cache.get(key)
         if g is None:
-            g = self.groups[zlib.crc32(f"{zone}\x00{cell}".encode()) % len(self.groups)]
+            tile = self.tile_of(zone, cell)
+            g = self.groups[zlib.crc32(f"{zone}\x00{tile}".encode()) % len(self.groups)]
+            if len(self._cache) >= 1 << 20:
+                self._cache.clear()
             self._cache[key] = g
         return g
 

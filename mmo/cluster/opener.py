@@ -56,7 +56,7 @@ _MAX_DATAGRAM = codec.MAX_DATAGRAM
 _CELL_DELTA = codec.CELL_DELTA
 _CELL_KEYFRAME = codec.CELL_KEYFRAME
 _BYE = codec.BYE
-_read_cell = codec.read_cell
+_read_cells = codec.read_cells
 _U64 = 0xFFFFFFFFFFFFFFFF
 #: Makes a tuple of a NamedTuple class from its fields, without the Python
 #: frame of the class's ``__new__`` (a Header and an Opened per datagram).
@@ -135,12 +135,20 @@ class Opener:
     since 1970 (the senders stamp theirs); until :meth:`start` is called no
     datagram is refused for being older than the reader, only for being
     more than ``skew`` seconds off its clock.
+
+    A cell datagram's message is the list of its records' updates; with
+    ``wanted`` (``(zone, cell) -> bool``), only of the cells it wants, the
+    others skipped unread and counted in :attr:`filtered`.
     """
 
     def __init__(self, key: bytes | None, node_id: str | None = None,
                  window: int = WINDOW, clock: Callable[[], float] = time.time,
-                 skew: float = SKEW) -> None:
+                 skew: float = SKEW,
+                 wanted: Callable[[tuple[str, int]], bool] | None = None) -> None:
         self.key = key
+        self.wanted = wanted
+        #: Records of accepted cell datagrams skipped: not ``wanted``.
+        self.filtered = 0
         self.node_id = node_id
         self.clock = clock
         self.skew = skew
@@ -213,9 +221,10 @@ class Opener:
         if off > self.skew or off < -self.skew or (started is not None and sent < started):
             verdict, why = self._untimely(header, now)
             return self._refuse(verdict, source, header, why)
+        skipped = 0
         try:
             if kind == _CELL_DELTA or kind == _CELL_KEYFRAME:
-                message = _read_cell(kind, signed, at)
+                message, skipped = _read_cells(kind, signed, at, self.wanted)
             else:
                 message = codec.decode_body(header, signed)
         except codec.DatagramError as e:
@@ -224,6 +233,7 @@ class Opener:
         self.counts[verdict] += 1
         if verdict not in OPENED:
             return _new(Opened, (verdict, header, None, source, ""))
+        self.filtered += skipped
         if kind == _BYE:
             self.replay.close(sender)
         return _new(Opened, (verdict, header, message, source, ""))

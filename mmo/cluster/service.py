@@ -34,7 +34,7 @@ from ..world.regions import owners_follow
 from . import codec
 from .auth import KeyFileError, load_or_create_key
 from .chat import ClusterChat
-from .groups import CellGroups, Interest, cell_block, metrics_group
+from .groups import CellGroups, Interest, cell_block, metrics_group, zone_cols
 from .locate import Locator
 from .mirrors import MirrorTable
 from .multicast import MulticastTransport
@@ -104,8 +104,9 @@ class ClusterService(Service):
                 self.iface, settings.ttl)
         self.transport: IClusterTransport = transport
         try:
-            self.groups = CellGroups(cell_block(
-                self.control, settings.cell_group_base, settings.cell_group_count))
+            self.groups = CellGroups(
+                cell_block(self.control, settings.cell_group_base, settings.cell_group_count),
+                settings.cell_group_tile, zone_cols(game.world))
             #: Where metrics go: a group monitors join and nodes do not.
             self.metrics_group = metrics_group(
                 self.control, settings.cell_group_base, settings.cell_group_count,
@@ -115,13 +116,14 @@ class ClusterService(Service):
         kf = settings.keyframe_interval
         self.keyframe_interval = kf
         self.expiry = settings.expiry
-        self.publisher = Publisher(round(kf * game.tick_rate))
+        self.publisher = Publisher(round(kf * game.tick_rate), self.groups.tile_of)
         self.interest = Interest()
         self.mirrors = MirrorTable(game.world, self.expiry, self.interest.__contains__)
         self.mirrors.adopted = self.publisher.disown
         self.locator = Locator(self.node_id, clock, self._send_now, self._known,
                                lambda: len(self._live) - 1)
-        self.opener = Opener(key, self.node_id, clock=clock.seconds)
+        self.opener = Opener(key, self.node_id, clock=clock.seconds,
+                             wanted=self.interest.cells.__contains__)
         self.stats = ClusterStats(self.opener)
         self.chat = ClusterChat(game, self.mirrors, clock, self._send_control)
         self.drop_fraction = settings.drop_received
@@ -381,10 +383,19 @@ class ClusterService(Service):
             self._requests.clear()
             return
         room = self._room()
-        for keyframe, zone, cell, bodies in publisher.bodies(tick, room, self.game.published):
-            group = groups.group_for(zone, cell)
+        # The records of every cell sent this tick, by group and type, as
+        # few datagrams as they fit in: receivers pay per datagram.
+        batches: dict[tuple[str, bool], list[bytes]] = {}
+        for keyframe, zone, cell, records in publisher.bodies(tick, room, self.game.published):
+            key = (groups.group_for(zone, cell), keyframe)
+            batch = batches.get(key)
+            if batch is None:
+                batches[key] = records
+            else:
+                batch += records
+        for (group, keyframe), records in batches.items():
             kind = codec.CELL_KEYFRAME if keyframe else codec.CELL_DELTA
-            for body in bodies:
+            for body in codec.pack_records(records, room):
                 self._write(group, kind, body)
         if self._requests:
             cells, self._requests = self._requests, []
@@ -459,14 +470,17 @@ class ClusterService(Service):
             self.heartbeat()
         kind = header.type
         if kind in (codec.CELL_DELTA, codec.CELL_KEYFRAME):
-            cell = (message.zone, message.cell)
-            if cell not in self.interest:
-                self.stats.filtered += 1
-                return
-            if mirrors.apply(node, message, now):
-                if now - self._requested_at.get(cell, -1e9) >= REQUEST_EVERY:
-                    self._requested_at[cell] = now
-                    self.request_keyframes([cell])
+            # The records of the cells this node follows (the opener skipped
+            # the others and counted them as filtered).
+            wanted = []
+            for update in message:
+                if mirrors.apply(node, update, now):
+                    cell = (update.zone, update.cell)
+                    if now - self._requested_at.get(cell, -1e9) >= REQUEST_EVERY:
+                        self._requested_at[cell] = now
+                        wanted.append(cell)
+            if wanted:
+                self.request_keyframes(wanted)
         elif kind == codec.HEARTBEAT:
             if node.heartbeat is None and message.cell_size != self.game.world.cell_size:
                 self.log.warn("node {node} has cell size {theirs}, this node {ours}: "

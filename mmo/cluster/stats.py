@@ -17,13 +17,13 @@ class ClusterStats:
     """
 
     COUNTERS = (
-        "sent", "received", "dropped", "bytes_in", "bytes_out", "filtered",
+        "sent", "received", "dropped", "bytes_in", "bytes_out",
         "dropped_on_purpose", "send_errors", "joins", "leaves", "join_failures",
     )
     #: Counted by the opener.
-    OPENED = ("auth_failures", "replays", "malformed", "looped")
+    OPENED = ("auth_failures", "replays", "malformed", "looped", "filtered")
 
-    sent = received = dropped = bytes_in = bytes_out = filtered = 0
+    sent = received = dropped = bytes_in = bytes_out = 0
     dropped_on_purpose = send_errors = joins = leaves = join_failures = 0
 
     def __init__(self, opener: Opener | None = None) -> None:
@@ -47,6 +47,11 @@ class ClusterStats:
     @property
     def looped(self) -> int:
         return self.opener.looped
+
+    @property
+    def filtered(self) -> int:
+        """Cell records received for cells this node does not follow."""
+        return self.opener.filtered
 
     def counters(self) -> dict[str, Any]:
         c = {name: getattr(self, name) for name in self.COUNTERS + self.OPENED}

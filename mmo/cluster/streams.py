@@ -1,6 +1,7 @@
 """
 The sending side of cell streams: each tick, this node's changes in each
-cell become a few datagram bodies, encoded once.
+cell become a record or a few (parts), encoded once; the service packs the
+records of the cells of one group into as few datagrams as they fit in.
 
 A stream is ``(zone, cell)``.  Its delta repeats every change of the last
 :data:`REPEAT` ticks besides this one's, as absolute state (a full record
@@ -36,7 +37,7 @@ class CellStream:
     __slots__ = ("zone", "cell", "owned", "recent", "fresh", "gone_to", "phase", "seq",
                  "emptied")
 
-    def __init__(self, zone: str, cell: int, period: int) -> None:
+    def __init__(self, zone: str, cell: int, period: int, tile: int | None = None) -> None:
         self.zone = zone
         self.cell = cell
         self.owned: dict[int, Entity] = {}
@@ -46,7 +47,9 @@ class CellStream:
         self.fresh: dict[int, int] = {}
         #: entity id -> the cell it left this one for (NOWHERE: the zone)
         self.gone_to: dict[int, int] = {}
-        self.phase = zlib.crc32(f"{zone}\x00{cell}".encode()) % period
+        # The cells of a tile share a group (groups.CellGroups) and a phase:
+        # their keyframes go out in the same tick, in the same datagrams.
+        self.phase = zlib.crc32(f"{zone}\x00{cell if tile is None else tile}".encode()) % period
         self.seq = 0
         #: Tick the last owned entity left; empty keyframes follow for a
         #: while so that receivers that lost the departures catch up.
@@ -56,8 +59,11 @@ class CellStream:
 class Publisher:
     """Turns each tick's records into cell-stream bodies."""
 
-    def __init__(self, keyframe_ticks: int) -> None:
+    def __init__(self, keyframe_ticks: int,
+                 tile_of: Callable[[str, int], int] | None = None) -> None:
         self.period = max(1, keyframe_ticks)
+        #: The tile of a cell (``CellGroups.tile_of``): streams are staggered by tile.
+        self.tile_of = tile_of
         self.streams: dict[Cell, CellStream] = {}
         #: Sequence numbers outlive streams, so that a stream that empties
         #: and fills again does not look like a restart to receivers.
@@ -69,7 +75,8 @@ class Publisher:
         c = (zone.name, key)
         s = self.streams.get(c)
         if s is None:
-            s = self.streams[c] = CellStream(zone.name, key, self.period)
+            tile = self.tile_of(zone.name, key) if self.tile_of is not None else None
+            s = self.streams[c] = CellStream(zone.name, key, self.period, tile)
             s.seq = self.seqs.get(c, 0)
         return s
 
@@ -142,7 +149,7 @@ class Publisher:
                wanted: Callable[[str, int], bool] | None = None,
                ) -> Iterator[tuple[bool, str, int, list[bytes]]]:
         """
-        ``(keyframe, zone, cell, bodies)`` for each stream with something to
+        ``(keyframe, zone, cell, records)`` for each stream with something to
         say; only for the cells ``wanted(zone, cell)`` says others may see
         (and those asked for), when given.
         """

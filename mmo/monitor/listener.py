@@ -18,7 +18,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..cluster.auth import KeyFileError, load_or_create_key
-from ..cluster.groups import CellGroups, cell_block, metrics_group
+from ..cluster.groups import CellGroups, cell_block, metrics_group, zone_cols
 from ..world.grid import Zone
 from .model import ClusterModel
 from .settings import MonitorSettings
@@ -32,8 +32,9 @@ REFRESH = 0.5
 def zone_groups(groups: CellGroups, zone: Zone) -> list[str]:
     """The cell groups that carry ``zone``'s cells, in block order."""
     cells = zone.cols * zone.rows
-    if cells >= 8 * len(groups.groups):
-        # Hashing that many cells reaches every group (and is not worth
+    t = groups.tile
+    if -(-zone.cols // t) * -(-zone.rows // t) >= 8 * len(groups.groups):
+        # Hashing that many tiles reaches every group (and is not worth
         # computing for a huge zone).
         return list(groups.groups)
     wanted = {groups.group_for(zone.name, c) for c in range(cells)}
@@ -81,8 +82,10 @@ class MonitorService(Service):
         self.views: list[Callable[[float], None]] = []
         self.port: Any = None
         try:
-            self.groups = CellGroups(cell_block(
-                settings.mgroup, settings.cell_group_base, settings.cell_group_count))
+            self.groups = CellGroups(
+                cell_block(settings.mgroup, settings.cell_group_base,
+                           settings.cell_group_count),
+                settings.cell_group_tile, zone_cols(model.world))
             self.metrics_group = metrics_group(
                 settings.mgroup, settings.cell_group_base, settings.cell_group_count,
                 settings.metrics_group)

@@ -247,13 +247,14 @@ class ClusterModel:
             node.gone_at = None
         kind = header.type
         if kind in (codec.CELL_DELTA, codec.CELL_KEYFRAME):
-            self.counters.cell_updates += 1
-            if message.zone != self.zone:
-                self.counters.other_zones += 1
-                return
-            # A keyframe request would make the monitor a sender: the next
-            # periodic keyframe fills any gap instead.
-            self.mirrors.apply(remote, message, now)
+            for update in message:
+                self.counters.cell_updates += 1
+                if update.zone != self.zone:
+                    self.counters.other_zones += 1
+                    continue
+                # A keyframe request would make the monitor a sender: the
+                # next periodic keyframe fills any gap instead.
+                self.mirrors.apply(remote, update, now)
         elif kind == codec.HEARTBEAT:
             if node.heartbeat is None:
                 self.event(now, f"node {header.sender} at {message.address}:"

@@ -48,6 +48,8 @@ MONITOR_KEYS = [
     Key("cell_group_base", "auto", "First multicast group of the nodes' cell block; "
         "auto: the address after --mgroup.", group_or_auto),
     Key("cell_group_count", 16, "Groups in the nodes' cell block.", integer(1, 4096)),
+    Key("cell_group_tile", 3, "The nodes' --cell-group-tile: cells a side of the "
+        "tiles hashed over the cell block.", integer(1, 16)),
     Key("metrics_group", "auto", "The nodes' --metrics-group, where their metrics "
         "are; auto: the address after the cell block.", group_or_auto),
     # What to show --------------------------------------------------------------
@@ -92,6 +94,7 @@ class MonitorSettings:
     cluster_key_file: str
     cell_group_base: str
     cell_group_count: int
+    cell_group_tile: int
     metrics_group: str
     zone: ZoneSpec
     cell_size: float
