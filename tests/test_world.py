@@ -175,6 +175,25 @@ def test_despawn_gives_leave():
     assert a.viewer.visible == set()
 
 
+def test_placed_and_moved_to_another_cell_of_the_area_in_one_tick_enters():
+    # A player's first move often comes in the tick it logged in: placed in
+    # one cell of a's area, it settles in another of the same area.
+    w = make_world(max_speed=100_000)
+    zone = w.zones["w"]
+    a = w.spawn("a", zone, 150, 150, view=True)
+    step(w)
+    b = w.spawn("b", zone, 160, 150, view=True)
+    assert w.check_move(b, 250, 150, now=1.0) is None
+    out = step(w)
+    assert [e.id for e in out[a.id][0]] == [b.id] and b.id in a.viewer.visible
+    assert [e.id for e in out[b.id][0]] == [a.id]
+    # Placed in the area and moved out of it in the tick: nothing to see.
+    c = w.spawn("c", zone, 160, 160)
+    assert w.check_move(c, 650, 150, now=2.0) is None
+    assert step(w)[a.id] == ([], [])
+    assert c.id not in a.viewer.visible
+
+
 def test_spawn_and_despawn_in_one_tick_is_invisible():
     w = make_world()
     zone = w.zones["w"]

@@ -307,6 +307,12 @@ def _area_changes(
             entered = arrived.get(key)
             if entered:
                 for ent, frm in entered:
-                    if frm not in cellset and ent.zone is zone and ent.cell == key:
+                    if frm not in cellset and ent.zone is zone and (
+                            ent.cell == key or (frm == -1 and ent.cell in cellset)):
+                        # Where it is now (a record of a cell it has since
+                        # left is stale), or, for one placed this tick, any
+                        # cell of the area: placed and moved on to another
+                        # cell of the area in one tick, only the placing says
+                        # it came (its move stays inside the area).
                         came.append(ent)
     return gone, came
