@@ -34,7 +34,7 @@ from ..world.regions import owners_follow
 from . import codec
 from .auth import KeyFileError, load_or_create_key
 from .chat import ClusterChat
-from .groups import CellGroups, Interest, cell_block, metrics_group, zone_cols
+from .groups import Cell, CellGroups, Interest, cell_block, metrics_group, zone_cols
 from .locate import Locator
 from .mirrors import MirrorTable
 from .multicast import MulticastTransport
@@ -237,7 +237,10 @@ class ClusterService(Service):
         an empty part of its land comes on the group of the player's cell.
         No keyframe requests: no player here looks at a cell it only owns.
         """
-        gained, lost = self.interest.follow(frozenset(self.game.owned_cells()))
+        self._follow(*self.interest.follow(frozenset(self.game.owned_cells())))
+
+    def _follow(self, gained: list[Cell], lost: list[Cell]) -> None:
+        """Join the groups of the cells ``gained``, leave those of the cells ``lost``."""
         groups = self.groups
         for zone, cell in lost:
             self.mirrors.forget_cell((zone, cell))
@@ -363,12 +366,8 @@ class ClusterService(Service):
             return
         world = self.game.world
         gained, lost = self.interest.update(world)
+        self._follow(gained, lost)
         groups = self.groups
-        for zone, cell in lost:
-            self.mirrors.forget_cell((zone, cell))
-            self._leave(groups.group_for(zone, cell))
-        for zone, cell in gained:
-            self._join(groups.group_for(zone, cell))
         if gained:
             self._requests.extend(gained)
         publisher = self.publisher
