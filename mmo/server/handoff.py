@@ -271,11 +271,20 @@ class Handoffs:
         now = node.clock.seconds()
         x, y = zone.clamp(h.x, h.y)
         e = node.cluster.take_over(h.name) if node.cluster is not None else None
-        ghost = self.ghosts.get(h.name)
-        if ghost is not None and ghost[0] is e:
-            # The entity we handed away (kept as their mirror) comes back:
-            # ours again, no longer waiting to be despawned.
-            del self.ghosts[h.name]
+        ghost = self.ghosts.pop(h.name, None)
+        if ghost is not None and ghost[0] is not e:
+            g = ghost[0]
+            if g.owner is None and g.zone is not None:
+                if e is None:
+                    # The entity we handed away, never heard of from the new
+                    # owner (none of our players follows its cell), is still
+                    # ours and still published under its key: it comes back
+                    # as it is, the key watchers were told to count again.
+                    e = g
+                else:
+                    node.world.despawn(g)  # a second entity of the player: gone
+                if node.cluster is not None:
+                    node.cluster.forget_handoff(h.name)
         if e is None:
             e = node.world.spawn(h.name, zone, x, y, Kind.PLAYER, now=now)
         elif e.zone is not zone:
