@@ -21,6 +21,7 @@ import struct
 import zlib
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from ..world.world import World
 
@@ -77,6 +78,19 @@ def zone_cols(world: World) -> Callable[[str], int]:
         return z.cols if z is not None else 1
 
     return cols
+
+
+def cluster_groups(settings: Any, cols: Callable[[str], int]) -> tuple[CellGroups, str]:
+    """
+    The cell groups and the metrics group of ``settings`` (a node's or a
+    monitor's: ``mgroup``, ``cell_group_base``, ``cell_group_count``,
+    ``cell_group_tile``, ``metrics_group``), the same on both; ``ValueError``
+    saying why when they cannot be.
+    """
+    block = cell_block(settings.mgroup, settings.cell_group_base, settings.cell_group_count)
+    groups = CellGroups(block, settings.cell_group_tile, cols)
+    return groups, metrics_group(settings.mgroup, settings.cell_group_base,
+                                 settings.cell_group_count, settings.metrics_group)
 
 
 class CellGroups:

@@ -34,7 +34,7 @@ from ..world.regions import owners_follow
 from . import codec
 from .auth import KeyFileError, load_or_create_key
 from .chat import ClusterChat
-from .groups import Cell, CellGroups, Interest, cell_block, metrics_group, zone_cols
+from .groups import Cell, Interest, cluster_groups, zone_cols
 from .locate import Locator
 from .mirrors import MirrorTable
 from .multicast import MulticastTransport
@@ -104,13 +104,8 @@ class ClusterService(Service):
                 self.iface, settings.ttl)
         self.transport: IClusterTransport = transport
         try:
-            self.groups = CellGroups(
-                cell_block(self.control, settings.cell_group_base, settings.cell_group_count),
-                settings.cell_group_tile, zone_cols(game.world))
-            #: Where metrics go: a group monitors join and nodes do not.
-            self.metrics_group = metrics_group(
-                self.control, settings.cell_group_base, settings.cell_group_count,
-                settings.metrics_group)
+            #: Where metrics go (``metrics_group``): a group monitors join and nodes do not.
+            self.groups, self.metrics_group = cluster_groups(settings, zone_cols(game.world))
         except ValueError as e:
             raise SystemExit(f"mmo: {e}") from None
         kf = settings.keyframe_interval

@@ -18,7 +18,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..cluster.auth import KeyFileError, load_or_create_key
-from ..cluster.groups import CellGroups, cell_block, metrics_group, zone_cols
+from ..cluster.groups import CellGroups, cluster_groups, zone_cols
 from ..world.grid import Zone
 from .model import ClusterModel
 from .settings import MonitorSettings
@@ -82,13 +82,7 @@ class MonitorService(Service):
         self.views: list[Callable[[float], None]] = []
         self.port: Any = None
         try:
-            self.groups = CellGroups(
-                cell_block(settings.mgroup, settings.cell_group_base,
-                           settings.cell_group_count),
-                settings.cell_group_tile, zone_cols(model.world))
-            self.metrics_group = metrics_group(
-                settings.mgroup, settings.cell_group_base, settings.cell_group_count,
-                settings.metrics_group)
+            self.groups, self.metrics_group = cluster_groups(settings, zone_cols(model.world))
         except ValueError as e:
             raise SystemExit(f"mmo-monitor: {e}") from None
         self.joined: list[str] = []
