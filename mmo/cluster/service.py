@@ -4,11 +4,13 @@ node's players need, and the timers for heartbeats, metrics and expiry.
 
 Datagrams move through an :class:`~mmo.interfaces.IClusterTransport`
 (:class:`~mmo.cluster.multicast.MulticastTransport` unless another is
-given); everything it receives goes to
-:meth:`ClusterService.datagram_received`, opened by an
-:class:`~mmo.cluster.opener.Opener`.  The service sees its node as an
-:class:`~mmo.interfaces.IGame` and the node sees it as an
-:class:`~mmo.interfaces.ICluster`: the node calls
+given).  The service decides when the node speaks (at start and stop, on
+its timers, each tick, in answer to what it hears); an
+:class:`~mmo.cluster.outbox.Outbox` seals each message and picks its group.
+Everything received goes to :meth:`ClusterService.datagram_received`,
+opened by an :class:`~mmo.cluster.opener.Opener` and acted on here.  The
+service sees its node as an :class:`~mmo.interfaces.IGame` and the node
+sees it as an :class:`~mmo.interfaces.ICluster`: the node calls
 :meth:`ClusterService.ticked` once per tick, after the grid settled and
 before the tick's records are cleared.
 """
@@ -18,7 +20,6 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
@@ -30,7 +31,6 @@ from zope.interface import implementer
 from .. import __version__
 from ..cluster_settings import ClusterSettings
 from ..interfaces import ICluster, IClusterTransport, IGame, INumbers
-from ..world.regions import owners_follow
 from . import codec
 from .auth import KeyFileError, load_or_create_key
 from .chat import ClusterChat
@@ -39,6 +39,7 @@ from .locate import Locator
 from .mirrors import MirrorTable
 from .multicast import MulticastTransport
 from .opener import AUTH_FAILED, LOOPED, MALFORMED, REPORTED, SKEW, Opened, Opener
+from .outbox import Outbox
 from .stats import ClusterStats
 from .streams import Publisher
 
@@ -115,23 +116,23 @@ class ClusterService(Service):
         self.interest = Interest()
         self.mirrors = MirrorTable(game.world, self.expiry, self.interest.__contains__)
         self.mirrors.adopted = self.publisher.disown
-        self.locator = Locator(self.node_id, clock, self._send_now, self._known,
-                               lambda: len(self._live) - 1)
         self.opener = Opener(key, self.node_id, clock=clock.seconds,
                              wanted=self.interest.cells.__contains__)
         self.stats = ClusterStats(self.opener)
-        self.chat = ClusterChat(game, self.mirrors, clock, self._send_control)
+        self.outbox = Outbox(game, transport, self.stats, self.groups, self.control,
+                             self.metrics_group, self.publisher)
+        self.locator = Locator(self.node_id, clock, self.outbox.send_control_bytes,
+                               self._known, lambda: len(self._live) - 1)
+        self.chat = ClusterChat(game, self.mirrors, clock, self.outbox.send_control)
         self.drop_fraction = settings.drop_received
         #: The node's player ports, for heartbeats (the node service sets them).
         self.tcp_port = 0
         self.websocket_port = 0
         self.epoch = 0
-        self.sealer: codec.Sealer | None = None
         #: Groups joined, each with the number of wanted cells mapped to it.
         self.joined: Counter[str] = Counter()
-        self._requests: list[tuple[str, int]] = []
+        #: When a keyframe of each cell was last asked for on hearing its records.
         self._requested_at: dict[tuple[str, int], float] = {}
-        self._announce = False
         self._loops: list[LoopingCall] = []
         #: The live nodes the game was last told of (region ownership).
         self._live: frozenset[str] = frozenset((self.node_id,))
@@ -158,7 +159,7 @@ class ClusterService(Service):
         if isinstance(started, defer.Deferred):
             started.addErrback(lambda f: self.log.failure(
                 "cluster transport {transport} failed to start", f, transport=self.transport))
-        self.sealer = codec.Sealer(self.key, self.node_id, self.epoch, self.clock.seconds)
+        self.outbox.start(codec.Sealer(self.key, self.node_id, self.epoch, self.clock.seconds))
         self._join(self.control)
         self._follow_owned()
         for fn, interval in ((self.heartbeat, self.settings.heartbeat_interval),
@@ -183,10 +184,9 @@ class ClusterService(Service):
                 loop.stop()
         self._loops = []
         self.chat.stop()
-        if self.sealer is None:
+        if self.outbox.sealer is None:
             return defer.succeed(None)
-        self._send_control(codec.BYE, lambda room: b"")
-        self.sealer = None
+        self.outbox.stop()
         self.joined.clear()
         self.interest.follow(frozenset())  # followed again (and joined) at the next start
         return defer.maybeDeferred(self.transport.stop)
@@ -198,10 +198,10 @@ class ClusterService(Service):
         (a heartbeat), send keyframes of every stream next tick, and ask for
         keyframes of every cell the players see.
         """
-        if self.sealer is None:
+        if self.outbox.sealer is None:
             return
-        self._announce = True
-        self._requests.extend(self.interest.seen())
+        self.outbox.announce()
+        self.outbox.queue_requests(self.interest.seen())
         self.heartbeat()
 
     def ready(self) -> str | None:
@@ -243,27 +243,7 @@ class ClusterService(Service):
         for zone, cell in gained:
             self._join(groups.group_for(zone, cell))
 
-    # -- sending ----------------------------------------------------------------------
-
-    def _write(self, group: str, kind: int, body: bytes) -> None:
-        assert self.sealer is not None
-        data = self.sealer.seal(kind, body)
-        if not self.transport.send(group, data):
-            self.stats.send_errors += 1
-            return
-        self.stats.sent += 1
-        self.stats.bytes_out += len(data)
-
-    def _room(self) -> int:
-        assert self.sealer is not None
-        return codec.MAX_DATAGRAM - self.sealer.overhead
-
-    def _send_now(self, kind: int, body: bytes) -> None:
-        self._send_control(kind, lambda room: body)
-
-    def _send_control(self, kind: int, body: Callable[[int], bytes]) -> None:
-        if self.sealer is not None:
-            self._write(self.control, kind, body(self._room()))
+    # -- the node's own messages -----------------------------------------------------
 
     def heartbeat(self) -> None:
         game = self.game
@@ -272,53 +252,33 @@ class ClusterService(Service):
             self.tcp_port, len(game.players()), len(world.entities),
             world.cell_size, int(self.settings.heartbeat_interval * 1000),
             self.settings.player_address, __version__, self.websocket_port)
-        self._send_control(codec.HEARTBEAT, lambda room: hb.body())
+        self.outbox.send_control(codec.HEARTBEAT, lambda room: hb.body())
 
     def publish_metrics(self) -> None:
         values = self.game.snapshot()
         values.update(self.stats.rates(values, self.clock.seconds()))
-        if self.sealer is not None:
-            # Not on the control group: no node reads another's metrics, and
-            # N nodes each hearing N - 1 of them a second would cost every
-            # node more as the cluster grows.
-            self._write(self.metrics_group, codec.METRICS,
-                        codec.metrics_body(values, self._room()))
+        self.outbox.send_metrics(values)
 
     # -- ICluster ---------------------------------------------------------------------
 
     def relay_chat(self, channel: int, sender: str, entity_id: int, text: str, zone: str,
                    target: str) -> bool:
-        if self.sealer is None:
+        if self.outbox.sealer is None:
             return False
         return self.chat.relay(channel, sender, entity_id, text, zone, target)
 
     def resumed(self, name: str, nonce: bytes, expires: float) -> None:
         body = codec.Resumed(nonce, int(expires), name).body()
-        self._send_control(codec.RESUMED, lambda room: body)
+        self.outbox.send_control(codec.RESUMED, lambda room: body)
 
     def hand_off(self, entity: Any, to_node: str, data: bytes | None) -> None:
         """
-        Hand our player ``entity`` to ``to_node``: tell it, and let the
-        entity become a mirror of theirs once they publish it.
-
-        The ``Handoff`` goes on the group of the cell the player stands in,
-        which ``to_node`` follows (it owns that cell's region), and on the
-        group of the cell the entity is published in if that differs (the
-        grid's hysteresis), which the nodes that mirror it follow; in a zone
-        too large for its owners to follow (:func:`owners_follow`), on the
-        control group.
+        Hand our player ``entity`` to ``to_node``: tell it (on the groups
+        :meth:`Outbox.send_handoff <mmo.cluster.outbox.Outbox.send_handoff>`
+        says), and let the entity become a mirror of theirs once they
+        publish it.
         """
-        z = entity.zone
-        record = codec.Handoff(to_node, entity.name, z.name if z is not None else "",
-                               entity.id, entity.x, entity.y, data)
-        if z is None or not owners_follow(z.cols, z.rows):
-            self._send_control(codec.HANDOFF, record.body)
-        elif self.sealer is not None:
-            group_for = self.groups.group_for
-            body = record.body(self._room())
-            for group in {group_for(z.name, z.cell_at(entity.x, entity.y)),
-                          group_for(z.name, entity.cell)}:
-                self._write(group, codec.HANDOFF, body)
+        self.outbox.send_handoff(entity, to_node, data)
         self.mirrors.handing[entity.name] = (entity, to_node)
         self.mirrors.handing_to(entity.name, to_node)
 
@@ -357,54 +317,16 @@ class ClusterService(Service):
 
     def ticked(self, tick: int) -> None:
         """Per tick: follow the players' cells, publish owned changes."""
-        if self.sealer is None:
+        outbox = self.outbox
+        if outbox.sealer is None:
             return
-        world = self.game.world
-        gained, lost = self.interest.update(world)
+        gained, lost = self.interest.update(self.game.world)
         self._follow(gained, lost)
-        groups = self.groups
-        if gained:
-            self._requests.extend(gained)
-        publisher = self.publisher
-        publisher.observe(world, tick)
-        if self._announce:
-            self._announce = False
-            publisher.request(list(publisher.streams))
-        if not self.mirrors.nodes:
-            # Nobody listens: encode nothing (a new node's heartbeat brings
-            # keyframes of everything at once).
-            publisher.prune(tick)
-            self._requests.clear()
-            return
-        room = self._room()
-        # The records of every cell sent this tick, by group and type, as
-        # few datagrams as they fit in: receivers pay per datagram.
-        batches: dict[tuple[str, bool], list[bytes]] = {}
-        for keyframe, zone, cell, records in publisher.bodies(tick, room, self.game.published):
-            key = (groups.group_for(zone, cell), keyframe)
-            batch = batches.get(key)
-            if batch is None:
-                batches[key] = records
-            else:
-                batch += records
-        for (group, keyframe), records in batches.items():
-            kind = codec.CELL_KEYFRAME if keyframe else codec.CELL_DELTA
-            for body in codec.pack_records(records, room):
-                self._write(group, kind, body)
-        if self._requests:
-            cells, self._requests = self._requests, []
-            self.request_keyframes(cells)
+        outbox.publish(tick, gained, bool(self.mirrors.nodes))
 
     def request_keyframes(self, cells: list[tuple[str, int]]) -> None:
-        """
-        Ask the owners of entities in ``cells`` for keyframes now: on each
-        cell's group, which its publishers follow (their players see it, or
-        it is in their regions).
-        """
-        room = self._room()
-        for group, wanted in self.groups.sort(cells).items():
-            for body in codec.request_bodies(wanted, room):
-                self._write(group, codec.KEYFRAME_REQUEST, body)
+        """Ask the owners of entities in ``cells`` for keyframes now, on the cells' groups."""
+        self.outbox.request_keyframes(cells)
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -460,7 +382,7 @@ class ClusterService(Service):
             self.log.info("cluster: node {node} appeared", node=header.sender)
             # Keyframes of everything next tick, and a heartbeat now so that
             # the newcomer knows of this node at once.
-            self._announce = True
+            self.outbox.announce()
             self.heartbeat()
         kind = header.type
         if kind in (codec.CELL_DELTA, codec.CELL_KEYFRAME):
@@ -474,7 +396,7 @@ class ClusterService(Service):
                         self._requested_at[cell] = now
                         wanted.append(cell)
             if wanted:
-                self.request_keyframes(wanted)
+                self.outbox.request_keyframes(wanted)
         elif kind == codec.HEARTBEAT:
             if node.heartbeat is None and message.cell_size != self.game.world.cell_size:
                 self.log.warn("node {node} has cell size {theirs}, this node {ours}: "
@@ -515,7 +437,7 @@ class ClusterService(Service):
             self.game.nodes_changed(live)
             self._follow_owned()
             # Cells others may see changed: everyone gets keyframes next tick.
-            self._announce = True
+            self.outbox.announce()
 
     def expire(self) -> None:
         self.mirrors.expire(self.clock.seconds())

@@ -1,7 +1,8 @@
 """
 The sending side of cell streams: each tick, this node's changes in each
-cell become a record or a few (parts), encoded once; the service packs the
-records of the cells of one group into as few datagrams as they fit in.
+cell become a record or a few (parts), encoded once; the outbox
+(:mod:`mmo.cluster.outbox`) packs the records of the cells of one group
+into as few datagrams as they fit in.
 
 A stream is ``(zone, cell)``.  Its delta repeats every change of the last
 :data:`REPEAT` ticks besides this one's, as absolute state (a full record
