@@ -63,6 +63,29 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / tck
 
 
+def proc_tree_cpu(pid: int) -> float:
+    """User + system CPU seconds so far of ``pid`` and every live process under it."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended while we looked
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parents.items() if pp in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0.0
+    for p in tree:
+        try:
+            total += proc_cpu(p)
+        except (OSError, IndexError):
+            pass
+    return total
+
+
 def proc_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -242,10 +265,12 @@ class Step:
             time.sleep(ramp_s)
             t0 = time.monotonic()
             cpu0 = [proc_cpu(s["proc"].pid) for s in servers]
+            lg0 = proc_tree_cpu(lg.pid)
             before = [scrape(s["http"]) for s in servers if "http" in s]
             time.sleep(self.seconds * 0.9)
             elapsed = time.monotonic() - t0
             cpu1 = [proc_cpu(s["proc"].pid) for s in servers]
+            lg1 = proc_tree_cpu(lg.pid)
             rss = [proc_rss_mb(s["proc"].pid) for s in servers]
             after = [scrape(s["http"]) for s in servers if "http" in s]
             _, status, usage = os.wait4(lg.pid, 0)
@@ -272,7 +297,10 @@ class Step:
             "bytes_per_sec": rep["traffic"]["bytes_in_per_sec"],
             "server_cpu_pct": round(sum(b - a for a, b in zip(cpu0, cpu1, strict=True)) / elapsed * 100, 1),
             "server_rss_mb": round(sum(rss), 1),
-            "loadgen_cpu_pct": round(lg_cpu / rep["elapsed_s"] * 100, 1),
+            # The generator over the same steady seconds as the server (all
+            # its processes), and over its whole run (start-up, logins, close).
+            "loadgen_cpu_pct": round((lg1 - lg0) / elapsed * 100, 1),
+            "loadgen_run_cpu_pct": round(lg_cpu / rep["elapsed_s"] * 100, 1),
             "corrections": rep["corrections"]["total"],
         }
         # Per core: the server's CPU per entity update it delivered, and the
@@ -283,6 +311,8 @@ class Step:
             round(result["server_cpu_pct"] / 100 / updates * 1e6, 2) if updates else None)
         result["loadgen_us_per_bot_tick"] = round(
             result["loadgen_cpu_pct"] / 100 / (self.bots * TICK_HZ) * 1e6, 2)
+        result["loadgen_run_us_per_bot_tick"] = round(
+            result["loadgen_run_cpu_pct"] / 100 / (self.bots * TICK_HZ) * 1e6, 2)
         if before:
             quantiles = [histogram_quantiles(b, a) for b, a in zip(before, after, strict=True)]
             p50s = [q[0] for q in quantiles]
@@ -370,6 +400,7 @@ def per_core(results: dict[str, Any]) -> list[dict[str, Any]]:
             "baseline_us_per_update": base_us,
             "baseline_over_node": round(base_us / node_us, 2) if node_us and base_us else None,
             "loadgen_us_per_bot_tick": lg_us,
+            "loadgen_run_us_per_bot_tick": r.get("loadgen_run_us_per_bot_tick"),
             "loadgen_over_node": round(lg_us / node_tick_us, 2) if node_tick_us and lg_us else None,
             "two_nodes_us_per_update": two_us,
             "two_nodes_over_one": round(two_us / node_us, 2) if node_us and two_us else None,
@@ -381,6 +412,7 @@ def per_core(results: dict[str, Any]) -> list[dict[str, Any]]:
 def per_core_table(rows: list[dict[str, Any]]) -> str:
     cols = ["bots", "node_us_per_update", "baseline_us_per_update", "baseline_over_node",
             "node_us_per_bot_tick", "loadgen_us_per_bot_tick", "loadgen_over_node",
+            "loadgen_run_us_per_bot_tick",
             "two_nodes_us_per_update",
             "two_nodes_over_one", "held"]
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

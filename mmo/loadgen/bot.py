@@ -31,6 +31,7 @@ from ..wire import layout
 from ..wire import messages as m
 from ..wire.fast import move_frame
 from ..wire.messages import ProtocolError
+from .fastpath import scan as _scan_update
 from .stats import Interval, Stats
 
 
@@ -61,14 +62,12 @@ _LEAVE_T = m.Leave.TYPE
 _PONG_T = m.Pong.TYPE
 _CHAT_T = m.ChatMessage.TYPE
 _CORRECTION_T = m.Correction.TYPE
-_RESYNC_T = m.Resync.TYPE
 _HEADER_SIZE = layout.HEADER.size
 _LENGTH_SIZE = layout.LENGTH_SIZE
 # Only what is measured is read, straight from the buffer at a frame's offset.
 _read_header = layout.HEADER.unpack_from
 _read_length = layout.LENGTH.unpack_from
 _read_tick = layout.TICK.unpack_from
-_read_count = layout.COUNT.unpack_from
 _read_pong = layout.PONG.unpack_from
 _read_correction = layout.CORRECTION.unpack_from
 _REASONS = {r.value: r.name.lower() for r in m.CorrectionReason}
@@ -122,9 +121,22 @@ class Bot(ClientConnection):
 
     client_string = "mmo-loadgen"
 
+    # What the per-tick path reads and writes, as slots: a bot has more
+    # attributes than an instance dict shares keys for, and a slot is read
+    # without a dict lookup (the rest stay in the instance dict).
+    __slots__ = (
+        "partial", "protocol_error", "bytes_in", "bytes_out", "clock", "visible", "max_frame",
+        "fleet", "frames_in", "frames_out", "entity_updates", "last_type", "ticks",
+        "playing_since", "last_update", "longest_gap", "silent_seconds", "state", "closing",
+        "next_move", "next_ping", "next_chat", "next_due", "changing_zone", "last_step", "x",
+        "y", "zone_width", "zone_height", "waypoint", "heading", "rng", "seq", "moves_sent",
+        "transport", "pongs", "chats_received", "corrections",
+    )
+
     def __init__(self, index: int, name: str, password: str, fleet: FleetView,
                  clock: IReactorTime, rng: random.Random) -> None:
         super().__init__(name, password, clock)
+        self.transport = None
         self.max_frame = self.decoder.max_frame
         #: The start of a frame that has not all arrived yet.
         self.partial = bytearray()
@@ -217,36 +229,46 @@ class Bot(ClientConnection):
     def _scan(self, buf: Buffer, end: int) -> int:
         """
         Count and measure the whole frames of ``buf[:end]``; return the
-        bytes they take.  Frames are read in place, from their header:
-        only a Tick's time, a Pong's, a Correction and the item count of
-        Moves, Enter and Leave are read; rare frames are decoded whole.
+        bytes they take.  Frames are read in place, from their header: an
+        update's frames by :func:`~mmo.loadgen.scanning.scan` (compiled
+        where it could be built), the rest here, one at a time: a Pong's
+        time, a Correction, a chat line; rare frames are decoded whole.
         """
         now = self.clock.seconds()
         pos = frames = ticks = updates = 0
         visible = self.visible
+        max_frame = self.max_frame
         last = -1
-        while end - pos >= _HEADER_SIZE:
+        while True:
+            pos, n, u, visible, type_, tick_time = _scan_update(buf, pos, end, max_frame,
+                                                                visible)
+            if n:
+                frames += n
+                updates += u
+                last = type_
+            if tick_time is not None:
+                ticks += 1
+                self.fleet.update_age(now - tick_time)
+            if end - pos < _HEADER_SIZE:
+                if end - pos >= _LENGTH_SIZE:
+                    # A bad length is refused before its frame's type arrives.
+                    length = _read_length(buf, pos)[0]
+                    if length < 1 or length > max_frame:
+                        raise _bad_frame(-1, length, max_frame)
+                break
+            # The frame the update's scan left: another Tick, another kind,
+            # one cut by the end of the read, or one to refuse.
             length, type_ = _read_header(buf, pos)
             least = _LEAST_LENGTH.get(type_)
-            if least is None or length < least or length > self.max_frame:
-                raise _bad_frame(type_, length, self.max_frame)
+            if least is None or length < least or length > max_frame:
+                raise _bad_frame(type_, length, max_frame)
             stop = pos + _LENGTH_SIZE + length
             if stop > end:
                 break
             body = pos + _HEADER_SIZE
-            if type_ == _MOVES_T:
-                updates += _read_count(buf, body)[0]
-            elif type_ == _TICK_T:
+            if type_ == _TICK_T:
                 ticks += 1
                 self.fleet.update_age(now - _read_tick(buf, body)[1])
-            elif type_ == _ENTER_T:
-                n = _read_count(buf, body)[0]
-                visible += n
-                updates += n
-            elif type_ == _LEAVE_T:
-                n = _read_count(buf, body)[0]
-                visible = max(0, visible - n)
-                updates += n
             elif type_ == _PONG_T:
                 self.pongs += 1
                 self.fleet.rtt(now - _read_pong(buf, body)[1])
@@ -257,8 +279,6 @@ class Bot(ClientConnection):
                 self.x, self.y = x, y
                 self.corrections += 1
                 self.fleet.stats.corrections[_REASONS.get(reason, str(reason))] += 1
-            elif type_ == _RESYNC_T:
-                visible = 0
             else:
                 # The handshake's frames and other rare ones, decoded whole;
                 # they may change what the bot knows (EnterWorld resets it).
@@ -270,12 +290,6 @@ class Bot(ClientConnection):
             frames += 1
             last = type_
             pos = stop
-        else:
-            if end - pos >= _LENGTH_SIZE:
-                # A bad length is refused before its frame's type arrives.
-                length = _read_length(buf, pos)[0]
-                if length < 1 or length > self.max_frame:
-                    raise _bad_frame(-1, length, self.max_frame)
         self.visible = visible
         if frames:
             self.frames_in += frames
