@@ -215,6 +215,29 @@ def test_a_tick_looks_only_at_the_players_that_moved_and_at_all_when_owners_chan
     assert all(f"p{i}" in a.sessions for i in range(4))
 
 
+def test_a_lone_node_looks_at_nobody_and_hands_on_once_another_joins() -> None:
+    c = FakeCluster(["a"], placement="regions", zone=["world:1000x1000"],
+                    region_map=PINS, max_speed=1000.0)
+    (a,) = c.nodes
+    walker = player_at(a, "walker", 100.0, 100.0)
+    c.step(2)
+    handoffs = a.placement.handoffs
+    handoffs.bounds = bounds = CountingBounds(handoffs.bounds)
+    # Alone, a owns every region: the walk into what b will own costs no look.
+    x = 100.0
+    for seq in range(1, 80):
+        x += 8.0
+        walker.send(m.Move(seq, x, 100.0))
+        c.step(1)
+    assert bounds.looked == []
+    assert "walker" in a.sessions and a.sessions["walker"].entity.x == x
+    c.add("b")
+    c.step(3)
+    sent = next(msg for msg in walker.received() if isinstance(msg, m.Redirect))
+    there = FakePlayer(c.nodes[1], "walker", token=sent.token)
+    assert "walker" not in a.sessions and (there.entity.x, there.entity.y) == (x, 100.0)
+
+
 def test_a_player_changing_zone_into_another_nodes_land_is_handed_there() -> None:
     c = FakeCluster(["a", "b"], placement="regions", zone=["world:1000x1000", "cave:200x200"],
                     region_map=["world=a", "cave=b"])

@@ -209,11 +209,24 @@ def test_spawn_and_despawn_in_one_tick_is_invisible():
 def test_random_walk_views_match_brute_force(seed):
     """After every tick each viewer sees exactly the 3x3 area, and replaying
     its enters and leaves gives the same set (what a client reconstructs)."""
+    random_walk(seed, [ZoneSpec("w", 600, 600), ZoneSpec("b", 200, 200)])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_a_town_no_wider_than_a_view_is_seen_whole(seed):
+    """A crowd walking over the cells of zones no wider than a view (2 x 2
+    cells, and a strip 2 cells high): every cell's area is the same cells,
+    and views stay exact while players cross cells, come and go."""
+    random_walk(seed, [ZoneSpec("t", 200, 200), ZoneSpec("s", 600, 200)])
+
+
+def random_walk(seed: int, specs: list[ZoneSpec]) -> None:
     rng = random.Random(seed)
-    w = World([ZoneSpec("w", 600, 600), ZoneSpec("b", 200, 200)], cell_size=100,
-              max_speed=10_000)
+    w = World(specs, cell_size=100, max_speed=10_000)
     zones = list(w.zones.values())
-    ents = [w.spawn(f"p{i}", zones[0], rng.uniform(0, 600), rng.uniform(0, 600),
+    width, height = specs[0].width, specs[0].height
+    ents = [w.spawn(f"p{i}", zones[0], rng.uniform(0, width), rng.uniform(0, height),
                     view=True) for i in range(25)]
     client_view = {e.id: set() for e in ents}
     now = 0.0
@@ -231,7 +244,8 @@ def test_random_walk_views_match_brute_force(seed):
                 nx, ny = e.zone.clamp(e.x + rng.uniform(-80, 80), e.y + rng.uniform(-80, 80))
                 assert w.check_move(e, nx, ny, now) is None
         if rng.random() < 0.3:
-            n = w.spawn("new", zones[0], rng.uniform(0, 600), rng.uniform(0, 600), view=True)
+            n = w.spawn("new", zones[0], rng.uniform(0, width), rng.uniform(0, height),
+                        view=True)
             ents.append(n)
             client_view[n.id] = set()
         out = step(w)

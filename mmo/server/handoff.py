@@ -114,10 +114,14 @@ class Handoffs:
         walked out; a player whose handoff waits for another try is looked at
         until it goes, and every player once after the regions changed owner.
         """
-        if not self.placement.enabled or self.node.cluster is None:
-            # Nobody is looked at meanwhile: everybody is, once it is on.
+        if (not self.placement.enabled or self.node.cluster is None
+                or self.placement.ownership.nodes == {self.node.node_id}):
+            # Off, or this node alone owns every region: nobody can walk into
+            # another's land.  Nobody is looked at meanwhile (a handoff put
+            # off has nowhere to go); everybody is once that changes.
             self._everyone = True
             self._placed.clear()
+            self._later.clear()
             self._expire(now)
             return
         sessions = self.node.sessions

@@ -198,9 +198,20 @@ class World:
         for v in self.viewers.values():
             e = v.entity
             zone = e.zone
-            if zone is None or v.resync or zone is not v.zone or e.cell != v.center:
+            if zone is None or v.resync or zone is not v.zone:
                 new_area(v)
                 continue
+            if e.cell != v.center:
+                # Another centre is still the same area when it has the same
+                # cells: in a zone (or a strip of one) no wider than a view,
+                # as a town everyone in it sees whole.  There, working the
+                # area out again would cost every crossing the whole crowd.
+                cells = zone.neighbours(e.cell)
+                if len(cells) != len(v.cells) or frozenset(cells) != v.cellset:
+                    new_area(v)
+                    continue
+                v.center = e.cell
+                v.cells = cells
             # Same area as last tick (most viewers): only the area's arrivals
             # and departures matter.  Written here rather than in a method,
             # as it runs for every viewer every tick.  Departures first, so
