@@ -63,6 +63,11 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / tck
 
 
+#: Seconds at most a step waits after its ramp for the node to leave the
+#: half-rate mode the logins may have put it in.
+SETTLE_MAX = 15.0
+
+
 def proc_tree_cpu(pid: int) -> tuple[float, float]:
     """User and system CPU seconds so far of ``pid`` and every live process under it."""
     parents: dict[int, int] = {}
@@ -250,10 +255,15 @@ class Step:
         report = self.workdir / f"{self.server}-{self.scenario}-{self.bots}.json"
         ramp = max(200.0, self.bots / 5.0)
         ramp_s = self.bots / ramp + 3.0
+        # After the ramp a node may still send busy cells at half rate (the
+        # logins' full views overloaded it); the steady seconds start once
+        # it is back at full rate, or after SETTLE_MAX seconds whatever it is.
+        settle_max = SETTLE_MAX if self.server == "node" else 0.0
         targets = ",".join(f"127.0.0.1:{s['port']}" for s in servers)
         argv = (pin(1) if self.nodes == 1 else []) + [
             str(BIN / "mmo-loadgen"), "--targets", targets, "--clients", str(self.bots),
-            "--rate", "10", "--ramp", str(ramp), "--duration", str(ramp_s + self.seconds),
+            "--rate", "10", "--ramp", str(ramp),
+            "--duration", str(ramp_s + settle_max + self.seconds),
             "--spread", "spawn", "--speed", "40", "--chat-rate", "0",
             "--workers", str(self.workers), "--report", str(report), "--no-progress",
             "--max-failures", str(self.bots), "--login-timeout", "120",
@@ -266,6 +276,11 @@ class Step:
                                       cwd=self.workdir)
             # Steady state: from the end of the ramp to the end of the run.
             time.sleep(ramp_s)
+            settled = time.monotonic()
+            while (time.monotonic() - settled < settle_max and any(
+                    scrape(s["http"]).get("mmo_degraded", 0.0) for s in servers)):
+                time.sleep(0.2)
+            settle_s = time.monotonic() - settled
             t0 = time.monotonic()
             cpu0 = [proc_cpu(s["proc"].pid) for s in servers]
             lg0 = proc_tree_cpu(lg.pid)
@@ -307,6 +322,7 @@ class Step:
             "loadgen_sys_pct": round((lg1[1] - lg0[1]) / elapsed * 100, 1),
             "loadgen_run_cpu_pct": round(lg_cpu / rep["elapsed_s"] * 100, 1),
             "corrections": rep["corrections"]["total"],
+            "settle_s": round(settle_s, 1),
         }
         # Per core: the server's CPU per entity update it delivered, and the
         # generator's CPU per bot and tick (10 Hz), so that node, baseline
@@ -375,7 +391,7 @@ def machine() -> dict[str, Any]:
 def table(rows: list[dict[str, Any]]) -> str:
     cols = ["server", "nodes", "bots", "bots_per_node", "logged_in", "tick_ms_p50", "tick_ms_p99",
             "update_age_ms_p50", "update_age_ms_p99", "updates_per_sec", "bytes_per_sec",
-            "server_cpu_pct", "server_rss_mb", "loadgen_cpu_pct", "degraded_ticks", "held"]
+            "server_cpu_pct", "server_rss_mb", "loadgen_cpu_pct", "settle_s", "degraded_ticks", "held"]
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         out.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
