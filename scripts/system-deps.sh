@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System packages some tests use (promtool, systemd-analyze, PostgreSQL,
+# System packages some tests use (a C compiler for the load generator's
+# compiled frame scanner, promtool, systemd-analyze, PostgreSQL,
 # redis-server, a virtual screen: Xvfb and the libraries of Qt's xcb plugin;
 # podman and debootstrap to build and run the Docker image; a headless
 # Chromium with its WebDriver for the web client). Installed with
@@ -7,6 +8,7 @@
 # the tests that need them skip and say why.
 set -euo pipefail
 want=()
+command -v gcc >/dev/null || want+=(gcc)
 command -v promtool >/dev/null || want+=(prometheus)
 command -v systemd-analyze >/dev/null || want+=(systemd)
 command -v systemd-socket-activate >/dev/null || want+=(systemd)
