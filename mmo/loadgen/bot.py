@@ -230,7 +230,7 @@ class Bot(ClientConnection):
         """
         Count and measure the whole frames of ``buf[:end]``; return the
         bytes they take.  Frames are read in place, from their header: an
-        update's frames by :func:`~mmo.loadgen.scanning.scan` (compiled
+        update's frames by :func:`~mmo.loadgen.fastpath.scan` (compiled
         where it could be built), the rest here, one at a time: a Pong's
         time, a Correction, a chat line; rare frames are decoded whole.
         """
