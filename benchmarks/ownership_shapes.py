@@ -116,6 +116,13 @@ def _h64(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
+def curve_points(weights: dict[str, float], k: int) -> tuple[list[tuple[int, str]], list[int]]:
+    """Each node's ``round(k * weight)`` points on the ring, in order, and their keys."""
+    points = sorted((_h64("w", j, node), node) for node, w in weights.items()
+                    for j in range(max(1, round(k * w))))
+    return points, [p for p, _ in points]
+
+
 def hilbert_points(rc: int, k: int, cols: int, rows: int) -> Scheme:
     """Each node ``round(k * weight)`` points on the curve; a region goes to the next point."""
     rcols, rrows = -(-cols // rc), -(-rows // rc)
@@ -123,9 +130,7 @@ def hilbert_points(rc: int, k: int, cols: int, rows: int) -> Scheme:
     total = rcols * rrows
 
     def owners(weights: dict[str, float]) -> list[str]:
-        points = sorted((_h64("w", j, node), node) for node, w in weights.items()
-                        for j in range(max(1, round(k * w))))
-        keys = [p for p, _ in points]
+        points, keys = curve_points(weights, k)
         by_region = []
         for r in ranks:
             at = bisect.bisect_left(keys, ((2 * r + 1) << 64) // (2 * total))
@@ -151,9 +156,7 @@ def hilbert_nearest(rc: int, k: int, cols: int, rows: int) -> Scheme:
     ring = 1 << 64
 
     def owners(weights: dict[str, float]) -> list[str]:
-        points = sorted((_h64("w", j, node), node) for node, w in weights.items()
-                        for j in range(max(1, round(k * w))))
-        keys = [p for p, _ in points]
+        points, keys = curve_points(weights, k)
         by_region = []
         for r in ranks:
             t = ((2 * r + 1) << 64) // (2 * total)

@@ -31,6 +31,7 @@ from ..wire import layout
 from ..wire import messages as m
 from ..wire.fast import move_frame
 from ..wire.messages import ProtocolError
+from .fastpath import LEAST as UPDATE_LEAST
 from .fastpath import scan as _scan_update
 from .stats import Interval, Stats
 
@@ -56,9 +57,6 @@ class FleetView(Protocol):
     def error(self, name: str) -> None: ...
 
 _TICK_T = m.Tick.TYPE
-_MOVES_T = m.Moves.TYPE
-_ENTER_T = m.Enter.TYPE
-_LEAVE_T = m.Leave.TYPE
 _PONG_T = m.Pong.TYPE
 _CHAT_T = m.ChatMessage.TYPE
 _CORRECTION_T = m.Correction.TYPE
@@ -77,11 +75,7 @@ _cos = math.cos
 _sin = math.sin
 #: The least length field of each frame a server may send (the type byte and
 #: what the bot reads of the body); a type not here is not the server's.
-_LEAST_LENGTH = {t.TYPE: 1 for t in m.SERVER_MESSAGES} | {
-    _TICK_T: 1 + layout.TICK.size,
-    _MOVES_T: 1 + layout.COUNT.size,
-    _ENTER_T: 1 + layout.COUNT.size,
-    _LEAVE_T: 1 + layout.COUNT.size,
+_LEAST_LENGTH = {t.TYPE: 1 for t in m.SERVER_MESSAGES} | UPDATE_LEAST | {
     _PONG_T: 1 + layout.PONG.size,
     _CORRECTION_T: 1 + layout.CORRECTION.size,
 }
