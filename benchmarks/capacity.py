@@ -56,11 +56,16 @@ def pin(core: int) -> list[str]:
     return []
 
 
-def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` so far."""
+def proc_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tck = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tck
+    return int(fields[11]) / tck, int(fields[12]) / tck
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far."""
+    return sum(proc_times(pid))
 
 
 #: Seconds at most a step waits after its ramp for the node to leave the
@@ -82,15 +87,14 @@ def proc_tree_cpu(pid: int) -> tuple[float, float]:
         more = {p for p, pp in parents.items() if pp in tree} - tree
         tree |= more
         grew = bool(more)
-    tck = os.sysconf("SC_CLK_TCK")
     user = system = 0.0
     for p in tree:
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            u, s = proc_times(p)
         except (OSError, IndexError):
-            continue
-        user += int(fields[11]) / tck
-        system += int(fields[12]) / tck
+            continue  # ended while we looked
+        user += u
+        system += s
     return user, system
 
 

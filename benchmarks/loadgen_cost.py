@@ -52,14 +52,10 @@ class Reactor(Clock):
         pass
 
 
-def frame(msg: m.Message) -> bytes:
-    return msg.encode()
-
-
 def update(tick: int, now: float) -> bytes:
     """What a node sends a player each tick: a Tick, then the moves in view."""
     moves = tuple((i + 1, 100.0 + i, 200.0 - i) for i in range(IN_VIEW))
-    return frame(m.Tick(tick, now)) + frame(m.Moves(moves))
+    return m.Tick(tick, now).encode() + m.Moves(moves).encode()
 
 
 class Bench:
@@ -106,10 +102,10 @@ class Bench:
     def login(self) -> None:
         self.fleet._launch(self.reactor.seconds() + 1e6)
         self.drain()
-        welcome = frame(m.Welcome(m.PROTOCOL_VERSION, "bench", 65536, "bench"))
+        welcome = m.Welcome(m.PROTOCOL_VERSION, "bench", 65536, "bench").encode()
         for i, end in enumerate(self.ends):
-            end.send(welcome + frame(m.EnterWorld(i + 1, "world", 100.0, 100.0, 1000.0, 1000.0,
-                                                  100.0, TICK_HZ, "bench")))
+            end.send(welcome + m.EnterWorld(i + 1, "world", 100.0, 100.0, 1000.0, 1000.0,
+                                            100.0, TICK_HZ, "bench").encode())
         self.pump()
         assert len(self.fleet.playing) == len(self.ends), "every bot should be playing"
 

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmo.cluster import bounded_json, codec
+from mmo.cluster import bounded_json, cellcodec, codec
 from mmo.cluster.auth import ReplayWindow, sign, verify
 from mmo.cluster.fields import Reader
 from mmo.cluster.mirrors import MirrorTable, RemoteNode
@@ -59,7 +59,7 @@ def plain_record(kind: int, r: Reader) -> codec.CellUpdate:
     return u
 
 
-struct_cell_head = codec._CELL_HEAD
+struct_cell_head = cellcodec._CELL_HEAD
 
 
 def plain_open(state: dict[str, Any], data: bytes) -> tuple[str, Any, Any]:

@@ -16,7 +16,8 @@ from twisted.internet.task import Clock
 from mmo.loadgen import bot as bot_module
 from mmo.loadgen import fastpath
 from mmo.loadgen.bot import Bot
-from mmo.loadgen.stats import Interval, Stats
+from mmo.loadgen.fleet import Fleet
+from mmo.loadgen.tap import Options
 from mmo.wire import messages as m
 
 #: A server's frames, from the common (an update's) to the rare.
@@ -97,28 +98,6 @@ def test_scan_takes_an_update_and_stops_where_the_bot_takes_over():
             scan(buf, 0, len(buf) + 1, MAX_FRAME, 0)
 
 
-class Fleet:
-    """What a bot reports to, counting as the real fleet does."""
-
-    def __init__(self) -> None:
-        self.stats = Stats()
-        self.interval = Interval()
-        self.zone = ""
-        self.spread = "spawn"
-
-    def update_age(self, seconds: float) -> None:
-        self.interval.update_age.add(seconds)
-
-    def rtt(self, seconds: float) -> None:
-        self.interval.rtt.add(seconds)
-
-    def error(self, name: str) -> None:
-        self.stats.errors[name] += 1
-
-    def __getattr__(self, name: str):
-        return lambda *args: None
-
-
 class Link:
     def __init__(self) -> None:
         self.aborted = False
@@ -133,7 +112,9 @@ class Link:
 def playing_bot() -> Bot:
     clock = Clock()
     clock.advance(1000.0)
-    bot = Bot(0, "b0", "pw", Fleet(), clock, random.Random(1))  # type: ignore[arg-type]
+    options = Options()
+    options.parseOptions(["--no-progress"])
+    bot = Bot(0, "b0", "pw", Fleet(options.settings, clock), clock, random.Random(1))
     bot.transport = Link()  # type: ignore[assignment]
     bot.playing_since = bot.last_update = 990.0
     bot.state = "playing"

@@ -181,6 +181,17 @@ def pack_records(records: Sequence[bytes], room: int) -> list[bytes]:
     return out
 
 
+def _run(data: bytes, p: int, end: int, n: int, size: int,
+         iter_unpack: Callable[[bytes], Any]) -> tuple[list[Any], int]:
+    """The ``n`` items of ``size`` bytes at ``data[p:]``, and where they end."""
+    if not n:
+        return [], p
+    q = p + n * size
+    if q > end:
+        raise DatagramError("datagram is truncated")
+    return list(iter_unpack(data[p:q])), q
+
+
 def read_cells(kind: int, data: bytes, at: int,
                wanted: Callable[[tuple[str, int]], bool] | None = None,
                ) -> tuple[list[CellUpdate], int]:
@@ -246,21 +257,7 @@ def read_cells(kind: int, data: bytes, at: int,
                 raise DatagramError("a string is not UTF-8") from None
             fulls.append((eid, ekind, x, y, name))
             p = q
-        if nm:
-            q = p + nm * _MOVE_SIZE
-            if q > end:
-                raise DatagramError("datagram is truncated")
-            moves = list(_iter_moves(data[p:q]))
-            p = q
-        else:
-            moves = []
-        if ng:
-            q = p + ng * _GONE_SIZE
-            if q > end:
-                raise DatagramError("datagram is truncated")
-            gones = list(_iter_gones(data[p:q]))
-            p = q
-        else:
-            gones = []
+        moves, p = _run(data, p, end, nm, _MOVE_SIZE, _iter_moves)
+        gones, p = _run(data, p, end, ng, _GONE_SIZE, _iter_gones)
         out.append(CellUpdate(zone, cell, seq, keyframe, part, parts, fulls, moves, gones))
     return out, skipped

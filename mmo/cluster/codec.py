@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 from . import bounded_json
 from .auth import MAC_SIZE, keyed
 from .cellcodec import (
-    _CELL_HEAD,
     CELL_DELTA,
     CELL_KEYFRAME,
     FULL_ITEM,
@@ -57,7 +56,7 @@ from .fields import Reader as _Reader
 __all__ = [
     "CELL_DELTA", "CELL_KEYFRAME", "FULL_ITEM", "GONE_ITEM", "MOVE_ITEM", "NOWHERE",
     "CellUpdate", "cell_bodies", "cell_bodies_flat", "full_item", "move_item",
-    "pack_records", "read_cells", "_CELL_HEAD",
+    "pack_records", "read_cells",
     "ChatLine", "DatagramError", "Handoff", "Here", "Resumed", "WhisperReceipt", "Where",
     "micros",
     "pack_str8", "read_request", "request_bodies", "truncate_utf8",

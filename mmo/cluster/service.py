@@ -269,7 +269,7 @@ class ClusterService(Service):
 
     def resumed(self, name: str, nonce: bytes, expires: float) -> None:
         body = codec.Resumed(nonce, int(expires), name).body()
-        self.outbox.send_control(codec.RESUMED, lambda room: body)
+        self.outbox.send_control_bytes(codec.RESUMED, body)
 
     def hand_off(self, entity: Any, to_node: str, data: bytes | None) -> None:
         """

@@ -206,8 +206,9 @@ class World:
                 # cells: in a zone (or a strip of one) no wider than a view,
                 # as a town everyone in it sees whole.  There, working the
                 # area out again would cost every crossing the whole crowd.
+                # (Neighbours come in one order: the same cells, the same tuple.)
                 cells = zone.neighbours(e.cell)
-                if len(cells) != len(v.cells) or frozenset(cells) != v.cellset:
+                if cells != v.cells:
                     new_area(v)
                     continue
                 v.center = e.cell
