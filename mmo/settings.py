@@ -90,6 +90,11 @@ NODE_KEYS = [
         "of being dropped: --tcp, and tcp:, tcp6:, ssl: and unix: --listen endpoints "
         "without a backlog= of their own. The kernel caps it at net.core.somaxconn.",
         integer(1, 1 << 20)),
+    Key("session_hub", True, "Poll the players' plain TCP sockets through one epoll "
+        "that the reactor reads as one descriptor, instead of one reactor event per "
+        "socket (Linux; less CPU per player). Off: Twisted's own dispatch for each "
+        "socket. TLS and WebSocket connections always take Twisted's.",
+        boolean, flag=True),
     Key("node_id", "", "This node's id in the cluster (default: HOSTNAME-PID).",
         text),
     Key("data_dir", "mmo-data", "Directory for the node's state (cluster key, "
@@ -247,6 +252,7 @@ class NodeSettings:
     tcp: int
     listen: tuple[str, ...]
     listen_backlog: int
+    session_hub: bool
     tick_rate: float
     zones: tuple[ZoneSpec, ...]
     cell_size: float

@@ -31,6 +31,7 @@ from ..wire.frames import FrameDecoder
 from ..wire.messages import ErrorCode, ProtocolError
 from ..world.grid import Entity
 from . import fastwrite
+from .hub import SessionHubs
 from .intake import AUTHENTICATING, CLOSED, HELLO, LOGIN, PLAYING, ReadControl
 from .limits import COSTS, TokenBucket
 from .node import Node
@@ -93,6 +94,10 @@ class PlayerSession(ReadControl, Protocol):
     # -- connection --------------------------------------------------------
 
     def connectionMade(self) -> None:
+        hubs = getattr(self.factory, "hubs", None)
+        if hubs is not None:
+            # One reactor event for many players' sockets (:mod:`.hub`).
+            hubs.adopt(self.transport)
         peer = self.transport.getPeer()  # type: ignore[union-attr]
         self.peer = getattr(peer, "host", str(peer))
         refusal = self.node.admit(self)
@@ -393,6 +398,22 @@ _HANDLERS: dict[int, dict[type, Any]] = {
 }
 
 
-def session_factory(node: Node) -> Factory:
-    """The factory of ``node``'s player sessions, for any endpoint."""
-    return Factory.forProtocol(lambda: PlayerSession(node))  # type: ignore[arg-type]
+class PlayerSessions(Factory):
+    """
+    The factory of a node's player sessions, for any endpoint.  With
+    ``hubs``, plain TCP connections are polled together (:mod:`.hub`).
+    """
+
+    def __init__(self, node: Node, hubs: SessionHubs | None = None) -> None:
+        self.node = node
+        self.hubs = hubs
+
+    def buildProtocol(self, addr: Any) -> PlayerSession:
+        session = PlayerSession(self.node)
+        session.factory = self
+        return session
+
+
+def session_factory(node: Node) -> PlayerSessions:
+    """The factory of ``node``'s player sessions, as its settings say (``session_hub``)."""
+    return PlayerSessions(node, SessionHubs() if node.settings.node.session_hub else None)
