@@ -7,7 +7,10 @@ EnterWorld, Pong) and reads their moves like the node does (the same frame
 decoder), but simulates nothing: every tick it writes one payload of
 ``--payload`` bytes (a Tick frame and a Moves frame, so bots measure update
 age as they do against a node) to every client, by the fastest write path
-it has (:func:`mmo.server.fastwrite.write`).
+it has (:func:`mmo.server.fastwrite.write`).  With ``--hub`` it also reads
+its clients as the node does by default (one epoll that the reactor reads
+once, :mod:`mmo.server.hub`); without it, through Twisted's own dispatch
+for each socket: bare Twisted.
 
     python benchmarks/baseline.py --port 4100 --payload 700 --tick-hz 10
 """
@@ -24,6 +27,7 @@ from typing import Any
 from twisted.internet.protocol import Factory, Protocol
 
 from mmo.server.fastwrite import write as fast_write
+from mmo.server.hub import SessionHubs
 from mmo.wire import layout
 from mmo.wire import messages as m
 from mmo.wire.fast import tick_frame
@@ -45,6 +49,10 @@ class BareSession(Protocol):
         self.server = server
         self.decoder = FrameDecoder.for_server(64 * 1024)
         self.playing = False
+
+    def connectionMade(self) -> None:
+        if self.server.hubs is not None:
+            self.server.hubs.adopt(self.transport)
 
     def connectionLost(self, reason: Any = None) -> None:
         self.server.clients.discard(self)
@@ -74,7 +82,8 @@ class BareSession(Protocol):
 
 
 class BareServer:
-    def __init__(self, payload: int, tick_hz: float) -> None:
+    def __init__(self, payload: int, tick_hz: float, hub: bool = False) -> None:
+        self.hubs = SessionHubs() if hub else None
         self.payload = payload
         self.tick_hz = tick_hz
         self.padding = moves_padding(payload - 17)
@@ -102,12 +111,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tick-hz", type=float, default=10.0)
     ap.add_argument("--duration", type=float, default=60.0, help="stop after this many seconds")
     ap.add_argument("--stats", default="", help="write JSON stats here at the end")
+    ap.add_argument("--hub", action="store_true",
+                    help="read the clients through one epoll hub, as the node does")
     args = ap.parse_args(argv)
 
     from twisted.internet import reactor
     from twisted.internet.task import LoopingCall
 
-    server = BareServer(args.payload, args.tick_hz)
+    server = BareServer(args.payload, args.tick_hz, args.hub)
     factory = Factory.forProtocol(lambda: BareSession(server))
     port = reactor.listenTCP(args.port, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
     print(f"baseline listening on 127.0.0.1:{port.getHost().port}", flush=True)

@@ -236,6 +236,7 @@ class Step:
                     "--payload", str(self.payload), "--tick-hz", str(TICK_HZ),
                     "--duration", str(self.seconds + 600),
                     "--stats", str(self.workdir / "baseline-stats.json"),
+                    *(["--hub"] if self.server == "baseline-hub" else []),
                 ]
             with open(log, "wb") as out:
                 proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
@@ -409,6 +410,7 @@ def per_core(results: dict[str, Any]) -> list[dict[str, Any]]:
     (during the node's run) against the node's per update.
     """
     base = {r["bots"]: r for r in results["baseline"]}
+    hub = {r["bots"]: r for r in results.get("baseline_hub", [])}
     two = {r["bots_per_node"]: r for r in results["two_nodes"]}
     rows = []
     for r in results["world"]:
@@ -417,6 +419,7 @@ def per_core(results: dict[str, Any]) -> list[dict[str, Any]]:
         node_us = r.get("server_us_per_update")
         base_us = b.get("server_us_per_update") if b else None
         two_us = t.get("server_us_per_update") if t else None
+        hub_us = hub[r["bots"]].get("server_us_per_update") if r["bots"] in hub else None
         lg_us = r.get("loadgen_us_per_bot_tick")
         # The node's CPU per bot and tick too: the generator's own unit.
         node_tick_us = round(r["server_cpu_pct"] / 100 / (r["bots"] * TICK_HZ) * 1e6, 2)
@@ -426,6 +429,8 @@ def per_core(results: dict[str, Any]) -> list[dict[str, Any]]:
             "node_us_per_bot_tick": node_tick_us,
             "baseline_us_per_update": base_us,
             "baseline_over_node": round(base_us / node_us, 2) if node_us and base_us else None,
+            "baseline_hub_us_per_update": hub_us,
+            "baseline_hub_over_node": round(hub_us / node_us, 2) if node_us and hub_us else None,
             "loadgen_us_per_bot_tick": lg_us,
             "loadgen_sys_us_per_bot_tick": r.get("loadgen_sys_us_per_bot_tick"),
             "loadgen_run_us_per_bot_tick": r.get("loadgen_run_us_per_bot_tick"),
@@ -439,6 +444,7 @@ def per_core(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def per_core_table(rows: list[dict[str, Any]]) -> str:
     cols = ["bots", "node_us_per_update", "baseline_us_per_update", "baseline_over_node",
+            "baseline_hub_us_per_update", "baseline_hub_over_node",
             "node_us_per_bot_tick", "loadgen_us_per_bot_tick", "loadgen_over_node",
             "loadgen_sys_us_per_bot_tick", "loadgen_run_us_per_bot_tick",
             "two_nodes_us_per_update",
@@ -474,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = [int(s) for s in args.steps.split(",")]
     results: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv),
                                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                               "world": [], "crowd": [], "two_nodes": [], "baseline": []}
+                               "world": [], "crowd": [], "two_nodes": [], "baseline": [],
+                               "baseline_hub": []}
     with tempfile.TemporaryDirectory(prefix="mmo-bench-") as tmp:
         base = Path(tmp)
 
@@ -511,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["two_nodes"].append(r)
                 if not r["held"] or args.smoke:
                     break
-        if "baseline" in scenarios:
+        if "baseline" in scenarios or "baseline-hub" in scenarios:
             world = results["world"]
             biggest = max((r for r in world if r["held"]), key=lambda r: r["bots"],
                           default=world[-1] if world else None)
@@ -519,12 +526,16 @@ def main(argv: list[str] | None = None) -> int:
                 int(biggest["bytes_per_sec"] / biggest["bots"] / TICK_HZ) if biggest else 700)
             payload = max(payload, 64)
             results["baseline_payload"] = payload
-            for n in steps:
-                r = run("base", scenario="world", bots=n, server="baseline", payload=payload)
-                results["baseline"].append(r)
-                if not r["held"] and not args.smoke:
-                    break
-    summary = {k: capacity(results[k]) for k in ("world", "crowd", "two_nodes", "baseline")}
+            for kind in ("baseline", "baseline-hub"):
+                if kind not in scenarios:
+                    continue
+                for n in steps:
+                    r = run(kind, scenario="world", bots=n, server=kind, payload=payload)
+                    results[kind.replace("-", "_")].append(r)
+                    if not r["held"] and not args.smoke:
+                        break
+    summary = {k: capacity(results[k])
+               for k in ("world", "crowd", "two_nodes", "baseline", "baseline_hub")}
     if summary["baseline"]:
         summary["world_vs_baseline"] = round(summary["world"] / summary["baseline"], 2)
     if summary["world"]:
@@ -540,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    for key in ("world", "crowd", "two_nodes", "baseline"):
+    for key in ("world", "crowd", "two_nodes", "baseline", "baseline_hub"):
         if results[key]:
             print(f"\n## {key}\n\n{table(results[key])}")
     if results["per_core"]:

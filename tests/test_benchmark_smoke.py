@@ -18,12 +18,12 @@ def test_capacity_benchmark_smoke(tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "capacity.py"), "--smoke",
          "--steps", "60", "--seconds", "2", "--workers", "1",
-         "--scenarios", "world,baseline", "--out", str(out)],
+         "--scenarios", "world,baseline,baseline-hub", "--out", str(out)],
         capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
-    node, base = results["world"][0], results["baseline"][0]
-    for r in (node, base):
+    node, base, hub = results["world"][0], results["baseline"][0], results["baseline_hub"][0]
+    for r in (node, base, hub):
         assert r["logged_in"] == 60 and r["failures"] == 0
         assert 0 < r["update_age_ms_p50"] < 1000
         assert r["updates_per_sec"] > 0 and r["server_cpu_pct"] > 0
@@ -37,6 +37,9 @@ def test_capacity_benchmark_smoke(tmp_path):
     assert row["baseline_us_per_update"] > 0 and row["loadgen_us_per_bot_tick"] > 0
     assert row["baseline_over_node"] == round(
         row["baseline_us_per_update"] / row["node_us_per_update"], 2)
+    # And against the baseline that reads as the node does (one epoll hub).
+    assert row["baseline_hub_over_node"] == round(
+        row["baseline_hub_us_per_update"] / row["node_us_per_update"], 2)
     assert "## per core" in run.stdout
 
 
