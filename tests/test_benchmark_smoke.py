@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,9 @@ def test_scaling_benchmark_smoke(tmp_path):
     # Regions: every player on its region's owner (and players did cross borders).
     assert all(r.get("misplaced", 0) == 0 for r in rows.values())
     assert rows[(4, "regions")]["handoffs_per_tick"] > 0
+    # A handed-over player's arrival is the new node's cost, counted in its tick's.
+    assert 0 < rows[(4, "regions")]["arrival_ms"] < rows[(4, "regions")]["cpu_ms_per_tick_mean"]
+    assert rows[(1, "regions")]["arrival_ms"] == 0
     # Pinned: each of the four nodes owns a quarter of the zone, so each has players.
     assert rows[(4, "pinned")]["players_per_node_max"] < 60
     assert rows[(4, "pinned")]["mirrored_per_node"] > 0
@@ -142,3 +146,19 @@ def test_the_pinned_layout_cuts_the_zone_into_equal_rectangles():
     assert grid_pins(2, 30, ids)[1] == ["w:0-0,0-1=n0", "w:1-1,0-1=n1"]
     with pytest.raises(SystemExit, match="power of two"):
         grid_pins(3, 30, ids)
+
+
+@pytest.mark.parametrize("hub", [True, False])
+def test_node_cost_benchmark_smoke(tmp_path, hub):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "node_cost.py"), "30", "3",
+         *([] if hub else ["--no-hub"])],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    found = re.search(r"30 players, 3 ticks, hub (on|off): ([\d.]+) µs CPU a player and tick "
+                      r"\(node and players\), ([\d.]+) entity updates a player and tick; "
+                      r"30 sessions", run.stdout)
+    assert found, run.stdout
+    assert found.group(1) == ("on" if hub else "off")
+    # Every player walks in view of the others (a zone of 300 x 300 for 30).
+    assert float(found.group(2)) > 0 and float(found.group(3)) > 5
