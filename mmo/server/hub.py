@@ -21,8 +21,8 @@ Two users:
   reading and writing (flow control, ``loseConnection``) lands in the hub,
   and everything else (``callLater``) in the reactor.  The hub reads them
   itself, as ``Connection.doRead`` does but :data:`READ_SIZE` bytes at a
-  time, and hands what it read to ``Connection._dataReceived`` (not public:
-  :func:`can_adopt` is false on a Twisted without it);
+  time, and hands what it read to the transport's ``protocol`` (an empty
+  read is the peer's close, ``CONNECTION_DONE``, as Twisted has it);
 - the load generator's links (:mod:`mmo.loadgen.link`), which take the hub
   as the set they register with.
 
@@ -38,7 +38,7 @@ import select
 from typing import Any
 
 from twisted.internet.interfaces import IReadDescriptor
-from twisted.internet.main import CONNECTION_LOST
+from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -172,12 +172,14 @@ class Hub:
                         try:
                             data = link.socket.recv(READ_SIZE)
                         except BlockingIOError:
-                            data = None
+                            pass
                         except OSError:
                             why = CONNECTION_LOST
-                            data = None
-                        if data is not None:
-                            why = link._dataReceived(data)
+                        else:
+                            if data:
+                                link.protocol.dataReceived(data)
+                            else:
+                                why = CONNECTION_DONE
                     else:
                         why = link.doRead()
                 if not why and event & _OUT and fd in links:
@@ -211,13 +213,8 @@ class Hub:
 
 def can_adopt(reactor: Any, transport: Any) -> bool:
     """Whether ``transport`` (of ``reactor``) may move into a hub of ``reactor``."""
-    return (EPOLL and _READS and type(transport) in fastwrite.TCP_TYPES and not transport.TLS
+    return (EPOLL and type(transport) in fastwrite.TCP_TYPES and not transport.TLS
             and getattr(transport, "reactor", None) is reactor and transport.fileno() >= 0)
-
-
-#: Whether this Twisted's TCP connections hand what they read on as the hub
-#: does (``Connection._dataReceived``, after ``socket.recv``).
-_READS = all(callable(getattr(t, "_dataReceived", None)) for t in _TCP)
 
 
 class SessionHubs:
