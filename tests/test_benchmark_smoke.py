@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
 import json
 import re
 import shutil
@@ -103,6 +105,8 @@ def test_scaling_benchmark_smoke(tmp_path):
     # A handed-over player's arrival is the new node's cost, counted in its tick's.
     assert 0 < rows[(4, "regions")]["arrival_ms"] < rows[(4, "regions")]["cpu_ms_per_tick_mean"]
     assert rows[(1, "regions")]["arrival_ms"] == 0
+    # The collector's time is counted apart, for every placement.
+    assert all(r["gc_ms"] >= 0 for r in rows.values())
     # Pinned: each of the four nodes owns a quarter of the zone, so each has players.
     assert rows[(4, "pinned")]["players_per_node_max"] < 60
     assert rows[(4, "pinned")]["mirrored_per_node"] > 0
@@ -121,21 +125,49 @@ def test_scaling_benchmark_smoke(tmp_path):
     assert "| regions | " in run.stdout.split("lone nodes' in this process")[1]
 
 
-def test_the_pinned_layout_cuts_the_zone_into_equal_rectangles():
-    # Imported by path, and everything it added to sys.path taken away after:
-    # benchmarks/ holds a websocket.py that would hide the library of that name.
+def from_benchmarks(name):
+    """
+    A module of benchmarks/, imported by path, and everything it added to
+    sys.path taken away after: benchmarks/ holds a websocket.py that would
+    hide the library of that name.
+    """
     bench = str(ROOT / "benchmarks")
     path, modules = list(sys.path), set(sys.modules)
     sys.path.insert(0, bench)
     try:
-        from scaling import grid_pins
+        module = importlib.import_module(name)
     finally:
         sys.path[:] = path
-        for name in set(sys.modules) - modules:
-            if getattr(sys.modules[name], "__file__", "") and \
-                    str(sys.modules[name].__file__).startswith(bench):
-                del sys.modules[name]
+        for added in set(sys.modules) - modules:
+            if getattr(sys.modules[added], "__file__", "") and \
+                    str(sys.modules[added].__file__).startswith(bench):
+                del sys.modules[added]
     assert bench not in sys.path
+    return module
+
+
+def test_scalings_clock_counts_the_collectors_time_apart():
+    clock = from_benchmarks("scaling").CollectorClock()
+    gc.collect()
+    gc.callbacks.append(clock.observe)
+    try:
+        # Cycles only the collector frees, many of them: a collection that takes time.
+        for _ in range(5):
+            garbage = [[] for _ in range(200_000)]
+            for i in range(len(garbage)):
+                garbage[i - 1].append(garbage[i])  # a ring
+            del garbage
+            before, spent = clock(), clock.spent
+            freed = gc.collect()
+            assert freed >= 200_000 and clock.spent > spent
+            # What the collection took is in spent, not in the clock's time.
+            assert clock() - before < clock.spent - spent
+    finally:
+        gc.callbacks.remove(clock.observe)
+
+
+def test_the_pinned_layout_cuts_the_zone_into_equal_rectangles():
+    grid_pins = from_benchmarks("scaling").grid_pins
     ids = [f"n{i}" for i in range(16)]
     # 76 cells cut in four both ways: regions of 19 cells, one each.
     side, pins = grid_pins(16, 76, ids)
