@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import NodeProcess, WireClient, spin
+from support import NodeProcess, WireClient, spin, wait_until
 from twisted.internet.testing import StringTransport
 
 from mmo.server.hub import Hub, SessionHubs, can_adopt
@@ -308,3 +308,54 @@ def test_twistd_mmo_without_the_hub_leaves_each_player_to_the_reactor(tmp_path: 
         for c in clients:
             c.close()
         node.stop()
+
+
+def test_one_wake_reads_every_ready_player(reactor: Any) -> None:
+    # Twisted's reactor reads every ready socket in one pass; so does the
+    # node's hub: a player left for the next pass would wait behind the tick.
+    server = Server(reactor, hub=True)
+    try:
+        clients = [server.player(f"p{i}") for i in range(20)]
+        hub = server.hub
+        sessions = [server.session(f"p{i}") for i in range(20)]
+        read = [s.bytes_in for s in sessions]
+        for c in clients:
+            c.send(m.Ping(1, 0.0))
+        # Every socket ready (loopback delivers at once), then one wake.
+        wait_until(lambda: len(hub.poller.poll(0, 64)) == 20, what="20 ready sockets")
+        hub.doRead()
+        assert all(s.bytes_in > r for s, r in zip(sessions, read, strict=True))
+    finally:
+        server.close()
+
+
+def test_the_generators_hub_reads_at_most_its_share_a_wake(reactor: Any) -> None:
+    hub = Hub(reactor, "capped", max_events=5)
+    pairs = [socket.socketpair() for _ in range(12)]
+    reads: list[int] = []
+
+    class Link:
+        def __init__(self, sock: socket.socket) -> None:
+            self.sock = sock
+
+        def fileno(self) -> int:
+            return self.sock.fileno()
+
+        def doRead(self) -> None:
+            reads.append(len(self.sock.recv(100)))
+
+    try:
+        for ours, theirs in pairs:
+            ours.setblocking(False)
+            hub.addReader(Link(ours))
+            theirs.send(b"x")
+        hub.doRead()
+        assert len(reads) == 5
+        hub.doRead()
+        hub.doRead()
+        assert len(reads) == 12
+    finally:
+        hub.close()
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()

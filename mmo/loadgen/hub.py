@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..server.hub import EPOLL, Hub
+from ..server.hub import EPOLL, MAX_EVENTS, Hub
 
 __all__ = ["Hub", "hub_for"]
 
@@ -16,5 +16,5 @@ __all__ = ["Hub", "hub_for"]
 def hub_for(reactor: Any) -> Any:
     """Where links register: a :class:`Hub` where epoll exists, else the reactor."""
     if EPOLL:
-        return Hub(reactor, "mmo-loadgen")
+        return Hub(reactor, "mmo-loadgen", MAX_EVENTS)
     return reactor

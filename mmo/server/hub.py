@@ -54,8 +54,11 @@ _TCP = fastwrite.TCP_TYPES
 #: for 64 KiB), and a player sends a few dozen bytes a tick.
 READ_SIZE = 64 * 1024
 
-#: Ready descriptors handled per wake; more wait for the reactor's next turn,
-#: so that timers (the tick) are not held up.
+#: Ready descriptors the load generator's hub handles per wake; more wait
+#: for the reactor's next turn, so that timers (the fleet's one loop) are
+#: not held up.  The node's hub handles every ready one, as Twisted's own
+#: reactor does: a player it leaves for the next turn waits behind the
+#: tick, and under load its moves pile up past the request budget.
 MAX_EVENTS = 512
 
 EPOLL = hasattr(select, "epoll")
@@ -84,9 +87,11 @@ class Hub:
 
     log = Logger()
 
-    def __init__(self, reactor: Any, name: str = "mmo") -> None:
+    def __init__(self, reactor: Any, name: str = "mmo", max_events: int = 0) -> None:
         self.reactor = reactor
         self.name = name
+        #: Ready descriptors handled per wake (0: all that are ready).
+        self.max_events = max_events
         self.poller = select.epoll()
         #: By descriptor: what registered and the events it waits for.
         self.links: dict[int, Any] = {}
@@ -160,7 +165,7 @@ class Hub:
 
     def doRead(self) -> None:
         links = self.links
-        for fd, event in self.poller.poll(0, MAX_EVENTS):
+        for fd, event in self.poller.poll(0, self.max_events or len(links) + 1):
             link = links.get(fd)
             if link is None:
                 continue
