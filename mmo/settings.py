@@ -92,7 +92,7 @@ NODE_KEYS = [
         integer(1, 1 << 20)),
     Key("session_hub", True, "Poll the players' plain TCP sockets through one epoll "
         "that the reactor reads as one descriptor, instead of one reactor event per "
-        "socket (Linux; less CPU per player). Off: Twisted's own dispatch for each "
+        "socket (Linux; fewer instructions per player). Off: Twisted's own dispatch for each "
         "socket. TLS and WebSocket connections always take Twisted's.",
         boolean, flag=True),
     Key("node_id", "", "This node's id in the cluster (default: HOSTNAME-PID).",

@@ -3,7 +3,7 @@ Many sockets polled for one reactor event.
 
 A reactor pays for every descriptor it wakes: Twisted's ``epollreactor``
 wraps each ``doRead`` in a log context (``callWithLogger``, the context
-tracker), about as much as a player's whole read of one Move.  A
+tracker): 13 % of a node's samples at 2,000 players, under py-spy.  A
 :class:`Hub` is one reader for the reactor: an ``epoll`` of its own where
 descriptors register (it has the reactor's ``addReader``/``addWriter``/
 ``removeReader``/``removeWriter``), and when any of them is ready the
