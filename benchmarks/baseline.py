@@ -27,7 +27,7 @@ from typing import Any
 from twisted.internet.protocol import Factory, Protocol
 
 from mmo.server.fastwrite import write as fast_write
-from mmo.server.hub import SessionHubs
+from mmo.server.hub import SessionHub
 from mmo.wire import layout
 from mmo.wire import messages as m
 from mmo.wire.fast import tick_frame
@@ -51,8 +51,8 @@ class BareSession(Protocol):
         self.playing = False
 
     def connectionMade(self) -> None:
-        if self.server.hubs is not None:
-            self.server.hubs.adopt(self.transport)
+        if self.server.hub is not None:
+            self.server.hub.adopt(self.transport)
 
     def connectionLost(self, reason: Any = None) -> None:
         self.server.clients.discard(self)
@@ -83,7 +83,7 @@ class BareSession(Protocol):
 
 class BareServer:
     def __init__(self, payload: int, tick_hz: float, hub: bool = False) -> None:
-        self.hubs = SessionHubs() if hub else None
+        self.hub = SessionHub() if hub else None
         self.payload = payload
         self.tick_hz = tick_hz
         self.padding = moves_padding(payload - 17)

@@ -31,7 +31,7 @@ from typing import Any
 from twisted.internet.task import Clock
 
 from mmo.loadgen.fleet import Fleet
-from mmo.loadgen.hub import MAX_EVENTS, Hub
+from mmo.loadgen.hub import Hub, hub_for
 from mmo.loadgen.link import TCPLink
 from mmo.loadgen.tap import Options
 from mmo.wire import messages as m
@@ -66,7 +66,7 @@ class Bench:
         settings = dataclasses.replace(options.settings, drive_hz=float(DRIVE_HZ))
         self.reactor = Reactor()
         self.reactor.advance(1000.0)
-        self.hub = Hub(self.reactor, "mmo-loadgen", MAX_EVENTS)
+        self.hub: Hub = hub_for(self.reactor)
         self.ends: list[socket.socket] = []
         self.fleet = Fleet(settings, self.reactor, dial=self.dial)
         self.buffer = self.fleet._read_buffer

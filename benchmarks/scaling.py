@@ -292,13 +292,13 @@ def run(nodes: int, players: int, placement: str, ticks: int, warmup: int,
                 # The new node's part (its session, the token's check, the
                 # full view it writes) counts in its cost; the client's
                 # (decoding that view) and this loop's do not.
-                frames = m.Hello().encode() + m.Resume(token).encode()
+                resume = m.Hello().encode() + m.Resume(token).encode()
                 transport = CountingTransport()
                 transport.counting = True
                 a0 = cpu_time()
                 w.player = FakePlayer(cluster.nodes[w.node], w.name, transport=transport,
                                       login=False)
-                w.player.session.dataReceived(frames)
+                w.player.session.dataReceived(resume)
                 spent = cpu_time() - a0
                 cpu[w.node] += spent
                 arrived += spent

@@ -20,7 +20,7 @@ import pytest
 from support import NodeProcess, WireClient, spin, wait_until
 from twisted.internet.testing import StringTransport
 
-from mmo.server.hub import Hub, SessionHubs, can_adopt
+from mmo.server.hub import Hub, SessionHub, can_adopt
 from mmo.server.intake import CLOSED
 from mmo.server.session import PlayerSession, PlayerSessions
 from mmo.testing.node import make_node
@@ -67,16 +67,15 @@ class Server:
     def __init__(self, reactor: Any, hub: bool) -> None:
         self.reactor = reactor
         self.node = make_node(clock=reactor, placement="connection", max_per_ip=0)
-        self.hubs = SessionHubs() if hub else None
-        self.factory = PlayerSessions(self.node, self.hubs)
+        self.session_hub = SessionHub() if hub else None
+        self.factory = PlayerSessions(self.node, self.session_hub)
         self.port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
         self.clients: list[Client] = []
 
     @property
     def hub(self) -> Hub:
-        assert self.hubs is not None
-        (hub,) = self.hubs.hubs.values()
-        return hub
+        assert self.session_hub is not None and self.session_hub.hub is not None
+        return self.session_hub.hub
 
     def session(self, name: str) -> PlayerSession:
         return self.node.sessions[name]  # type: ignore[return-value]
@@ -110,7 +109,7 @@ def server(request: Any, reactor: Any) -> Iterator[Server]:
 
 def readers_of(server: Server) -> list[Any]:
     """Where the players' sockets wait to be read: the hub's set, or the reactor's."""
-    if server.hubs is not None:
+    if server.session_hub is not None:
         return list(server.hub.links.values())
     return list(server.reactor.getReaders())
 
@@ -163,7 +162,7 @@ def test_flow_control_stops_and_starts_reading_where_the_socket_waits(server: Se
     t: Any = server.session("ann").transport
     t.pauseProducing()
     assert t not in readers_of(server)
-    if server.hubs is not None:
+    if server.session_hub is not None:
         assert not server.hub.masks.get(t.fileno(), 0) & select.EPOLLIN
     t.resumeProducing()
     assert t in readers_of(server)
@@ -177,7 +176,7 @@ def test_a_client_that_closes_ends_its_session_and_leaves_the_set(server: Server
     server.turn(lambda: session.state == CLOSED, "the session's end")
     assert "ann" not in server.node.sessions
     assert session.transport not in readers_of(server)
-    if server.hubs is not None:
+    if server.session_hub is not None:
         assert server.hub.links == {} and server.hub.masks == {}
 
 
@@ -204,7 +203,7 @@ def test_a_bad_frame_gets_an_error_and_a_clean_close(server: Server) -> None:
     ann.sock.close()
     server.clients.remove(ann)
     server.turn(lambda: session.state == CLOSED, "the session's end")
-    if server.hubs is not None:
+    if server.session_hub is not None:
         assert server.hub.links == {}
 
 
@@ -215,16 +214,16 @@ def test_the_reactors_shutdown_ends_every_player(server: Server) -> None:
     server.reactor.disconnectAll()
     assert all(s.state == CLOSED for s in sessions)
     assert server.node.sessions == {}
-    if server.hubs is not None:
+    if server.session_hub is not None:
         assert server.hub.poller.closed
 
 
 def test_only_plain_tcp_transports_of_the_hubs_reactor_are_adopted(reactor: Any) -> None:
-    hubs = SessionHubs()
+    hubs = SessionHub()
     transport = StringTransport()
     assert not can_adopt(reactor, transport)
     assert not hubs.adopt(transport)
-    assert hubs.hubs == {}
+    assert hubs.hub is None
 
 
 # -- the real twistd ---------------------------------------------------------------

@@ -222,18 +222,18 @@ def can_adopt(reactor: Any, transport: Any) -> bool:
             and getattr(transport, "reactor", None) is reactor and transport.fileno() >= 0)
 
 
-class SessionHubs:
-    """The hub of each reactor the node's sessions are accepted on, made on first use."""
+class SessionHub:
+    """The hub the node's sessions move into, made on the first one's reactor."""
 
     def __init__(self) -> None:
-        self.hubs: dict[int, Hub] = {}
+        self.hub: Hub | None = None
 
     def adopt(self, transport: Any) -> bool:
-        """Move ``transport`` into its reactor's hub, if it can go there."""
-        reactor = getattr(transport, "reactor", None)
-        if reactor is None or not can_adopt(reactor, transport):
-            return False
-        hub = self.hubs.get(id(reactor))
-        if hub is None or hub.poller.closed or hub.reactor is not reactor:
-            hub = self.hubs[id(reactor)] = Hub(reactor, "mmo-players")
+        """Move ``transport`` into the hub, if it can go there (:meth:`Hub.adopt`)."""
+        hub = self.hub
+        if hub is None or hub.poller.closed:
+            reactor = getattr(transport, "reactor", None)
+            if not can_adopt(reactor, transport):
+                return False  # no hub made for a transport that could not use it
+            hub = self.hub = Hub(reactor, "mmo-players")
         return hub.adopt(transport)

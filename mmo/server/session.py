@@ -31,7 +31,7 @@ from ..wire.frames import FrameDecoder
 from ..wire.messages import ErrorCode, ProtocolError
 from ..world.grid import Entity
 from . import fastwrite
-from .hub import SessionHubs
+from .hub import SessionHub
 from .intake import AUTHENTICATING, CLOSED, HELLO, LOGIN, PLAYING, ReadControl
 from .limits import COSTS, TokenBucket
 from .node import Node
@@ -94,10 +94,10 @@ class PlayerSession(ReadControl, Protocol):
     # -- connection --------------------------------------------------------
 
     def connectionMade(self) -> None:
-        hubs = getattr(self.factory, "hubs", None)
-        if hubs is not None:
+        hub = getattr(self.factory, "hub", None)
+        if hub is not None:
             # One reactor event for many players' sockets (:mod:`.hub`).
-            hubs.adopt(self.transport)
+            hub.adopt(self.transport)
         peer = self.transport.getPeer()  # type: ignore[union-attr]
         self.peer = getattr(peer, "host", str(peer))
         refusal = self.node.admit(self)
@@ -400,13 +400,13 @@ _HANDLERS: dict[int, dict[type, Any]] = {
 
 class PlayerSessions(Factory):
     """
-    The factory of a node's player sessions, for any endpoint.  With
-    ``hubs``, plain TCP connections are polled together (:mod:`.hub`).
+    The factory of a node's player sessions, for any endpoint.  With a
+    ``hub``, plain TCP connections are polled together (:mod:`.hub`).
     """
 
-    def __init__(self, node: Node, hubs: SessionHubs | None = None) -> None:
+    def __init__(self, node: Node, hub: SessionHub | None = None) -> None:
         self.node = node
-        self.hubs = hubs
+        self.hub = hub
 
     def buildProtocol(self, addr: Any) -> PlayerSession:
         session = PlayerSession(self.node)
@@ -416,4 +416,4 @@ class PlayerSessions(Factory):
 
 def session_factory(node: Node) -> PlayerSessions:
     """The factory of ``node``'s player sessions, as its settings say (``session_hub``)."""
-    return PlayerSessions(node, SessionHubs() if node.settings.node.session_hub else None)
+    return PlayerSessions(node, SessionHub() if node.settings.node.session_hub else None)
