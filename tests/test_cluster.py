@@ -88,6 +88,39 @@ def test_moves_arrive_as_deltas_and_match_the_owner(three):
     assert c.services[0].mirrors.gaps == 0
 
 
+def test_a_lone_node_records_no_changes_and_a_newcomer_gets_everything_at_once():
+    c = Cluster(1)
+    node = c.nodes[0]
+    alice, bob = FakePlayer(node, "alice"), FakePlayer(node, "bob")
+    move(alice, 1050, 1050)
+    move(bob, 1060, 1050)
+    c.step(2)
+    move(alice, 1070, 1055)
+    move(bob, 1150, 1050)  # into the next cell
+    c.step(1)
+    publisher = c.services[0].publisher
+    # Nobody listens: who owns what is kept, and not one change.
+    zone = node.world.default_zone
+    assert {(cell, eid) for (_z, cell), s in publisher.streams.items() for eid in s.owned} \
+        == {(alice.entity.cell, alice.entity.id), (bob.entity.cell, bob.entity.id)}
+    assert bob.entity.cell != alice.entity.cell == zone.cell_at(1070, 1055)
+    assert not any(s.recent or s.fresh or s.gone_to for s in publisher.streams.values())
+    assert publisher.keyframes == 0
+    # A second node appears: its player sees both where they stand.
+    other, _ = c.add("n1")
+    carol = FakePlayer(other, "carol")
+    move(carol, 1055, 1060)
+    c.step(3)
+    assert carol.names_seen() == {"alice", "bob"}
+    for p in (alice, bob):
+        mirror = mirror_of(other, p.name)
+        assert (mirror.x, mirror.y) == pytest.approx((p.entity.x, p.entity.y))
+    # And the lone node's deltas start with the audience.
+    move(bob, 1160, 1060)
+    c.step(2)
+    assert (mirror_of(other, "bob").x, mirror_of(other, "bob").y) == pytest.approx((1160, 1060))
+
+
 def test_walking_away_gives_leave_and_groups_follow_players(three):
     c, (alice, bob, carol) = three
     svc = c.services[1]

@@ -178,6 +178,12 @@ def test_only_cells_others_may_see_are_published() -> None:
             sent.update(u.cell for u in codec.decode_body(codec.read_header(signed), signed))
     assert zone.cell_at(50.0, 50.0) not in sent
     assert zone.cell_at(455.0, 50.0) in sent
+    # Nor are the deep cell's moves recorded for deltas: only who stands there.
+    streams = c.services[0].publisher.streams
+    deep_stream = streams[("world", deep.entity.cell)]
+    edge_stream = streams[("world", edge.entity.cell)]
+    assert deep.entity.id in deep_stream.owned and not deep_stream.recent
+    assert edge.entity.id in edge_stream.owned and edge.entity.id in edge_stream.recent
 
 
 class CountingBounds(dict):  # type: ignore[type-arg]

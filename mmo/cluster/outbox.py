@@ -129,13 +129,14 @@ class Outbox:
         Per tick, after the grid settled: the records of this tick's changes
         of owned entities, on their cells' groups, and keyframe requests for
         the cells ``gained`` (newly followed) and those queued.  With no
-        ``audience`` (no other node heard of), nothing is encoded: a new
+        ``audience`` (no other node heard of), nothing is encoded and no
+        move is looked at, only who owns what (``Publisher.observe``): a new
         node's heartbeat brings keyframes of everything at once.
         """
         if gained:
             self._requests.extend(gained)
         publisher = self.publisher
-        publisher.observe(self.game.world, tick)
+        publisher.observe(self.game.world, tick, audience, self.game.published)
         if self._announce:
             self._announce = False
             publisher.request(list(publisher.streams))

@@ -87,35 +87,60 @@ class Publisher:
             if c in self.streams:
                 self.requested.add(c)
 
-    def observe(self, world: World, tick: int) -> None:
-        """Record this tick's changes of owned entities (after ``settle``)."""
+    def observe(self, world: World, tick: int, audience: bool = True,
+                wanted: Callable[[str, int], bool] | None = None) -> None:
+        """
+        Record this tick's changes of owned entities (after ``settle``).
+
+        Only who owns what is kept (the cell each owned entity stands in,
+        which keyframes list) for the cells nobody else may see: all of
+        them with no ``audience`` (no other node heard of), and those that
+        ``wanted(zone, cell)`` says no other node's players may see.  The
+        changes that deltas repeat are recorded for the others.  A cell that
+        becomes visible gets a keyframe first: the node that starts to see
+        it asks for one, and a change of the live nodes (the only thing
+        that moves region borders) or a new node's arrival brings keyframes
+        of every stream (``Outbox.announce``).
+        """
         streams = self.streams
+        requested = self.requested
+
+        def recorded(zname: str, key: int) -> bool:
+            return audience and (wanted is None or wanted(zname, key)
+                                 or (zname, key) in requested)
+
         for zone in world.zones.values():
             zname = zone.name
             for key, gone in zone.departed.items():
                 s = streams.get((zname, key))
                 if s is None:
                     continue
+                record = recorded(zname, key)
                 for eid, to in gone:
                     e = s.owned.get(eid)
                     if e is not None and (e.zone is not zone or e.cell != key):
-                        s.gone_to[eid] = to if to >= 0 and e.zone is zone else NOWHERE
                         del s.owned[eid]
-                        s.fresh.pop(eid, None)
-                        s.recent[eid] = tick
+                        if record:
+                            s.gone_to[eid] = to if to >= 0 and e.zone is zone else NOWHERE
+                            s.fresh.pop(eid, None)
+                            s.recent[eid] = tick
                         if not s.owned:
                             s.emptied = tick
             for key, came in zone.arrived.items():
+                record = recorded(zname, key)
                 for e, _frm in came:
                     if e.owner is None and e.zone is zone and e.cell == key:
                         s = self._stream(zone, key)
                         s.owned[e.id] = e
-                        s.gone_to.pop(e.id, None)
-                        s.recent[e.id] = tick
-                        s.fresh[e.id] = tick
+                        if record:
+                            s.gone_to.pop(e.id, None)
+                            s.recent[e.id] = tick
+                            s.fresh[e.id] = tick
+            if not audience:
+                continue
             for key, moved in zone.moved.items():
                 s = streams.get((zname, key))
-                if s is None:
+                if s is None or not recorded(zname, key):
                     continue
                 owned, recent = s.owned, s.recent
                 for e in moved:
@@ -217,15 +242,23 @@ class Publisher:
             self.seqs[c] = self.streams.pop(c).seq
 
     def prune(self, tick: int) -> None:
-        """Forget changes too old to repeat, without encoding (nobody listens)."""
-        oldest = tick - REPEAT
-        for c in list(self.streams):
-            s = self.streams[c]
-            for table in (s.recent, s.fresh, s.gone_to):
-                for eid in [eid for eid, t in table.items() if t < oldest]:
-                    del table[eid]
-            if not s.owned and not s.recent and tick - s.emptied > LINGER * self.period:
-                self.seqs[c] = self.streams.pop(c).seq
+        """
+        With nobody listening: forget the changes recorded while someone
+        did (``observe`` records none now), and the streams emptied long
+        enough ago.  A node's arrival brings keyframes of every stream,
+        which carry all a receiver needs.
+        """
+        linger = LINGER * self.period
+        finished = []
+        for c, s in self.streams.items():
+            if s.recent or s.fresh or s.gone_to:
+                s.recent.clear()
+                s.fresh.clear()
+                s.gone_to.clear()
+            if not s.owned and tick - s.emptied > linger:
+                finished.append(c)
+        for c in finished:
+            self.seqs[c] = self.streams.pop(c).seq
         self.requested.clear()
 
     def owned_count(self) -> int:
