@@ -209,16 +209,23 @@ def test_a_tick_looks_only_at_the_players_that_moved_and_at_all_when_owners_chan
     assert bounds.looked == [], "nobody moved: nobody is looked at"
     players[2].send(m.Move(1, 210.0, 110.0))
     c.step(1)
-    assert bounds.looked == ["p2"]
+    assert bounds.looked == [], "a step inside its cell and bounds: nobody is looked at"
+    players[1].send(m.Move(1, 215.0, 100.0))  # into the next cell
+    c.step(1)
+    assert bounds.looked == ["p1"]
+    bounds.looked.clear()
+    players[3].send(m.Move(1, 540.0, 100.0))  # out of its bounds, into b's land
+    c.step(1)
+    assert set(bounds.looked) == {"p3"} and "p3" not in a.sessions
     bounds.looked.clear()
     a.nodes_changed(frozenset(a.placement.ownership.nodes))  # the same nodes, told again
     bounds.looked.clear()
     c.step(1)
-    assert sorted(bounds.looked) == ["p0", "p1", "p2", "p3"]
+    assert sorted(bounds.looked) == ["p0", "p1", "p2"]
     bounds.looked.clear()
     c.step(2)
     assert bounds.looked == []
-    assert all(f"p{i}" in a.sessions for i in range(4))
+    assert all(f"p{i}" in a.sessions for i in range(3))
 
 
 def test_a_lone_node_looks_at_nobody_and_hands_on_once_another_joins() -> None:

@@ -82,6 +82,31 @@ def test_walking_away_gives_leave_and_coming_back_enter():
     assert enters == [[], [], [], [], [], [b.id]]
 
 
+def test_a_move_out_of_its_fence_is_listed_and_the_list_lasts_one_tick():
+    w = make_world()
+    zone = w.zones["w"]
+    fenced = w.spawn("fenced", zone, 150, 150)
+    free = w.spawn("free", zone, 160, 160)
+    fenced.fence = (100.0, 100.0, 300.0, 300.0)
+    step(w)
+    zone.move(fenced, 290, 150)  # inside its fence, in the next cell
+    zone.move(free, 900, 900)    # no fence: never listed
+    w.settle()
+    assert zone.fenced == []
+    w.update_views()
+    w.end_tick()
+    zone.move(fenced, 310, 150)
+    w.settle()
+    assert zone.fenced == [fenced]
+    w.update_views()
+    w.end_tick()
+    assert zone.fenced == []
+    fenced.fence = None
+    zone.move(fenced, 500, 500)
+    w.settle()
+    assert zone.fenced == []
+
+
 def test_hysteresis_no_flicker_on_border():
     w = make_world(max_speed=1000)
     zone = w.zones["w"]

@@ -94,7 +94,11 @@ class Handoffs:
         region = layout.region_at(e.zone.name, e.x, e.y)
         x0, y0, x1, y1 = layout.zone(region[0]).bounds(region[1], region[2])
         mg = self.margin
-        self.bounds[name] = (region, x0 - mg, y0 - mg, x1 + mg, y1 + mg)
+        b = self.bounds[name] = (region, x0 - mg, y0 - mg, x1 + mg, y1 + mg)
+        if self.placement.enabled:
+            # The grid lists the player when a move takes it out of its
+            # bounds (Zone.fenced): the tick looks at those, not at every move.
+            e.fence = b[1:]
         self._placed.add(name)
 
     def forget(self, name: str) -> None:
@@ -108,8 +112,9 @@ class Handoffs:
         """
         Hand away the players that walked out of this node's land; time out waits.
 
-        Called once the tick's moves are settled.  Only a player that moved
-        or arrived somewhere (this tick's records of the zones: a step, a
+        Called once the tick's moves are settled.  Only a player whose move
+        ended outside its bounds (the grid lists it: ``Zone.fenced``), that
+        arrived somewhere (this tick's records of the zones: a new cell, a
         teleport, another zone), or was placed since the last tick, can have
         walked out; a player whose handoff waits for another try is looked at
         until it goes, and every player once after the regions changed owner.
@@ -133,14 +138,11 @@ class Handoffs:
         else:
             bounds = self.bounds
             for zone in self.node.world.zones.values():
-                for bucket in zone.moved.values():
-                    for e in bucket:
-                        b = bounds.get(e.name)
-                        # Still inside (most moves): nothing to do.
-                        if b is not None and not (
-                                b[1] <= e.x <= b[3] and b[2] <= e.y <= b[4]
-                                and e.zone is not None and b[0][0] == e.zone.name):
-                            self._check(e.name, e, b, now)
+                # Moves that stayed inside their bounds (most) are not listed.
+                for e in zone.fenced:
+                    b = bounds.get(e.name)
+                    if b is not None:
+                        self._check(e.name, e, b, now)
                 for came in zone.arrived.values():
                     for e, _frm in came:
                         b = bounds.get(e.name)
@@ -231,6 +233,7 @@ class Handoffs:
         token = resumes.book.mint(name, e.zone.name, e.x, e.y, for_node=to)
         # The session lets go of the entity: its close saves and despawns nothing.
         session.entity = None
+        e.fence = None
         del node.sessions[name]
         resumes.forget(name)
         self.forget(name)

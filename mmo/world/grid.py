@@ -27,7 +27,7 @@ class Entity:
 
     __slots__ = (
         "id", "name", "kind", "zone", "x", "y", "cell", "owner", "viewer",
-        "data", "dirty", "last_move", "budget", "__weakref__",
+        "data", "dirty", "last_move", "budget", "fence", "__weakref__",
     )
 
     def __init__(
@@ -51,6 +51,9 @@ class Entity:
         #: entity may still cover (see :meth:`World.check_move`).
         self.last_move = 0.0
         self.budget = 0.0
+        #: A box ``(x0, y0, x1, y1)`` to hear of the entity leaving: a move
+        #: that ends outside it lists the entity in its zone's ``fenced``.
+        self.fence: tuple[float, float, float, float] | None = None
 
     def __repr__(self) -> str:
         zone = self.zone.name if self.zone else None
@@ -108,6 +111,8 @@ class Zone:
         self.arrived: dict[int, list[tuple[Entity, int]]] = {}
         self.departed: dict[int, list[tuple[int, int]]] = {}
         self.moved: dict[int, list[Entity]] = {}
+        #: The entities whose moves this tick ended outside their fence.
+        self.fenced: list[Entity] = []
         self._dirty: list[Entity] = []
 
     # -- geometry ----------------------------------------------------------
@@ -185,7 +190,7 @@ class Zone:
 
     def settle(self) -> None:
         """Apply this tick's moves to the grid and record what changed."""
-        cells, moved = self.cells, self.moved
+        cells, moved, fenced = self.cells, self.moved, self.fenced
         cs, cols = self.cell_size, self.cols
         last_col, last_row = cols - 1, self.rows - 1
         for e in self._dirty:
@@ -193,10 +198,15 @@ class Zone:
             if e.zone is not self:
                 continue
             old = e.cell
+            x = e.x
+            y = e.y
+            f = e.fence
+            if f is not None and not (f[0] <= x <= f[2] and f[1] <= y <= f[3]):
+                fenced.append(e)
             # Most moves stay in their cell: checked inline (positions are
             # inside the zone, so only the far edges need clamping).
-            cx = int(e.x // cs)
-            cy = int(e.y // cs)
+            cx = int(x // cs)
+            cy = int(y // cs)
             if cy * cols + cx == old and cx <= last_col and cy <= last_row:
                 new = old
             else:
@@ -222,6 +232,7 @@ class Zone:
         self.arrived = {}
         self.departed = {}
         self.moved = {}
+        self.fenced = []
 
     def entities(self) -> Iterator[Entity]:
         for members in self.cells.values():
