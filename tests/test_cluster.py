@@ -121,6 +121,43 @@ def test_a_lone_node_records_no_changes_and_a_newcomer_gets_everything_at_once()
     assert (mirror_of(other, "bob").x, mirror_of(other, "bob").y) == pytest.approx((1160, 1060))
 
 
+def test_whether_a_cell_is_seen_elsewhere_is_kept_until_the_live_nodes_change():
+    from mmo.cluster.streams import Publisher
+    from mmo.world import World, ZoneSpec
+
+    world = World([ZoneSpec("w", 1000, 1000)], cell_size=100)
+    e = world.spawn("e", world.zones["w"], 150, 150)
+    seen_elsewhere = {"answer": False, "asked": 0}
+
+    def wanted(zone: str, cell: int) -> bool:
+        seen_elsewhere["asked"] += 1
+        return seen_elsewhere["answer"]
+
+    publisher = Publisher(10)
+    stream = None
+    for tick in range(1, 4):
+        world.settle()
+        publisher.observe(world, tick, True, wanted)
+        stream = publisher.streams[("w", e.cell)]
+        world.update_views()
+        world.end_tick()
+        world.zones["w"].move(e, 150 + tick, 150)
+    assert stream is not None and e.id in stream.owned and not stream.recent
+    assert seen_elsewhere["asked"] == 1, "worked out once, not every tick"
+    seen_elsewhere["answer"] = True  # the borders moved...
+    world.settle()
+    publisher.observe(world, 4, True, wanted)
+    assert not stream.recent, "...which this node hears of when the live nodes change"
+    world.end_tick()
+    publisher.forget_shown()
+    world.zones["w"].move(e, 160, 150)
+    world.settle()
+    publisher.observe(world, 5, True, wanted)
+    assert stream.recent == {e.id: 5} and seen_elsewhere["asked"] == 2
+    # And it goes out.
+    assert [cell for _kf, _z, cell, _records in publisher.bodies(5, 1200, wanted)] == [e.cell]
+
+
 def test_walking_away_gives_leave_and_groups_follow_players(three):
     c, (alice, bob, carol) = three
     svc = c.services[1]

@@ -186,6 +186,37 @@ def test_only_cells_others_may_see_are_published() -> None:
     assert edge.entity.id in edge_stream.owned and edge.entity.id in edge_stream.recent
 
 
+def test_cells_that_a_new_node_can_see_are_published_from_its_arrival() -> None:
+    # Without c, a owns the north half too, and cell (2, 4) is too far from
+    # b's land for anyone else to see: its moves go out to nobody.
+    c = FakeCluster(["a", "b"], placement="regions", zone=["world:1000x1000"],
+                    region_map=PINS, max_speed=1000.0)
+    c.step(3)
+    a = c.nodes[0]
+    zone = a.world.zones["world"]
+    walker = player_at(a, "walker", 250.0, 450.0)
+    x = 250.0
+    for seq in range(1, 4):
+        x += 5.0
+        walker.send(m.Move(seq, x, 450.0))
+        c.step(1)
+    assert not a.published("world", zone.cell_at(x, 450.0))
+    # c comes: its land starts on the next row, so the cell is seen from there now.
+    cn, _ = c.add("c")
+    c.step(3)
+    assert a.published("world", zone.cell_at(x, 450.0))
+    north = player_at(cn, "north", 250.0, 520.0)
+    c.step(3)
+    for seq in range(4, 10):
+        x += 5.0
+        walker.send(m.Move(seq, x, 450.0))
+        c.step(2)  # a publishes, c applies
+        mirror = cn.world.find_player("walker")
+        assert mirror is not None and mirror.owner == "a"
+        assert (mirror.x, mirror.y) == (x, 450.0), "every move, not only keyframes"
+    assert seen(north, "walker")
+
+
 class CountingBounds(dict):  # type: ignore[type-arg]
     """A node's player bounds that note whose are looked up."""
 

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from ..world.grid import Zone
 from ..world.world import World
 
 Cell = tuple[str, int]
@@ -197,12 +198,18 @@ class Interest:
         touched: dict[Cell, bool] = {}
         viewers = self.viewers
         for zone in world.zones.values():
+            zname = zone.name
             for key, gone in zone.departed.items():
-                for eid, _to in gone:
-                    if viewers.get(eid) == (zone.name, key):
+                for eid, to in gone:
+                    if viewers.get(eid) == (zname, key):
                         e = world.entities.get(eid)
                         if e is None or e.zone is not zone or e.cell != key:
-                            self._drop(eid, touched)
+                            if e is not None and e.zone is zone and e.cell == to:
+                                # A step into the next cell (most): only the
+                                # cells it sees no more, or newly, change.
+                                self._step(eid, zone, key, to, touched)
+                            else:
+                                self._drop(eid, touched)
         for zone in world.zones.values():
             for key, came in zone.arrived.items():
                 for e, _frm in came:
@@ -241,6 +248,27 @@ class Interest:
             c = (zone, n)
             touched.setdefault(c, c in cells)
             cells[c] += 1
+
+    def _step(self, eid: int, zone: Zone, old: int, new: int,
+              touched: dict[Cell, bool]) -> None:
+        """Viewer ``eid`` went from cell ``old`` of ``zone`` to ``new``."""
+        self.viewers[eid] = (zone.name, new)
+        cells = self.cells
+        name = zone.name
+        before = zone.neighbours(old)
+        after = zone.neighbours(new)
+        for n in before:
+            if n not in after:
+                c = (name, n)
+                touched.setdefault(c, c in cells)
+                cells[c] -= 1
+                if cells[c] <= 0:
+                    del cells[c]
+        for n in after:
+            if n not in before:
+                c = (name, n)
+                touched.setdefault(c, c in cells)
+                cells[c] += 1
 
     def _drop(self, eid: int, touched: dict[Cell, bool]) -> None:
         old = self.viewers.pop(eid, None)

@@ -116,9 +116,11 @@ class Outbox:
         """
         Keyframes of every stream at the next tick: a node appeared, the
         live nodes changed, or the transport is back, and what others knew
-        of this node's cells may be lost or out of date.
+        of this node's cells may be lost or out of date.  Which cells others
+        may see is worked out again (region borders move with the live nodes).
         """
         self._announce = True
+        self.publisher.forget_shown()
 
     def queue_requests(self, cells: list[Cell]) -> None:
         """Ask for keyframes of ``cells`` at the next tick (if anyone listens then)."""

@@ -36,7 +36,7 @@ class CellStream:
     """This node's owned entities in one cell and their recent changes."""
 
     __slots__ = ("zone", "cell", "owned", "recent", "fresh", "gone_to", "phase", "seq",
-                 "emptied")
+                 "emptied", "shown")
 
     def __init__(self, zone: str, cell: int, period: int, tile: int | None = None) -> None:
         self.zone = zone
@@ -55,6 +55,9 @@ class CellStream:
         #: Tick the last owned entity left; empty keyframes follow for a
         #: while so that receivers that lost the departures catch up.
         self.emptied = -1
+        #: Whether other nodes' players may see the cell (``wanted``), once
+        #: worked out; ``None`` until then and after the live nodes change.
+        self.shown: bool | None = None
 
 
 class Publisher:
@@ -103,19 +106,14 @@ class Publisher:
         of every stream (``Outbox.announce``).
         """
         streams = self.streams
-        requested = self.requested
-
-        def recorded(zname: str, key: int) -> bool:
-            return audience and (wanted is None or wanted(zname, key)
-                                 or (zname, key) in requested)
-
+        shown = self._shown
         for zone in world.zones.values():
             zname = zone.name
             for key, gone in zone.departed.items():
                 s = streams.get((zname, key))
                 if s is None:
                     continue
-                record = recorded(zname, key)
+                record = audience and shown(s, wanted)
                 for eid, to in gone:
                     e = s.owned.get(eid)
                     if e is not None and (e.zone is not zone or e.cell != key):
@@ -127,10 +125,12 @@ class Publisher:
                         if not s.owned:
                             s.emptied = tick
             for key, came in zone.arrived.items():
-                record = recorded(zname, key)
+                s = None
                 for e, _frm in came:
                     if e.owner is None and e.zone is zone and e.cell == key:
-                        s = self._stream(zone, key)
+                        if s is None:
+                            s = self._stream(zone, key)
+                            record = audience and shown(s, wanted)
                         s.owned[e.id] = e
                         if record:
                             s.gone_to.pop(e.id, None)
@@ -140,12 +140,26 @@ class Publisher:
                 continue
             for key, moved in zone.moved.items():
                 s = streams.get((zname, key))
-                if s is None or not recorded(zname, key):
+                if s is None or not shown(s, wanted):
                     continue
                 owned, recent = s.owned, s.recent
                 for e in moved:
                     if e.owner is None and e.id in owned:
                         recent[e.id] = tick
+
+    def _shown(self, s: CellStream, wanted: Callable[[str, int], bool] | None) -> bool:
+        """Whether ``s``'s changes go out: others may see its cell, or asked for it."""
+        if wanted is None:
+            return True
+        shown = s.shown
+        if shown is None:
+            shown = s.shown = wanted(s.zone, s.cell)
+        return shown or (s.zone, s.cell) in self.requested
+
+    def forget_shown(self) -> None:
+        """The live nodes changed: which cells others may see is worked out again."""
+        for s in self.streams.values():
+            s.shown = None
 
     def own(self, e: Entity, tick: int) -> None:
         """``e`` (a mirror until now) is this node's: publish it, in full, from this tick."""
@@ -206,8 +220,7 @@ class Publisher:
             alive = bool(owned) or tick - s.emptied <= linger
             keyframe = alive and (
                 (tick + s.phase) % period == 0 or c in requested or settled)
-            if not (keyframe or recent) or (
-                    wanted is not None and c not in requested and not wanted(s.zone, s.cell)):
+            if not (keyframe or recent) or not self._shown(s, wanted):
                 # Nothing to say, or nobody else sees this cell: nothing to encode.
                 if not alive:
                     finished.append(c)
