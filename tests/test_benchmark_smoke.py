@@ -125,6 +125,23 @@ def test_scaling_benchmark_smoke(tmp_path):
     assert "| regions | " in run.stdout.split("lone nodes' in this process")[1]
 
 
+def test_timeparts_times_the_named_functions_inside_a_benchmark(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-P", str(ROOT / "benchmarks" / "timeparts.py"),
+         "mmo.server.handoff:Handoffs.tick,mmo.cluster.streams:Publisher.observe",
+         str(ROOT / "benchmarks" / "scaling.py"), "--smoke", "--nodes", "1,2",
+         "--placements", "pinned", "--out", str(tmp_path / "scaling.json")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    ticks = json.loads((tmp_path / "scaling.json").read_text())["rows"]
+    node_ticks = sum(r["nodes"] * r["ticks"] for r in ticks)
+    for name in ("Handoffs.tick", "Publisher.observe"):
+        [line] = [x for x in run.stderr.splitlines() if x.startswith(name + ":")]
+        calls = int(line.split(": ")[1].split(" calls")[0])
+        assert calls >= node_ticks, line  # every node's tick, warm-up included
+        assert "median of the second half" in line
+
+
 def from_benchmarks(name):
     """
     A module of benchmarks/, imported by path, and everything it added to
