@@ -40,6 +40,7 @@ import gc
 import itertools
 import json
 import math
+import operator
 import random
 import sys
 import time
@@ -145,6 +146,29 @@ def redirect_token(data: bytes) -> str:
     raise AssertionError("a session ended without a Redirect")
 
 
+def _direct(f: Any, *args: Any, **kwargs: Any) -> Any:
+    return f(*args, **kwargs)
+
+
+#: How the measured ticks call the nodes' work: directly, or with
+#: ``--count-instructions`` through ``operator.call``, the C function that
+#: callgrind is told to count in (``--collect-atstart=no
+#: --toggle-collect=_operator_call``), so that its total is the nodes' own
+#: work in the measured ticks, without start-up, logins, the players' side
+#: or this benchmark's loops, and without the machine's noise or its caches.
+node_call: Any = _direct
+
+
+def _feed(frames: list[tuple[Any, bytes]]) -> None:
+    for session, frame in frames:
+        session.dataReceived(frame)
+
+
+def _receive(receive: Any, items: list[tuple[bytes, str]]) -> None:
+    for data, source in items:
+        receive(data, source)
+
+
 def deliver(bus: MemoryBus, cpu: dict[Any, float], received: dict[Any, int]) -> None:
     """
     :meth:`MemoryBus.flush`, each receiver's datagrams handed over in one
@@ -162,8 +186,7 @@ def deliver(bus: MemoryBus, cpu: dict[Any, float], received: dict[Any, int]) -> 
             if receive is None:
                 continue
             t0 = cpu_time()
-            for data, source in items:
-                receive(data, source)
+            node_call(_receive, receive, items)
             cpu[t] += cpu_time() - t0
             received[t] += len(items)
 
@@ -263,12 +286,12 @@ def run(nodes: int, players: int, placement: str, ticks: int, warmup: int,
         frames: list[list[tuple[Any, bytes]]] = [[] for _ in range(nodes)]
         for w in walkers:
             frames[w.node].append((w.player.session, w.walk(rng, side)))
+        call = node_call if measuring else _direct
         for i, node in enumerate(cluster.nodes):
             t0 = cpu_time()
-            for session, frame in frames[i]:
-                session.dataReceived(frame)
+            call(_feed, frames[i])
             t1 = cpu_time()
-            node.tick()
+            call(node.tick)
             if measuring:
                 cpu[i] += cpu_time() - t0
                 input_cpu += t1 - t0
@@ -296,9 +319,9 @@ def run(nodes: int, players: int, placement: str, ticks: int, warmup: int,
                 transport = CountingTransport()
                 transport.counting = True
                 a0 = cpu_time()
-                w.player = FakePlayer(cluster.nodes[w.node], w.name, transport=transport,
-                                      login=False)
-                w.player.session.dataReceived(resume)
+                w.player = node_call(FakePlayer, cluster.nodes[w.node], w.name,
+                                     transport=transport, login=False)
+                node_call(w.player.session.dataReceived, resume)
                 spent = cpu_time() - a0
                 cpu[w.node] += spent
                 arrived += spent
@@ -390,16 +413,16 @@ def run_alone(nodes: int, players: int, ticks: int, warmup: int, seconds: float,
             collected = cpu_time.spent
         if measuring and measured and time.monotonic() - started > seconds:
             break
+        call = node_call if measuring else _direct
         for i, (cluster, walkers) in enumerate(clusters):
             node = cluster.nodes[0]
             cluster.clock.advance(node.tick_interval)
             frames = [(w.player.session, w.walk(rng, side)) for w in walkers]
             t0 = cpu_time()
-            for session, frame in frames:
-                session.dataReceived(frame)
+            call(_feed, frames)
             t1 = cpu_time()
-            node.tick()
-            cluster.bus.flush()
+            call(node.tick)
+            call(cluster.bus.flush)
             if measuring:
                 cpu[i] += cpu_time() - t0
                 input_cpu += t1 - t0
@@ -465,8 +488,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true",
                     help="a few seconds: N = 1, 2, 4, 30 players a node, 8 ticks")
     ap.add_argument("--out", default="", help="write the results as JSON here")
+    ap.add_argument("--count-instructions", action="store_true",
+                    help="call the nodes' work in the measured ticks through operator.call, "
+                         "for callgrind's --toggle-collect=_operator_call")
     args = ap.parse_args(argv)
     gc.callbacks.append(cpu_time.observe)
+    if args.count_instructions:
+        global node_call
+        node_call = getattr(operator, "call", None)
+        if node_call is None:
+            raise SystemExit("scaling: --count-instructions needs Python 3.11 (operator.call)")
+        # The collector is off: here one collection walks all N nodes' heaps
+        # at once (see CollectorClock), which a node of a real cluster never does.
+        gc.disable()
+        print("# counting: run under valgrind --tool=callgrind --collect-atstart=no "
+              "--toggle-collect=_operator_call; a node's instructions a tick are "
+              "callgrind's total over nodes x ticks (one size and placement a run)",
+              flush=True)
     if args.smoke:
         args.nodes, args.players, args.ticks, args.warmup = "1,2,4", 30, 8, 3
         args.seconds = min(args.seconds, 10.0)

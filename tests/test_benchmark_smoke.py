@@ -183,6 +183,28 @@ def test_scalings_clock_counts_the_collectors_time_apart():
         gc.callbacks.remove(clock.observe)
 
 
+@pytest.mark.parametrize("placement", ["pinned", "alone"])
+def test_scaling_calls_only_the_nodes_work_of_the_measured_ticks_through_node_call(
+        monkeypatch, placement):
+    scaling = from_benchmarks("scaling")
+    called = []
+
+    def recording(f, *args, **kwargs):
+        called.append(getattr(f, "__name__", repr(f)))
+        return f(*args, **kwargs)
+
+    monkeypatch.setattr(scaling, "node_call", recording)
+    nodes, ticks = 2, 3
+    if placement == "alone":
+        r = scaling.run_alone(nodes, 20, ticks, 2, 60.0, 1, 1, 1, 4096)
+    else:
+        r = scaling.run(nodes, 20, placement, ticks, 2, 60.0, 1, 1, 1, 4096)
+    assert r["ticks"] == ticks
+    # Each node's input and tick, once a measured tick: none of the warm-up's.
+    assert called.count("_feed") == called.count("tick") == nodes * ticks
+    assert set(called) <= {"_feed", "tick", "flush", "_receive", "FakePlayer", "dataReceived"}
+
+
 def test_the_pinned_layout_cuts_the_zone_into_equal_rectangles():
     grid_pins = from_benchmarks("scaling").grid_pins
     ids = [f"n{i}" for i in range(16)]
