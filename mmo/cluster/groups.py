@@ -243,32 +243,16 @@ class Interest:
     def _add(self, eid: int, zone: str, key: int, touched: dict[Cell, bool]) -> None:
         assert self._world is not None
         self.viewers[eid] = (zone, key)
-        cells = self.cells
-        for n in self._world.zones[zone].neighbours(key):
-            c = (zone, n)
-            touched.setdefault(c, c in cells)
-            cells[c] += 1
+        self._count(zone, (), self._world.zones[zone].neighbours(key), touched)
 
     def _step(self, eid: int, zone: Zone, old: int, new: int,
               touched: dict[Cell, bool]) -> None:
         """Viewer ``eid`` went from cell ``old`` of ``zone`` to ``new``."""
         self.viewers[eid] = (zone.name, new)
-        cells = self.cells
-        name = zone.name
         before = zone.neighbours(old)
         after = zone.neighbours(new)
-        for n in before:
-            if n not in after:
-                c = (name, n)
-                touched.setdefault(c, c in cells)
-                cells[c] -= 1
-                if cells[c] <= 0:
-                    del cells[c]
-        for n in after:
-            if n not in before:
-                c = (name, n)
-                touched.setdefault(c, c in cells)
-                cells[c] += 1
+        self._count(zone.name, [n for n in before if n not in after],
+                    [n for n in after if n not in before], touched)
 
     def _drop(self, eid: int, touched: dict[Cell, bool]) -> None:
         old = self.viewers.pop(eid, None)
@@ -276,10 +260,18 @@ class Interest:
             return
         assert self._world is not None
         zone, key = old
+        self._count(zone, self._world.zones[zone].neighbours(key), (), touched)
+
+    def _count(self, zone: str, unseen: Any, seen: Any, touched: dict[Cell, bool]) -> None:
+        """One viewer fewer in the cells ``unseen`` of ``zone``, one more in ``seen``."""
         cells = self.cells
-        for n in self._world.zones[zone].neighbours(key):
+        for n in unseen:
             c = (zone, n)
             touched.setdefault(c, c in cells)
             cells[c] -= 1
             if cells[c] <= 0:
                 del cells[c]
+        for n in seen:
+            c = (zone, n)
+            touched.setdefault(c, c in cells)
+            cells[c] += 1
