@@ -8,9 +8,11 @@ cell an owner, and the table gives
 
 - **balance**: the busiest node's expected players over the mean (1.0 is
   even; a node owning nothing counts as 0 players);
-- **border**: the share of cells within two cells (the publish reach of
-  ``mmo.server.placement``: a 5 x 5 square) of a cell another node owns,
-  which are the cells a node publishes and its neighbours mirror;
+- **border**: the share of cells within ``--reach`` cells (the publish
+  reach of ``mmo.server.placement``: 1, a 3 x 3 square, with the default
+  hysteresis and margin; 2 with a margin up to a cell past the hysteresis)
+  of a cell another node owns, which are the cells a node publishes and its
+  neighbours mirror;
 - **heaviest**: the busiest node's own players plus its mirrors (players
   of other nodes' cells within reach of its own), over the mean players a
   node: roughly the entities its tick holds;
@@ -56,8 +58,9 @@ sys.path.insert(0, str(HERE))
 from scaling import grid_pins, zone_side  # noqa: E402
 
 CELL = 100.0
-#: Cells a node publishes around a border (mmo.server.placement.published).
-REACH = 2
+#: Cells a node publishes around a border (mmo.server.placement.published,
+#: mmo.world.regions.publish_reach); ``--reach`` sets it.
+REACH = 1
 
 #: A scheme: (node ids, their weights) -> owner of every cell (row-major).
 Scheme = Callable[[dict[str, float]], list[str]]
@@ -364,7 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wide", action="store_true",
                     help="more variants (region sizes, points, segments, smaller blocks)")
     ap.add_argument("--no-moves", action="store_true", help="skip the leave check (slow)")
+    ap.add_argument("--reach", type=int, default=REACH,
+                    help="cells published around a border (default: %(default)s, the "
+                         "default settings' publish_reach)")
     args = ap.parse_args(argv)
+    global REACH
+    REACH = args.reach
     head = "| P | N | cells | scheme | balance | border | heaviest | moved | extra |"
     if args.names:
         head += " balance med / worst | border med | heaviest med |"

@@ -121,8 +121,10 @@ NODE_KEYS = [
         zone, repeat=True),
     Key("cell_size", 100.0, "Area-of-interest radius: the side of a grid cell.",
         number(1, 100000)),
-    Key("hysteresis", 10.0, "How far past a cell's edge an entity must go to "
-        "change cell (no flicker on borders).", number(0, 100000)),
+    Key("hysteresis", 25.0, "How far past a cell's edge an entity must go to "
+        "change cell (no flicker on borders). Kept at least region_margin, it "
+        "lets a node publish only the cells next to other nodes' land (each "
+        "cell_size it falls short adds a row).", number(0, 100000)),
     Key("placement", "regions", "Which node simulates a player: regions (the owner "
         "of the region it stands in; a login elsewhere is sent there with a Redirect) "
         "or connection (whichever node the client reached).",

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import random
+
+import pytest
+
 from mmo.cluster import codec
 from mmo.cluster.auth import MAC_SIZE
 from mmo.cluster.mirrors import SUPERSEDED_SECONDS
@@ -159,9 +164,10 @@ def test_only_cells_others_may_see_are_published() -> None:
     published = {(cx, cy) for cx in range(10) for cy in range(10)
                  if a.published("world", cy * zone.cols + cx)}
     # a owns cells 0-4 x 0-4; b's land starts at column 5, c's at row 5: a
-    # player of theirs may stand 25 units inside a's land and see a cell further.
+    # player of theirs is handed to a before the grid (hysteresis 25) puts it
+    # in a cell of a's (margin 25), so it sees a's cells next to its land.
     mine = {(cx, cy) for cx in range(5) for cy in range(5)}
-    assert {p for p in published if p in mine} == {p for p in mine if p[0] >= 3 or p[1] >= 3}
+    assert {p for p in published if p in mine} == {p for p in mine if p[0] == 4 or p[1] == 4}
     # Deep inside a's land a walker's cell goes out to nobody; near the border it does.
     deep = player_at(a, "deep", 50.0, 50.0)
     edge = player_at(a, "edge", 450.0, 50.0)
@@ -241,7 +247,7 @@ def test_a_tick_looks_only_at_the_players_that_moved_and_at_all_when_owners_chan
     players[2].send(m.Move(1, 210.0, 110.0))
     c.step(1)
     assert bounds.looked == [], "a step inside its cell and bounds: nobody is looked at"
-    players[1].send(m.Move(1, 215.0, 100.0))  # into the next cell
+    players[1].send(m.Move(1, 230.0, 100.0))  # into the next cell, past the hysteresis
     c.step(1)
     assert bounds.looked == ["p1"]
     bounds.looked.clear()
@@ -330,3 +336,67 @@ def test_a_player_back_inside_before_its_handoff_could_go_stays(monkeypatch) -> 
     assert "walker" in a.sessions and a.snapshot()["handoffs_out"] == 0
     assert not a.placement.handoffs._later, "a retry that holds nothing back is dropped"
     assert not any(isinstance(msg, m.Redirect) for msg in walker.received())
+
+
+@pytest.mark.parametrize(("hysteresis", "margin", "reach"),
+                         [(25.0, 25.0, 1), (40.0, 25.0, 1), (10.0, 25.0, 2), (10.0, 130.0, 3)])
+def test_no_player_sees_a_cell_that_its_owner_does_not_publish(
+        hysteresis: float, margin: float, reach: int) -> None:
+    # Players of a, b and c wander over the borders at (500, y) and (x, 500),
+    # lingering in the margins, handed on and following their Redirects.
+    # Every cell a player sees is its node's own or one its owner publishes;
+    # with a margin past the hysteresis, some see deeper than one cell.
+    c = FakeCluster(["a", "b", "c"], placement="regions", zone=["world:1000x1000"],
+                    region_map=PINS, max_speed=1000.0, hysteresis=hysteresis,
+                    region_margin=margin)
+    c.step(3)
+    nodes = {node.node_id: node for node in c.nodes}
+    assert {node.placement.reach for node in c.nodes} == {reach}
+    rng = random.Random(7)
+    walkers = []
+    for i in range(36):
+        x, y = rng.uniform(350, 650), rng.uniform(350, 650)
+        owner = nodes[c.nodes[0].placement.owner_at("world", x, y)]
+        walkers.append([player_at(owner, f"w{i}", x, y), rng.uniform(0, 2 * math.pi), 0])
+    zone = c.nodes[0].world.zones["world"]
+    rc = c.nodes[0].placement.region_cells
+    deepest = 0
+    for _ in range(150):
+        for w in walkers:
+            player, heading, seq = w
+            e = player.entity
+            if e is None:
+                continue
+            # Mostly on, now and then turning, and back towards the borders.
+            heading += rng.uniform(-0.6, 0.6)
+            if abs(e.x - 500) > 150 or abs(e.y - 500) > 150:
+                heading = math.atan2(500 - e.y, 500 - e.x)
+            w[1], w[2] = heading, seq + 1
+            player.send(m.Move(seq + 1, e.x + 12 * math.cos(heading),
+                               e.y + 12 * math.sin(heading)))
+        c.step(1)
+        for w in walkers:
+            redirect = next((msg for msg in w[0].received() if isinstance(msg, m.Redirect)),
+                            None)
+            if redirect is not None:
+                name = w[0].name
+                to = next(n for n in c.nodes if name in n.placement.handoffs.arrivals)
+                w[0], w[2] = FakePlayer(to, name, token=redirect.token), 0
+        for node in c.nodes:
+            me = node.node_id
+            for session in node.sessions.values():
+                e = session.entity
+                for key in e.viewer.cells:
+                    cx, cy = zone.cell_coords(key)
+                    owner = node.placement.ownership.owner(("world", cx // rc, cy // rc))
+                    if owner == me:
+                        continue
+                    assert nodes[owner].published("world", key), (
+                        f"{session.name} on {me} sees cell {(cx, cy)} of {owner}, "
+                        "which it does not publish")
+                    mine = {(x, y) for x in range(10) for y in range(10)
+                            if node.placement.ownership.owner(("world", x // rc, y // rc)) == me}
+                    deepest = max(deepest, min(max(abs(cx - x), abs(cy - y)) for x, y in mine))
+    handed = sum(node.placement.handoffs.handed_out for node in c.nodes)
+    assert handed > 20, "the walk crosses borders"
+    assert deepest == reach, "some player sees as deep as its node's reach, none deeper"

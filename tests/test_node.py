@@ -313,10 +313,10 @@ def test_overload_slows_busy_cells_to_every_other_tick_without_losing_moves():
     def walk(step):
         node.clock.advance(1.0)
         for i, p in enumerate(crowd):
-            p.send(m.Move(step, 1020.0 + 10 * i + step, 1050.0))
+            p.send(m.Move(step, 1040.0 + 10 * i + step, 1050.0))
         node.tick()
 
-    walk(0)  # the crowd gathers in one cell
+    walk(0)  # the crowd gathers in one cell (past the hysteresis, from the spawn)
     assert len({p.entity.cell for p in crowd}) == 1
     watcher.received()
     # Ticks that take their whole budget: the node degrades.
@@ -334,7 +334,7 @@ def test_overload_slows_busy_cells_to_every_other_tick_without_losing_moves():
     # ...and each time with every mover's newest position.
     for step, got in enumerate(sent, start=1):
         if got:
-            assert got == {p.entity_id: (1020.0 + 10 * i + step, 1050.0)
+            assert got == {p.entity_id: (1040.0 + 10 * i + step, 1050.0)
                            for i, p in enumerate(crowd)}
     # The load falls: full rate again.
     for _ in range(20):

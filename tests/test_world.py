@@ -127,6 +127,60 @@ def test_hysteresis_no_flicker_on_border():
     assert out[a.id][1] == [b.id]
 
 
+def test_hysteresis_holds_each_axis_on_its_own():
+    # A diagonal step far past one edge and just past the other moves the
+    # entity one cell over, not two: its cell stays within the hysteresis of
+    # its position on both axes.
+    w = make_world(max_speed=1000, hysteresis=25)
+    zone = w.zones["w"]
+    e = w.spawn("e", zone, 450, 450)
+    step(w)
+    assert zone.cell_coords(e.cell) == (4, 4)
+    zone.move(e, 540, 510)  # 40 past x = 500, 10 past y = 500
+    step(w)
+    assert zone.cell_coords(e.cell) == (5, 4)
+    zone.move(e, 540, 530)  # now past the row's edge as well
+    step(w)
+    assert zone.cell_coords(e.cell) == (5, 5)
+    zone.move(e, 480, 490)  # 20 and 10 back: within the hysteresis of (5, 5)
+    step(w)
+    assert zone.cell_coords(e.cell) == (5, 5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.tuples(st.floats(-60, 60), st.floats(-60, 60)), max_size=40),
+       h=st.sampled_from([0.0, 10.0, 25.0, 49.0]))
+def test_a_cell_is_always_within_the_hysteresis_of_its_entity(steps, h):
+    w = make_world(max_speed=10_000, hysteresis=h)
+    zone = w.zones["w"]
+    e = w.spawn("e", zone, 500, 500)
+    for dx, dy in steps:
+        x, y = zone.clamp(e.x + dx, e.y + dy)
+        zone.move(e, x, y)
+        step(w)
+        cx, cy = zone.cell_coords(e.cell)
+        assert cx * 100 - h <= e.x <= (cx + 1) * 100 + h
+        assert cy * 100 - h <= e.y <= (cy + 1) * 100 + h
+
+
+def test_snap_puts_an_entity_in_the_cell_of_its_position_as_a_step_over():
+    w = make_world(max_speed=1000, hysteresis=25)
+    zone = w.zones["w"]
+    a = w.spawn("a", zone, 480, 450, view=True)   # sees cells 3..5 x 3..5
+    b = w.spawn("b", zone, 510, 450)
+    step(w)
+    zone.move(b, 490, 450)   # back over x = 500, within the hysteresis
+    step(w)
+    assert zone.cell_coords(b.cell) == (5, 4)
+    zone.snap(b)
+    assert zone.cell_coords(b.cell) == (4, 4)
+    out = step(w)
+    assert out[a.id] == ([], []), "a sees both cells: no Leave, no Enter"
+    assert b.id in a.viewer.visible and b.id in zone.cells[b.cell]
+    zone.snap(b)  # already there: nothing recorded
+    assert zone.arrived == {} and zone.departed == {}
+
+
 def test_move_validation():
     w = make_world(max_speed=50)
     zone = w.zones["w"]

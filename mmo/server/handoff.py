@@ -298,6 +298,9 @@ class Handoffs:
             node.world.teleport(e, zone, x, y)
         elif (e.x, e.y) != (x, y):
             zone.move(e, x, y)
+        # In the cell of its position, in our land: not one that the grid's
+        # hysteresis kept in another's (publish_reach counts on it).
+        zone.snap(e)
         e.last_move = now
         has_data = h.data is not None
         if has_data:

@@ -24,7 +24,7 @@ from ..interfaces import INumbers
 from ..settings import Settings
 from ..wire import messages as m
 from ..world.grid import Zone
-from ..world.regions import Ownership
+from ..world.regions import Ownership, publish_reach
 from .handoff import Handoffs
 
 
@@ -41,6 +41,11 @@ class Placement:
                                    settings.regions.pins)
         self.redirects = 0
         self.region_cells = settings.regions.cells
+        #: How many cells into this node's land other nodes' players can
+        #: see (:func:`~mmo.world.regions.publish_reach`): 1 while the grid's
+        #: hysteresis is at least the region margin (the defaults).
+        self.reach = publish_reach(settings.regions.margin, settings.node.hysteresis,
+                                   settings.node.cell_size)
         #: (zone, cell) -> whether other nodes' players may see into it.
         self._published: dict[tuple[str, int], bool] = {}
         #: Players crossing borders, both ways (:mod:`mmo.server.handoff`).
@@ -72,10 +77,11 @@ class Placement:
     def published(self, zone: Zone, key: int) -> bool:
         """
         Whether another node's players may see cell ``key`` of ``zone``: it
-        lies within two cells of a region another node owns (a player of
-        theirs stands at most ``region_margin`` into ours, and sees one cell
-        further).  Only those cells need publishing; with ``placement =
-        "connection"`` every cell does.
+        lies within :attr:`reach` cells of a region another node owns (with
+        the default hysteresis and margin, it touches one: a player of
+        theirs is handed to us before the grid puts it in a cell of ours).
+        Only those cells need publishing; with ``placement = "connection"``
+        every cell does.
         """
         if not self.enabled:
             return True
@@ -83,10 +89,11 @@ class Placement:
         if found is None:
             cx, cy = zone.cell_coords(key)
             rc, me, owner, name = self.region_cells, self.node.node_id, self.ownership.owner, zone.name
+            r = self.reach
             found = any(
                 owner((name, nx // rc, ny // rc)) != me
-                for ny in range(max(cy - 2, 0), min(cy + 3, zone.rows))
-                for nx in range(max(cx - 2, 0), min(cx + 3, zone.cols)))
+                for ny in range(max(cy - r, 0), min(cy + r + 1, zone.rows))
+                for nx in range(max(cx - r, 0), min(cx + r + 1, zone.cols)))
             self._published[(zone.name, key)] = found
         return found
 

@@ -3,9 +3,10 @@ Zones and their grid of cells: who is where, and what changed this tick.
 
 A zone is a rectangle cut into square cells whose side is the area-of-
 interest radius; an entity sees its own cell and the 8 around it.  An entity
-changes cell only when it is ``hysteresis`` units past its cell's edge, so a
-player standing on a border does not flicker in and out of its neighbours'
-views.
+changes cell only when it is more than ``hysteresis`` units past its cell's
+edge, each axis on its own, so a player standing on a border does not
+flicker in and out of its neighbours' views, and one crossing an edge is
+never taken over another edge that it is within ``hysteresis`` of.
 
 Membership changes are applied once per tick by :meth:`Zone.settle`, which
 records, per cell, who arrived (and from which cell), who departed (and to
@@ -146,18 +147,26 @@ class Zone:
         return found
 
     def _next_cell(self, e: Entity) -> int:
-        """The cell ``e`` belongs to now, with hysteresis on borders."""
+        """
+        The cell ``e`` belongs to now, with hysteresis on borders: on each
+        axis, its cell's column (row) until it is more than ``hysteresis``
+        past that column's (row's) edge.  So an entity's cell is always
+        within ``hysteresis`` of its position, on both axes: a diagonal step
+        far past one edge and just past the other moves it one cell over,
+        not two (region handoffs rely on it: ``publish_reach``).
+        """
         raw = self.cell_at(e.x, e.y)
         if raw == e.cell or e.cell < 0:
             return raw
         cs, h = self.cell_size, self.hysteresis
-        cx, cy = self.cell_coords(e.cell)
-        if (
-            cx * cs - h <= e.x <= (cx + 1) * cs + h
-            and cy * cs - h <= e.y <= (cy + 1) * cs + h
-        ):
-            return e.cell
-        return raw
+        cols = self.cols
+        cx, cy = e.cell % cols, e.cell // cols
+        nx, ny = raw % cols, raw // cols
+        if cx * cs - h <= e.x <= (cx + 1) * cs + h:
+            nx = cx
+        if cy * cs - h <= e.y <= (cy + 1) * cs + h:
+            ny = cy
+        return ny * cols + nx
 
     # -- membership --------------------------------------------------------
 
@@ -226,6 +235,26 @@ class Zone:
             else:
                 bucket.append(e)
         self._dirty = []
+
+    def snap(self, e: Entity) -> None:
+        """
+        Put ``e`` in the cell of its position now, hysteresis aside, as a
+        cell change of this tick (viewers see it step over, no Leave and
+        Enter for those who see both cells).  For an entity that changed
+        owner: its new owner's cell, not one its old owner's hysteresis kept.
+        """
+        new = self.cell_at(e.x, e.y)
+        old = e.cell
+        if e.zone is not self or new == old or old < 0:
+            return
+        members = self.cells[old]
+        del members[e.id]
+        if not members:
+            del self.cells[old]
+        self.cells.setdefault(new, {})[e.id] = e
+        e.cell = new
+        self.departed.setdefault(old, []).append((e.id, new))
+        self.arrived.setdefault(new, []).append((e, old))
 
     def clear_tick(self) -> None:
         """Forget this tick's records, once every viewer has read them."""

@@ -33,6 +33,8 @@ is a division and a dictionary lookup, cheap enough for every move.
 :func:`crossed` is the border rule for players: a player stays with the
 region it is owned by until it is more than ``margin`` world units outside
 that region, so one walking along a border does not bounce between owners.
+:func:`publish_reach` says how far into a node's land other nodes' players
+can see, given that rule and the grid's hysteresis.
 """
 
 from __future__ import annotations
@@ -426,3 +428,20 @@ def crossed(layout: RegionLayout, current: RegionId, x: float, y: float,
         return None
     found = (zone, *z.region_at(x, y))
     return None if found == current else found
+
+
+def publish_reach(margin: float, hysteresis: float, cell_size: float) -> int:
+    """
+    How many cells into a node's land another node's players can see: the
+    cells of its land that it must publish, counted from the border.
+
+    A player sees the cell the grid puts it in and the 8 around it.  It is
+    put in a cell of another node's land once it is more than
+    ``hysteresis`` past the edge, and handed to that node once it is more
+    than ``margin`` past; both are checked in the same tick, before any
+    view is worked out.  With ``margin <= hysteresis`` it is handed over
+    first, never stands in a cell of another's land, and sees one cell into
+    it.  Each ``cell_size`` further that the margin lets it walk in while
+    still another's player adds a cell.
+    """
+    return 1 + max(0, math.ceil((margin - hysteresis) / cell_size))
