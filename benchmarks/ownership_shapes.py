@@ -359,6 +359,7 @@ def schemes(side: float, cols: int, ids: list[str], wide: bool) -> dict[str, Sch
 
 
 def main(argv: list[str] | None = None) -> int:
+    global REACH
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", default="2,4,8,16")
     ap.add_argument("--players", default="300,2000", help="players a node")
@@ -371,7 +372,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="cells published around a border (default: %(default)s, the "
                          "default settings' publish_reach)")
     args = ap.parse_args(argv)
-    global REACH
     REACH = args.reach
     head = "| P | N | cells | scheme | balance | border | heaviest | moved | extra |"
     if args.names:

@@ -142,6 +142,21 @@ def test_timeparts_times_the_named_functions_inside_a_benchmark(tmp_path):
         assert "median of the second half" in line
 
 
+def test_ownership_shapes_smoke():
+    # The pinned rectangles of 4 nodes of 300: a border share, larger with
+    # a reach of two cells than with the default settings' one.
+    found = {}
+    for reach in ("1", "2"):
+        run = subprocess.run(
+            [sys.executable, "-P", str(ROOT / "benchmarks" / "ownership_shapes.py"),
+             "--nodes", "4", "--players", "300", "--no-moves", "--reach", reach],
+            capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        [row] = [x for x in run.stdout.splitlines() if "| pinned |" in x]
+        found[reach] = float(row.split("|")[6])
+    assert 0 < found["1"] < found["2"] <= 1
+
+
 def from_benchmarks(name):
     """
     A module of benchmarks/, imported by path, and everything it added to
