@@ -166,6 +166,7 @@ def test_only_cells_others_may_see_are_published() -> None:
     # a owns cells 0-4 x 0-4; b's land starts at column 5, c's at row 5: a
     # player of theirs is handed to a before the grid (hysteresis 25) puts it
     # in a cell of a's (margin 25), so it sees a's cells next to its land.
+    assert a.placement.reach == 1, "the default hysteresis and margin"
     mine = {(cx, cy) for cx in range(5) for cy in range(5)}
     assert {p for p in published if p in mine} == {p for p in mine if p[0] == 4 or p[1] == 4}
     # Deep inside a's land a walker's cell goes out to nobody; near the border it does.
