@@ -200,7 +200,7 @@ class Zone:
     def settle(self) -> None:
         """Apply this tick's moves to the grid and record what changed."""
         cells, moved, fenced = self.cells, self.moved, self.fenced
-        cs, cols = self.cell_size, self.cols
+        cs, cols, h = self.cell_size, self.cols, self.hysteresis
         last_col, last_row = cols - 1, self.rows - 1
         for e in self._dirty:
             e.dirty = False
@@ -212,11 +212,15 @@ class Zone:
             f = e.fence
             if f is not None and not (f[0] <= x <= f[2] and f[1] <= y <= f[3]):
                 fenced.append(e)
-            # Most moves stay in their cell: checked inline (positions are
-            # inside the zone, so only the far edges need clamping).
+            # Most moves stay in their cell, or within the hysteresis of
+            # it: both checked inline (positions are inside the zone, so
+            # only the far edges need clamping).
             cx = int(x // cs)
             cy = int(y // cs)
             if cy * cols + cx == old and cx <= last_col and cy <= last_row:
+                new = old
+            elif old >= 0 and ((old % cols) * cs - h <= x <= (old % cols + 1) * cs + h
+                               and (old // cols) * cs - h <= y <= (old // cols + 1) * cs + h):
                 new = old
             else:
                 new = self._next_cell(e)
