@@ -361,6 +361,10 @@ def test_no_player_sees_a_cell_that_its_owner_does_not_publish(
         walkers.append([player_at(owner, f"w{i}", x, y), rng.uniform(0, 2 * math.pi), 0])
     zone = c.nodes[0].world.zones["world"]
     rc = c.nodes[0].placement.region_cells
+    # Each node's land, in cells (the live nodes do not change here).
+    land = {me: {(x, y) for x in range(10) for y in range(10)
+                 if c.nodes[0].placement.ownership.owner(("world", x // rc, y // rc)) == me}
+            for me in nodes}
     deepest = 0
     for _ in range(150):
         for w in walkers:
@@ -395,9 +399,8 @@ def test_no_player_sees_a_cell_that_its_owner_does_not_publish(
                     assert nodes[owner].published("world", key), (
                         f"{session.name} on {me} sees cell {(cx, cy)} of {owner}, "
                         "which it does not publish")
-                    mine = {(x, y) for x in range(10) for y in range(10)
-                            if node.placement.ownership.owner(("world", x // rc, y // rc)) == me}
-                    deepest = max(deepest, min(max(abs(cx - x), abs(cy - y)) for x, y in mine))
+                    deepest = max(deepest, min(max(abs(cx - x), abs(cy - y))
+                                               for x, y in land[me]))
     handed = sum(node.placement.handoffs.handed_out for node in c.nodes)
     assert handed > 20, "the walk crosses borders"
     assert deepest == reach, "some player sees as deep as its node's reach, none deeper"

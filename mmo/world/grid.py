@@ -199,7 +199,7 @@ class Zone:
 
     def settle(self) -> None:
         """Apply this tick's moves to the grid and record what changed."""
-        cells, moved, fenced = self.cells, self.moved, self.fenced
+        moved, fenced = self.moved, self.fenced
         cs, cols, h = self.cell_size, self.cols, self.hysteresis
         last_col, last_row = cols - 1, self.rows - 1
         for e in self._dirty:
@@ -225,14 +225,7 @@ class Zone:
             else:
                 new = self._next_cell(e)
             if new != old:
-                members = cells[old]
-                del members[e.id]
-                if not members:
-                    del cells[old]
-                cells.setdefault(new, {})[e.id] = e
-                e.cell = new
-                self.departed.setdefault(old, []).append((e.id, new))
-                self.arrived.setdefault(new, []).append((e, old))
+                self._change_cell(e, old, new)
             bucket = moved.get(new)
             if bucket is None:
                 moved[new] = [e]
@@ -249,13 +242,17 @@ class Zone:
         """
         new = self.cell_at(e.x, e.y)
         old = e.cell
-        if e.zone is not self or new == old or old < 0:
-            return
-        members = self.cells[old]
+        if e.zone is self and new != old and old >= 0:
+            self._change_cell(e, old, new)
+
+    def _change_cell(self, e: Entity, old: int, new: int) -> None:
+        """Move ``e`` from cell ``old`` to ``new`` and record it for this tick's viewers."""
+        cells = self.cells
+        members = cells[old]
         del members[e.id]
         if not members:
-            del self.cells[old]
-        self.cells.setdefault(new, {})[e.id] = e
+            del cells[old]
+        cells.setdefault(new, {})[e.id] = e
         e.cell = new
         self.departed.setdefault(old, []).append((e.id, new))
         self.arrived.setdefault(new, []).append((e, old))
