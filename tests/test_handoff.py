@@ -178,13 +178,18 @@ def test_only_cells_others_may_see_are_published() -> None:
         deep.send(m.Move(i + 1, 50.0 + i, 50.0))
         edge.send(m.Move(i + 1, 450.0 + i, 50.0))
         c.step(1)
-    sent = set()
-    for data, _ in port.written:
+    sent: dict[str, set[int]] = {}
+    for data, (group, _port) in port.written:
         if data[3] in (1, 2):  # cell delta, cell keyframe
             signed = data[:-MAC_SIZE]
-            sent.update(u.cell for u in codec.decode_body(codec.read_header(signed), signed))
-    assert zone.cell_at(50.0, 50.0) not in sent
-    assert zone.cell_at(455.0, 50.0) in sent
+            sent.setdefault(group, set()).update(
+                u.cell for u in codec.decode_body(codec.read_header(signed), signed))
+    monitors = c.services[0].metrics_group
+    to_nodes = set().union(*(cells for group, cells in sent.items() if group != monitors))
+    assert zone.cell_at(50.0, 50.0) not in to_nodes
+    assert zone.cell_at(455.0, 50.0) in to_nodes
+    # The deep cell's keyframe goes to the monitors alone, once a period.
+    assert zone.cell_at(50.0, 50.0) in sent[monitors]
     # Nor are the deep cell's moves recorded for deltas: only who stands there.
     streams = c.services[0].publisher.streams
     deep_stream = streams[("world", deep.entity.cell)]

@@ -271,8 +271,8 @@ def test_zone_groups_are_the_zone_cells_groups():
 class Network(FakeCluster):
     """Two nodes with players and a monitor, on one Clock and one FakeMulticast."""
 
-    def __init__(self) -> None:
-        super().__init__(["alpha", "beta"], key=KEY, max_speed=100_000.0)
+    def __init__(self, ids: tuple[str, ...] = ("alpha", "beta"), **overrides) -> None:
+        super().__init__(list(ids), key=KEY, max_speed=100_000.0, **overrides)
         settings = monitor_settings()
         self.model = ClusterModel(settings.zone, key=KEY)
         self.monitor = MonitorService(self.model, settings, self.clock, self.net)
@@ -306,6 +306,52 @@ def test_monitor_shows_nodes_players_and_dots_of_real_node_services():
     assert n.model.nodes["alpha"].state == GONE
     assert {k: len(v) for k, v in present.dots_by_node(n.model).items()} == {"beta": 2}
     assert len(players) == 5
+
+
+def deep_inside(node) -> list[tuple[float, float]]:
+    """The middles of the cells of ``node``'s land that no other node's players can see."""
+    zone = node.world.default_zone
+    found = []
+    for key in range(zone.cols * zone.rows):
+        cx, cy = zone.cell_coords(key)
+        x, y = (cx + 0.5) * zone.cell_size, (cy + 0.5) * zone.cell_size
+        if node.placement.owner_at(zone.name, x, y) == node.node_id \
+                and not node.placement.published(zone, key):
+            found.append((x, y))
+    return found
+
+
+@pytest.mark.parametrize("ids", [("alpha", "beta"), ("alpha",)])
+def test_the_map_shows_players_that_no_other_node_sees(ids):
+    # With regions a node sends its neighbours only the cells their players
+    # can see; the others go to the monitors alone, once a keyframe period
+    # (and all of them from a node alone).
+    n = Network(ids, placement="regions")
+    n.run(1.0)
+    owner = n.nodes[0]
+    inside = deep_inside(owner)
+    assert len(inside) >= 2, f"{owner.node_id} has no land out of the others' sight"
+    (x, y), there = inside[0], inside[-1]
+    owner.store.authenticate("hermit", "pw", True)
+    owner.store.save_state("hermit", {"zone": "world", "x": x, "y": y})
+    p = FakePlayer(owner, "hermit")
+    n.run(3.0)
+    assert p.entity is not None and (p.entity.x, p.entity.y) == (x, y)
+    assert (x, y) in present.dots_by_node(n.model)[owner.node_id]
+    others = [s for s in n.services if s.node_id != owner.node_id]
+    assert all(not s.mirrors.players for s in others), "the other nodes were sent nothing of it"
+    sent = n.services[n.nodes.index(owner)].publisher.monitor_keyframes
+    assert sent > 0
+    # It stays on the map: a keyframe each period, well inside the expiry.
+    n.run(5.0)
+    assert (x, y) in present.dots_by_node(n.model)[owner.node_id]
+    assert n.services[n.nodes.index(owner)].publisher.monitor_keyframes > sent
+    # Walking to another such cell: the old cell's next keyframe lists
+    # nobody, the new one's lists it.
+    p.entity.last_move -= 1.0
+    p.send(m.Move(2, *there))
+    n.run(1.5)
+    assert present.dots_by_node(n.model)[owner.node_id] == [there]
 
 
 def test_monitor_sends_nothing_and_nodes_do_not_see_it():

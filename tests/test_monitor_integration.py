@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 import pytest
-from support import BIN, Process, cluster_args, wait_until
+from support import BIN, Process, WireClient, cluster_args, wait_until
 from test_monitor_regions import counts_of, expected
 
 from mmo.cluster import codec
@@ -164,3 +164,22 @@ def test_the_window_needs_no_node_and_exits_after_its_screenshot(tmp_path):
     assert any("waiting for the cluster key" in line for line in meta["events"])
     assert not (tmp_path / "none.key").exists()
     assert os.path.getsize(png) > 1000
+
+
+def test_a_lone_node_puts_its_players_on_the_map(start_node, tmp_path):
+    # A node that hears no other node sends no cell to other nodes; the
+    # monitors still get a keyframe of its cells each keyframe period.
+    common = [*cluster_args(), "--cluster-key-file", str(tmp_path / "cluster.key")]
+    alone = start_node(*common, "--node-id", "alone", name="alone")
+    client = WireClient(alone.port)
+    try:
+        client.login("hermit")
+        text = Process([MONITOR, *common, "--text", "--duration", "4"], tmp_path, "text")
+        try:
+            assert text.wait(30) == 0, text.output[-3000:]
+        finally:
+            text.stop()
+        frames = re.findall(r"players: (\d+) .* on map: (\d+)", text.output)
+        assert ("1", "1") in frames, text.output[-3000:]
+    finally:
+        client.close()

@@ -131,9 +131,13 @@ class Outbox:
         Per tick, after the grid settled: the records of this tick's changes
         of owned entities, on their cells' groups, and keyframe requests for
         the cells ``gained`` (newly followed) and those queued.  With no
-        ``audience`` (no other node heard of), nothing is encoded and no
-        move is looked at, only who owns what (``Publisher.observe``): a new
-        node's heartbeat brings keyframes of everything at once.
+        ``audience`` (no other node heard of), no move is looked at, only
+        who owns what (``Publisher.observe``): a new node's heartbeat brings
+        keyframes of everything at once.
+
+        Each keyframe period, the cells no other node sees (all of them with
+        no audience) send a keyframe on the metrics group, which monitors
+        join and nodes do not: a monitor's map shows every entity.
         """
         if gained:
             self._requests.extend(gained)
@@ -143,17 +147,21 @@ class Outbox:
             self._announce = False
             publisher.request(list(publisher.streams))
         if not audience:
-            # Nobody listens: encode nothing.
+            # No other node listens: nothing for them, and the monitors'
+            # keyframes once a period.
             publisher.prune(tick)
             self._requests.clear()
-            return
-        groups = self.groups
+            if tick % publisher.period:
+                return
+        group_for = self.groups.group_for
+        monitors = self.metrics_group
         room = self.room()
         # The records of every cell sent this tick, by group and type, as
         # few datagrams as they fit in: receivers pay per datagram.
         batches: dict[tuple[str, bool], list[bytes]] = {}
-        for keyframe, zone, cell, records in publisher.bodies(tick, room, self.game.published):
-            key = (groups.group_for(zone, cell), keyframe)
+        for keyframe, zone, cell, records, shown in publisher.bodies(
+                tick, room, self.game.published, audience):
+            key = (group_for(zone, cell) if shown else monitors, keyframe)
             batch = batches.get(key)
             if batch is None:
                 batches[key] = records

@@ -74,6 +74,8 @@ class Publisher:
         self.seqs: dict[Cell, int] = {}
         self.requested: set[Cell] = set()
         self.keyframes = 0
+        #: Keyframes sent for monitors only (cells no other node sees).
+        self.monitor_keyframes = 0
 
     def _stream(self, zone: Zone, key: int) -> CellStream:
         c = (zone.name, key)
@@ -186,18 +188,36 @@ class Publisher:
                 return
 
     def bodies(self, tick: int, room: int,
-               wanted: Callable[[str, int], bool] | None = None,
-               ) -> Iterator[tuple[bool, str, int, list[bytes]]]:
+               wanted: Callable[[str, int], bool] | None = None, audience: bool = True,
+               ) -> Iterator[tuple[bool, str, int, list[bytes], bool]]:
         """
-        ``(keyframe, zone, cell, records)`` for each stream with something to
-        say; only for the cells ``wanted(zone, cell)`` says others may see
-        (and those asked for), when given.
+        ``(keyframe, zone, cell, records, shown)`` for each stream with
+        something to say.  ``shown``: for other nodes, which is every cell
+        unless ``wanted(zone, cell)`` says otherwise (and those asked for),
+        and none with no ``audience``.
+
+        The cells that are not shown still send a keyframe every period,
+        all in the same tick, for monitors only (``shown`` false: the outbox
+        sends these on the metrics group, which no node joins), so that a
+        monitor's map shows every entity, at least once a period.
         """
         oldest = tick - REPEAT
         period = self.period
         linger = LINGER * period
         requested = self.requested
         finished: list[Cell] = []
+        # The monitors' keyframes: each period, every cell nobody else sees.
+        for_monitors = tick % period == 0
+        if not audience:
+            # Nobody else listens: observe() recorded no change to repeat.
+            if for_monitors:
+                for c, s in self.streams.items():
+                    if s.owned or tick - s.emptied <= linger:
+                        yield self._monitor_keyframe(s, room)
+                    else:
+                        finished.append(c)
+                self._finish(finished)
+            return
         for c, s in self.streams.items():
             recent = s.recent
             settled = False
@@ -221,9 +241,12 @@ class Publisher:
             keyframe = alive and (
                 (tick + s.phase) % period == 0 or c in requested or settled)
             if not (keyframe or recent) or not self._shown(s, wanted):
-                # Nothing to say, or nobody else sees this cell: nothing to encode.
+                # Nothing to say, or nobody else sees this cell: nothing to
+                # encode, but for the monitors' keyframe of it.
                 if not alive:
                     finished.append(c)
+                elif for_monitors and not self._shown(s, wanted):
+                    yield self._monitor_keyframe(s, room)
                 continue
             gone_to = s.gone_to
             # Moves and departures flat (id, x, y, ... and id, to, ...): one
@@ -249,8 +272,21 @@ class Publisher:
             s.seq = (s.seq + len(out)) & 0xFFFFFFFF
             if keyframe:
                 self.keyframes += 1
-            yield keyframe, s.zone, s.cell, out
+            yield keyframe, s.zone, s.cell, out, True
         requested.clear()
+        self._finish(finished)
+
+    def _monitor_keyframe(self, s: CellStream,
+                          room: int) -> tuple[bool, str, int, list[bytes], bool]:
+        """A keyframe of ``s`` for monitors only (its sequence numbers are the stream's)."""
+        fulls = [full_item(e.id, e.kind, e.x, e.y, e.name) for e in s.owned.values()]
+        out = cell_bodies_flat(s.zone, s.cell, s.seq + 1, fulls, [], [], room)
+        s.seq = (s.seq + len(out)) & 0xFFFFFFFF
+        self.monitor_keyframes += 1
+        return True, s.zone, s.cell, out, False
+
+    def _finish(self, finished: list[Cell]) -> None:
+        """Forget the streams emptied long enough ago (keeping their sequence numbers)."""
         for c in finished:
             self.seqs[c] = self.streams.pop(c).seq
 
